@@ -1,0 +1,197 @@
+"""Eager TinyLLaMA: the reference every other version is checked against.
+
+Written to be read, not to be fast. Module names and parameter names follow
+``transformers.LlamaForCausalLM`` so that state dicts are interchangeable.
+Attention is spelled out (explicit mask, explicit softmax) on purpose: it is the
+thing the later versions replace.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import TinyLlamaConfig
+from .kv_cache import KVCache
+from .validation import check_input_ids
+
+
+class RMSNorm(nn.Module):
+    """``x / sqrt(mean(x^2) + eps) * weight``, computed in fp32 and cast back."""
+
+    def __init__(self, hidden_size: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x32.to(x.dtype)
+
+
+class RotaryEmbedding(nn.Module):
+    """cos/sin tables for rotate-half RoPE (the Llama / Hugging Face convention)."""
+
+    def __init__(self, head_dim: int, theta: float = 10000.0):
+        super().__init__()
+        inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        # Not persistent: it is derived from the config and HF does not save it either.
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, positions: torch.Tensor):
+        """positions: (S,) int64 -> cos, sin: (S, head_dim) fp32."""
+        freqs = positions.float()[:, None] * self.inv_freq[None, :]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos(), emb.sin()
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x: (B, heads, S, D); cos/sin: (S, D). Returns x rotated, in x's dtype."""
+    return (x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype))
+
+
+class Attention(nn.Module):
+    """Causal grouped-query self-attention with an explicit mask and softmax."""
+
+    def __init__(self, config: TinyLlamaConfig):
+        super().__init__()
+        h, d = config.hidden_size, config.head_dim
+        self.num_heads, self.num_kv_heads, self.head_dim = config.num_heads, config.num_kv_heads, d
+        self.q_proj = nn.Linear(h, config.num_heads * d, bias=False)
+        self.k_proj = nn.Linear(h, config.num_kv_heads * d, bias=False)
+        self.v_proj = nn.Linear(h, config.num_kv_heads * d, bias=False)
+        self.o_proj = nn.Linear(config.num_heads * d, h, bias=False)
+
+    def forward(self, x, cos, sin, cache: KVCache | None = None, layer_idx: int = 0):
+        """x: (B, S, hidden); cos/sin: (S, head_dim) for the new positions."""
+        bsz, seq, _ = x.shape
+        q = self.q_proj(x).view(bsz, seq, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(bsz, seq, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(bsz, seq, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+
+        past = 0
+        if cache is not None:
+            past = cache.length
+            k, v = cache.write(layer_idx, k, v)
+        # GQA: each key/value head serves num_heads // num_kv_heads query heads.
+        groups = self.num_heads // self.num_kv_heads
+        k = k.repeat_interleave(groups, dim=1)
+        v = v.repeat_interleave(groups, dim=1)
+
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
+        total = k.shape[2]
+        # Query i (absolute position past+i) may see keys at positions <= past+i.
+        q_pos = torch.arange(past, past + seq, device=x.device)[:, None]
+        k_pos = torch.arange(total, device=x.device)[None, :]
+        scores = scores.masked_fill(k_pos > q_pos, float("-inf"))
+        probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+        out = (probs @ v).transpose(1, 2).reshape(bsz, seq, self.num_heads * self.head_dim)
+        return self.o_proj(out)
+
+
+class MLP(nn.Module):
+    """SwiGLU: ``down(silu(gate(x)) * up(x))``."""
+
+    def __init__(self, config: TinyLlamaConfig):
+        super().__init__()
+        h, i = config.hidden_size, config.intermediate_size
+        self.gate_proj = nn.Linear(h, i, bias=False)
+        self.up_proj = nn.Linear(h, i, bias=False)
+        self.down_proj = nn.Linear(i, h, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm block: ``x + attn(norm(x))``, then ``x + mlp(norm(x))``."""
+
+    def __init__(self, config: TinyLlamaConfig):
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.self_attn = Attention(config)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.mlp = MLP(config)
+
+    def forward(self, x, cos, sin, cache: KVCache | None = None, layer_idx: int = 0):
+        """x: (B, S, hidden) -> (B, S, hidden)."""
+        # record_function ranges name the blocks in profiler traces; near-free when not profiling.
+        with torch.profiler.record_function("attention"):
+            x = x + self.self_attn(self.input_layernorm(x), cos, sin, cache, layer_idx)
+        with torch.profiler.record_function("mlp"):
+            x = x + self.mlp(self.post_attention_layernorm(x))
+        return x
+
+
+class LlamaBody(nn.Module):
+    """Embedding, decoder layers and final norm (``model.*`` in the HF state dict)."""
+
+    def __init__(self, config: TinyLlamaConfig):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.num_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta)
+
+
+class TinyLlama(nn.Module):
+    """The eager reference model. ``model(input_ids) -> logits (B, S, vocab)``."""
+
+    def __init__(self, config: TinyLlamaConfig):
+        super().__init__()
+        self.config = config
+        self.model = LlamaBody(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        if config.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        # The HF Llama initializer (normal, std 0.02), so fresh models match in scale.
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def new_cache(self, batch_size: int, device=None, dtype=None) -> KVCache:
+        """An empty KV cache sized for this model (defaults: the model's device and dtype)."""
+        ref = self.lm_head.weight
+        return KVCache(self.config, batch_size, device or ref.device, dtype or ref.dtype)
+
+    def forward(self, input_ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """input_ids: (B, S) int64/int32 -> logits (B, S, vocab) in the compute dtype.
+
+        With ``cache``, the tokens are placed after the ``cache.length`` cached positions,
+        their keys/values are appended, and the cache is advanced by S.
+        """
+        past = check_input_ids(input_ids, self.config, cache)
+        seq = input_ids.shape[1]
+        positions = torch.arange(past, past + seq, device=input_ids.device)
+        cos, sin = self.model.rotary_emb(positions)
+        x = self.model.embed_tokens(input_ids)
+        for i, layer in enumerate(self.model.layers):
+            x = layer(x, cos, sin, cache, i)
+        with torch.profiler.record_function("norm"):
+            x = self.model.norm(x)
+        if cache is not None:
+            cache.advance(seq)
+        return self.lm_head(x)
+
+    @classmethod
+    def from_pretrained(cls, path, device=None):
+        """Load a local Hugging Face Llama folder (config.json + *.safetensors). Never downloads."""
+        from .weights import load_pretrained
+        return load_pretrained(cls, path, device=device)
+
+    def save_pretrained(self, path) -> None:
+        """Write config.json + model.safetensors in the Hugging Face Llama layout."""
+        from .weights import save_pretrained
+        save_pretrained(self, path)
