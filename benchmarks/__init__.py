@@ -1,0 +1,1 @@
+"""Shared run harness, result schema, profilers and the side-by-side benchmarks."""
