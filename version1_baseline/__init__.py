@@ -10,4 +10,8 @@ VERSION_NAME = "v1"
 
 __all__ = ["PRESETS", "TinyLlamaConfig", "get_preset", "MarkovCorpus", "generate",
            "sample_next", "KVCache", "TinyLlama", "Trainer", "causal_lm_loss", "train",
-           "VERSION_NAME"]
+           "VERSION_NAME", "VersionSpec", "SPEC"]
+
+from .spec import VersionSpec  # noqa: E402
+
+SPEC = VersionSpec(name=VERSION_NAME, model_cls=TinyLlama)

@@ -185,6 +185,24 @@ class TinyLlama(nn.Module):
             cache.advance(seq)
         return self.lm_head(x)
 
+    # ---- weights: every version implements these three, in the HF Llama layout ----------
+    @classmethod
+    def from_hf_state_dict(cls, config: TinyLlamaConfig, state: dict) -> "TinyLlama":
+        """A model of ``config`` holding the weights of a HF-layout (= version 1) state dict."""
+        model = cls(config)
+        model.load_hf_state_dict(state)
+        return model
+
+    def load_hf_state_dict(self, state: dict) -> None:
+        """Load a HF-layout state dict (shapes and keys checked, clear errors)."""
+        from .weights import check_state_dict
+        state = check_state_dict(self, state, source="state dict")
+        self.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+
+    def to_hf_state_dict(self) -> dict:
+        """This model's weights in the HF layout (version 1's own layout)."""
+        return self.state_dict()
+
     @classmethod
     def from_pretrained(cls, path, device=None):
         """Load a local Hugging Face Llama folder (config.json + *.safetensors). Never downloads."""

@@ -57,7 +57,7 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
     A tied head may be absent from the file (HF drops the duplicate); it is filled from
     the embedding. Missing keys, unexpected keys and shape mismatches all raise ValueError.
     """
-    expected = model.state_dict()
+    expected = model.to_hf_state_dict()
     state = dict(state)
     if _TIED_HEAD not in state and getattr(model.config, "tie_word_embeddings", False):
         state[_TIED_HEAD] = state.get("model.embed_tokens.weight")
@@ -76,10 +76,7 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
 
 def load_pretrained(model_cls, path, device=None):
     """Build ``model_cls(config)`` from a local HF Llama folder and load its weights (fp32)."""
-    config = read_config(path)
-    model = model_cls(config)
-    state = check_state_dict(model, read_state_dict(path), source=str(path))
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    model = model_cls.from_hf_state_dict(read_config(path), read_state_dict(path))
     return model.to(device) if device is not None else model
 
 
@@ -89,7 +86,7 @@ def save_pretrained(model, path) -> None:
 
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.to_hf_state_dict().items()}
     if model.config.tie_word_embeddings:
         state.pop(_TIED_HEAD, None)  # safetensors refuses shared storage; HF drops it too
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})

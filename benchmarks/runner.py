@@ -1,0 +1,49 @@
+"""Run one (version, preset, mode) workload and return a ``RunResult``.
+
+Used by every version's CLI (``python -m versionN_* ...``) and by the side-by-side
+harness, so each number in the project is produced by the same code.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .counters import count_step, peak_memory
+from .environment import machine_info, synchronize
+from .schema import RunResult
+from .timing import summarize, time_repeats
+from .workloads import dtype_label, make_workload
+
+
+def run_workload(model: torch.nn.Module, *, version: str, preset: str, mode: str,
+                 batch_size: int, seq_len: int, device: torch.device, dtype: torch.dtype,
+                 steps: int, warmup: int, seed: int = 0, count: bool = True,
+                 describe: Callable[[torch.nn.Module], dict] | None = None) -> RunResult:
+    """Warm up, time ``steps`` repeats, then count kernels/ops and peak memory on extra steps.
+
+    The counting steps run after timing so that profiler overhead never enters a time.
+    """
+    work = make_workload(model, mode, batch_size, seq_len, device, dtype, seed=seed)
+    seconds = time_repeats(work.step, device, warmup=warmup, repeats=steps)
+    losses = work.loss_values()          # before the counting steps add more
+    counts = count_step(work.step, device) if count else {
+        "kernel_launches_per_step": None, "ops_per_step": None}
+    peak, peak_method = peak_memory(work.step, device) if count else (None, "not measured")
+    synchronize(device)
+    times = summarize(seconds)
+    notes = []
+    if device.type != "cuda":
+        notes.append("CPU run: no device kernels to count; ops_per_step counts aten operator "
+                     "calls instead")
+    return RunResult(
+        version=version, preset=preset, mode=mode, batch_size=batch_size, seq_len=seq_len,
+        dtype=dtype_label(dtype), config=model.config.to_dict(), machine=machine_info(device),
+        step_time_ms=times, warmup=warmup, tokens_per_step=work.tokens_per_step,
+        tokens_per_s=work.tokens_per_step / (times["median"] / 1e3),
+        peak_memory_bytes=peak, peak_memory_method=peak_method,
+        kernel_launches_per_step=counts["kernel_launches_per_step"],
+        ops_per_step=counts["ops_per_step"],
+        first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
+        notes=notes, extra=describe(model) if describe else {},
+    )

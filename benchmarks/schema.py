@@ -1,0 +1,97 @@
+"""The JSON result schema every version writes (``python -m versionN_* --json``).
+
+One record per (version, preset, mode) run. ``validate`` is what the tests and the
+harness use to reject malformed files.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+MODES = ("train", "prefill", "decode")
+
+
+@dataclass
+class RunResult:
+    version: str                      # "v1", "v2", ...
+    preset: str                       # preset name, or "custom"
+    mode: str                         # one of MODES
+    batch_size: int
+    seq_len: int                      # train/prefill: tokens per sequence; decode: prompt length
+    dtype: str                        # compute dtype, e.g. "fp32" or "bf16 (autocast)"
+    config: dict                      # TinyLlamaConfig.to_dict()
+    machine: dict                     # benchmarks.environment.machine_info()
+    step_time_ms: dict                # benchmarks.timing.summarize(): median, p10, p90, min, max, n
+    warmup: int
+    tokens_per_step: int
+    tokens_per_s: float               # tokens_per_step / median step time
+    peak_memory_bytes: int | None     # true peak during one step; None where not measurable
+    peak_memory_method: str           # how the peak was measured (or why it was not)
+    kernel_launches_per_step: int | None  # device kernels counted by the profiler (GPU only)
+    ops_per_step: int | None          # top-level aten operator calls counted by the profiler
+    first_loss: float | None = None   # train mode: loss of the first step (warm-up included)
+    last_loss: float | None = None    # train mode: loss of the last step
+    notes: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)   # version-specific facts (e.g. SDPA backend)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def write(self, path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+
+
+_REQUIRED = {
+    "version": str, "preset": str, "mode": str, "batch_size": int, "seq_len": int,
+    "dtype": str, "config": dict, "machine": dict, "step_time_ms": dict, "warmup": int,
+    "tokens_per_step": int, "tokens_per_s": float, "peak_memory_method": str,
+    "notes": list, "extra": dict, "schema_version": int,
+}
+_MACHINE_KEYS = ("device", "device_name", "torch", "triton", "git_sha")
+_TIME_KEYS = ("median", "p10", "p90", "n")
+
+
+def validate(record: dict) -> dict:
+    """Raise ValueError naming the first problem; return the record when it is well formed."""
+    for key, typ in _REQUIRED.items():
+        if key not in record:
+            raise ValueError(f"result is missing {key!r}")
+        value = record[key]
+        ok = isinstance(value, (int, float)) if typ is float else isinstance(value, typ)
+        if not ok or (typ is int and isinstance(value, bool)):
+            raise ValueError(f"result field {key!r} should be {typ.__name__}, got {value!r}")
+    if record["schema_version"] != SCHEMA_VERSION:
+        raise ValueError(f"schema_version {record['schema_version']} != {SCHEMA_VERSION}")
+    if record["mode"] not in MODES:
+        raise ValueError(f"mode {record['mode']!r} not one of {MODES}")
+    for key in _MACHINE_KEYS:
+        if key not in record["machine"]:
+            raise ValueError(f"machine description is missing {key!r}")
+    for key in _TIME_KEYS:
+        if key not in record["step_time_ms"]:
+            raise ValueError(f"step_time_ms is missing {key!r}")
+    t = record["step_time_ms"]
+    if not 0 < t["p10"] <= t["median"] <= t["p90"]:
+        raise ValueError(f"step times are not ordered p10 <= median <= p90: {t}")
+    if record["tokens_per_s"] <= 0:
+        raise ValueError("tokens_per_s must be positive")
+    for key in ("peak_memory_bytes", "kernel_launches_per_step", "ops_per_step"):
+        value = record.get(key)
+        if value is not None and (not isinstance(value, int) or value < 0):
+            raise ValueError(f"{key} must be a non-negative int or null, got {value!r}")
+    if record["mode"] == "train":
+        for key in ("first_loss", "last_loss"):
+            if not isinstance(record.get(key), (int, float)):
+                raise ValueError(f"train result needs a numeric {key}")
+    return record
+
+
+def load(path) -> dict:
+    """Read and validate one result file."""
+    with open(path) as f:
+        return validate(json.load(f))

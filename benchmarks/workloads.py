@@ -1,0 +1,107 @@
+"""The three workloads every version is timed on: train, prefill and decode.
+
+A workload is a zero-argument ``step`` closure plus how many tokens one step
+processes. The closures are built the same way for every version, so the
+only thing that differs between two versions' numbers is the model.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from version1_baseline.data import MarkovCorpus
+from version1_baseline.train import Trainer, autocast_context
+
+# A few distinct batches, cycled, so that no step sees the data the previous one
+# left in cache (inputs rotated rather than one tensor reused).
+_ROTATING_BATCHES = 4
+
+
+@dataclass
+class Workload:
+    mode: str
+    step: Callable[[], object]
+    tokens_per_step: int
+    losses: list = field(default_factory=list)   # train: detached loss tensors, one per step
+
+    def loss_values(self) -> list[float]:
+        return [float(x) for x in self.losses]
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """``auto`` -> bf16 on GPU, fp32 on CPU (the interpreter and CPU kernels want fp32)."""
+    table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if name not in table:
+        raise ValueError(f"dtype must be one of auto, {', '.join(table)}; got {name!r}")
+    if table[name] != torch.float32 and device.type != "cuda":
+        raise ValueError(f"dtype {name} uses autocast, which this project runs on GPU only; "
+                         "use --dtype fp32 on CPU")
+    return table[name]
+
+
+def dtype_label(dtype: torch.dtype) -> str:
+    return {torch.float32: "fp32", torch.bfloat16: "bf16 (autocast)",
+            torch.float16: "fp16 (autocast)"}[dtype]
+
+
+def make_workload(model: torch.nn.Module, mode: str, batch_size: int, seq_len: int,
+                  device: torch.device, dtype: torch.dtype, seed: int = 0,
+                  trainer: Trainer | None = None) -> Workload:
+    """Build the ``step`` closure for ``mode`` on ``model`` (already on ``device``).
+
+    train: one optimizer step on a (batch, seq_len) batch of Markov-chain tokens.
+    prefill: one forward pass over a (batch, seq_len) prompt into an empty KV cache.
+    decode: one forward pass of a single new token per sequence at position seq_len-1,
+    after a prefill of seq_len-1 tokens (the cache is rewound before every step).
+    """
+    cfg = model.config
+    if seq_len > cfg.max_seq_len:
+        raise ValueError(f"seq_len {seq_len} exceeds the model's max_seq_len {cfg.max_seq_len}")
+    corpus = MarkovCorpus(cfg.vocab_size, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    batches = [corpus.sample(batch_size, seq_len, generator=g).to(device)
+               for _ in range(_ROTATING_BATCHES)]
+    rotation = itertools.cycle(batches)
+
+    if mode == "train":
+        if seq_len < 2:
+            raise ValueError("train mode needs seq_len >= 2")
+        trainer = trainer or Trainer(model, dtype=dtype)
+        work = Workload(mode, step=lambda: None, tokens_per_step=batch_size * seq_len)
+        work.step = lambda: work.losses.append(trainer.step(next(rotation)))
+        return work
+
+    model.eval()
+    cache = model.new_cache(batch_size, device=device)
+    autocast = autocast_context(device.type, dtype)
+
+    if mode == "prefill":
+        @torch.no_grad()
+        def prefill_step():
+            cache.reset()
+            with autocast:
+                return model(next(rotation), cache=cache)
+        return Workload(mode, step=prefill_step, tokens_per_step=batch_size * seq_len)
+
+    if mode == "decode":
+        if seq_len < 2:
+            raise ValueError("decode mode needs seq_len >= 2 (a prompt plus the decoded token)")
+        prompt = batches[0]
+        with torch.no_grad(), autocast:
+            model(prompt[:, :-1], cache=cache)
+        context = seq_len - 1
+        new_token = prompt[:, -1:]
+
+        @torch.no_grad()
+        def decode_step():
+            cache.length = context     # rewind: every step decodes the same position
+            with autocast:
+                return model(new_token, cache=cache)
+        return Workload(mode, step=decode_step, tokens_per_step=batch_size)
+
+    raise ValueError(f"mode must be one of train, prefill, decode; got {mode!r}")
