@@ -1,0 +1,58 @@
+"""KV-cache decode against full recompute, and generation limits."""
+import pytest
+import torch
+
+from version1_baseline import TinyLlama, TinyLlamaConfig, generate
+
+CFG = TinyLlamaConfig(vocab_size=61, hidden_size=48, num_layers=2, num_heads=6, num_kv_heads=2,
+                      intermediate_size=72, max_seq_len=40)
+
+
+@pytest.mark.parametrize("batch,prompt,steps", [(1, 1, 6), (3, 17, 8), (2, 30, 10)])
+def test_cached_decode_equals_full_recompute(batch, prompt, steps):
+    torch.manual_seed(batch * 100 + prompt)
+    model = TinyLlama(CFG).eval()
+    ids = torch.randint(0, CFG.vocab_size, (batch, prompt + steps))
+    with torch.no_grad():
+        full = model(ids)
+        cache = model.new_cache(batch)
+        pieces = [model(ids[:, :prompt], cache=cache)]
+        for t in range(prompt, prompt + steps):
+            pieces.append(model(ids[:, t:t + 1], cache=cache))
+    assert cache.length == prompt + steps
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_greedy_generation_equals_argmax_of_full_recompute():
+    torch.manual_seed(3)
+    model = TinyLlama(CFG).eval()
+    prompt = torch.randint(0, CFG.vocab_size, (2, 5))
+    out = generate(model, prompt, max_new_tokens=12)
+    assert out.shape == (2, 17)
+    assert torch.equal(out[:, :5], prompt)
+    with torch.no_grad():   # every generated token is the argmax given all tokens before it
+        logits = model(out[:, :-1])
+    assert torch.equal(logits[:, 4:].argmax(-1), out[:, 5:])
+
+
+def test_sampling_is_seeded_and_respects_top_k():
+    torch.manual_seed(4)
+    model = TinyLlama(CFG).eval()
+    prompt = torch.randint(0, CFG.vocab_size, (3, 4))
+    a = generate(model, prompt, 10, temperature=1.0, top_k=5,
+                 generator=torch.Generator().manual_seed(7))
+    b = generate(model, prompt, 10, temperature=1.0, top_k=5,
+                 generator=torch.Generator().manual_seed(7))
+    assert torch.equal(a, b)
+    with torch.no_grad():
+        logits = model(a[:, :-1])[:, 3:]
+    top5 = logits.topk(5, dim=-1).indices
+    assert (top5 == a[:, 4:, None]).any(-1).all(), "a sampled token lay outside the top-k"
+
+
+def test_generation_past_max_seq_len_is_refused_before_any_work():
+    model = TinyLlama(CFG)
+    prompt = torch.zeros(1, 30, dtype=torch.long)
+    with pytest.raises(ValueError, match="exceeds max_seq_len 40"):
+        generate(model, prompt, max_new_tokens=11)
+    assert generate(model, prompt, max_new_tokens=10).shape == (1, 40)

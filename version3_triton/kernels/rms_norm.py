@@ -1,0 +1,162 @@
+"""RMSNorm and fused residual-add + RMSNorm: Triton forward and backward.
+
+``y = x * rstd * weight`` with ``rstd = 1 / sqrt(mean(x^2) + eps)``, all arithmetic in fp32.
+The forward keeps ``rstd`` (one fp32 per row) so the backward does not redo the reduction.
+
+The fused variant ``add_rms_norm(x, residual, w)`` returns ``(norm(x + residual), x + residual)``:
+the residual stream is read once and written once instead of add (read 2, write 1) followed
+by a norm (read 1 again).
+
+Backward, per row with ``xhat = x * rstd`` and ``g = dy * w``::
+
+    dx = rstd * (g - xhat * mean(g * xhat))
+    dw = sum over rows of dy * xhat
+
+``dw`` is a reduction across rows: each program walks a strided set of rows and keeps its
+partial sum in fp32 registers, writes one fp32 row of partials, and a final ``sum(0)`` over
+those few rows finishes it. No atomics, so the result is deterministic.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .. import runtime
+
+MAX_HIDDEN = 65536  # one row must fit one block of registers / interpreter arrays
+
+
+@triton.jit
+def _rms_norm_fwd_kernel(X, R, W, Y, H, RSTD, n_cols, eps,
+                         HAS_RESIDUAL: tl.constexpr, BLOCK: tl.constexpr):
+    """One program per row. X, R, Y, H: (rows, n_cols) contiguous; RSTD: (rows,) fp32."""
+    row = tl.program_id(0).to(tl.int64)  # int64: rows * n_cols may pass 2**31
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n_cols
+    x = tl.load(X + row * n_cols + cols, mask=mask, other=0.0).to(tl.float32)
+    if HAS_RESIDUAL:
+        x += tl.load(R + row * n_cols + cols, mask=mask, other=0.0).to(tl.float32)
+        tl.store(H + row * n_cols + cols, x.to(H.dtype.element_ty), mask=mask)
+    rstd = 1.0 / tl.sqrt(tl.sum(x * x, axis=0) / n_cols + eps)
+    tl.store(RSTD + row, rstd)
+    w = tl.load(W + cols, mask=mask, other=0.0).to(tl.float32)
+    tl.store(Y + row * n_cols + cols, (x * rstd * w).to(Y.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _rms_norm_bwd_kernel(DY, DH, H, W, RSTD, DX, DW_PARTIAL, n_rows, n_cols, rows_per_program,
+                         HAS_DH: tl.constexpr, BLOCK: tl.constexpr):
+    """Program p handles rows [p*rows_per_program, (p+1)*rows_per_program).
+
+    H is the normalized input (x, or x + residual for the fused variant); DH, when present,
+    is the gradient arriving on that sum from its other use (the residual stream).
+    DW_PARTIAL: (programs, n_cols) fp32, one partial weight gradient per program.
+    """
+    pid = tl.program_id(0)
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n_cols
+    w = tl.load(W + cols, mask=mask, other=0.0).to(tl.float32)
+    dw = tl.zeros([BLOCK], dtype=tl.float32)
+    row_start = pid * rows_per_program
+    row_end = tl.minimum(row_start + rows_per_program, n_rows)
+    for row in range(row_start, row_end):
+        offs = row.to(tl.int64) * n_cols + cols
+        h = tl.load(H + offs, mask=mask, other=0.0).to(tl.float32)
+        dy = tl.load(DY + offs, mask=mask, other=0.0).to(tl.float32)
+        rstd = tl.load(RSTD + row)
+        xhat = h * rstd
+        g = dy * w
+        dx = rstd * (g - xhat * (tl.sum(g * xhat, axis=0) / n_cols))
+        if HAS_DH:
+            dx += tl.load(DH + offs, mask=mask, other=0.0).to(tl.float32)
+        tl.store(DX + offs, dx.to(DX.dtype.element_ty), mask=mask)
+        dw += dy * xhat
+    tl.store(DW_PARTIAL + pid * n_cols + cols, dw, mask=mask)
+
+
+def _block(n_cols: int) -> int:
+    if n_cols > MAX_HIDDEN:
+        raise ValueError(f"rms_norm supports hidden sizes up to {MAX_HIDDEN}, got {n_cols}")
+    return triton.next_power_of_2(n_cols)
+
+
+def _num_warps(block: int) -> int:
+    return min(max(block // 256, 1), 16)
+
+
+def _forward(x2d, residual2d, weight, eps):
+    rows, n_cols = x2d.shape
+    block = _block(n_cols)
+    y = runtime.new_output((rows, n_cols), x2d.dtype, x2d.device)
+    rstd = runtime.new_output((rows,), torch.float32, x2d.device)
+    h = None
+    if residual2d is not None:
+        h = runtime.new_output((rows, n_cols), torch.promote_types(x2d.dtype, residual2d.dtype),
+                               x2d.device)
+    runtime.count("rms_norm_fwd")
+    _rms_norm_fwd_kernel[(rows,)](
+        x2d, residual2d if residual2d is not None else x2d, weight, y, h if h is not None else y,
+        rstd, n_cols, eps, HAS_RESIDUAL=residual2d is not None, BLOCK=block,
+        num_warps=_num_warps(block))
+    return y, h, rstd
+
+
+def _backward(dy, dh, h, weight, rstd):
+    rows, n_cols = h.shape
+    block = _block(n_cols)
+    # Enough programs to fill the GPU; each owns a contiguous run of rows and one dw partial.
+    target = torch.cuda.get_device_properties(h.device).multi_processor_count * 2 \
+        if h.is_cuda else 4
+    programs = max(1, min(rows, target))
+    rows_per_program = triton.cdiv(rows, programs)
+    programs = triton.cdiv(rows, rows_per_program)
+    dx = runtime.new_output((rows, n_cols), h.dtype, h.device)
+    dw_partial = runtime.new_output((programs, n_cols), torch.float32, h.device)
+    runtime.count("rms_norm_bwd")
+    _rms_norm_bwd_kernel[(programs,)](
+        dy, dh if dh is not None else dy, h, weight, rstd, dx, dw_partial, rows, n_cols,
+        rows_per_program, HAS_DH=dh is not None, BLOCK=block, num_warps=_num_warps(block))
+    return dx, dw_partial.sum(0).to(weight.dtype)
+
+
+class RMSNormFunction(torch.autograd.Function):
+    """x: (..., N) fp32/fp16/bf16, weight: (N,) -> y: (..., N) in x's dtype."""
+
+    @staticmethod
+    def forward(ctx, x, weight, eps):
+        shape = x.shape
+        x2d = x.reshape(-1, shape[-1])
+        y, _, rstd = _forward(x2d, None, weight, eps)
+        ctx.save_for_backward(x2d, weight, rstd)
+        return y.view(shape)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x2d, weight, rstd = ctx.saved_tensors
+        dx, dw = _backward(dy.reshape(x2d.shape).contiguous(), None, x2d, weight, rstd)
+        return dx.view(dy.shape), dw, None
+
+
+class AddRMSNormFunction(torch.autograd.Function):
+    """(x, residual): (..., N) -> (norm(x + residual) in x's dtype, x + residual)."""
+
+    @staticmethod
+    def forward(ctx, x, residual, weight, eps):
+        shape = x.shape
+        y, h, rstd = _forward(x.reshape(-1, shape[-1]), residual.reshape(-1, shape[-1]),
+                              weight, eps)
+        ctx.save_for_backward(h, weight, rstd)
+        ctx.dtypes = (x.dtype, residual.dtype)
+        return y.view(shape), h.view(shape)
+
+    @staticmethod
+    def backward(ctx, dy, dh):
+        h, weight, rstd = ctx.saved_tensors
+        dy = torch.zeros_like(h) if dy is None else dy.reshape(h.shape).contiguous()
+        dh = None if dh is None else dh.reshape(h.shape).contiguous()
+        dsum, dw = _backward(dy, dh, h, weight, rstd)
+        shape = ctx.needs_input_grad and dsum.view(*dsum.shape)  # noqa: F841
+        x_dtype, r_dtype = ctx.dtypes
+        return dsum.to(x_dtype).view(ctx.out_shape) if False else (
+            dsum.to(x_dtype), dsum.to(r_dtype), dw, None)
