@@ -63,8 +63,10 @@ def new_output(shape, dtype, device) -> torch.Tensor:
     return torch.empty(shape, dtype=dtype, device=device)
 
 
-def check_tensor(t, name: str, dtypes=FLOAT_DTYPES, dim: int | None = None) -> torch.Tensor:
-    """Validate one kernel input; returns it contiguous (a copy only when it was not).
+def check_tensor(t, name: str, dtypes=FLOAT_DTYPES, dim: int | None = None,
+                 contiguous: bool = True) -> torch.Tensor:
+    """Validate one kernel input; returns it contiguous (a copy only when it was not), or
+    as it is with ``contiguous=False`` for kernels that take strides.
 
     Raises TypeError for a non-tensor or an unsupported dtype and ValueError for a wrong
     rank or a tensor on the wrong device for this run mode, each naming ``name``.
@@ -80,7 +82,7 @@ def check_tensor(t, name: str, dtypes=FLOAT_DTYPES, dim: int | None = None) -> t
         raise ValueError(
             f"{name} is on {t.device}, but Triton kernels run in {MODE} mode here and need "
             f"{DEVICE.type} tensors (set TRITON_INTERPRET=1 to run CPU tensors in the interpreter)")
-    return t.contiguous()
+    return t.contiguous() if contiguous else t
 
 
 def describe() -> dict:

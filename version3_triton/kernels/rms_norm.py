@@ -60,8 +60,9 @@ def _rms_norm_bwd_kernel(DY, DH, H, W, RSTD, DX, DW_PARTIAL, n_rows, n_cols, row
     dw = tl.zeros([BLOCK], dtype=tl.float32)
     row_start = pid * rows_per_program
     row_end = tl.minimum(row_start + rows_per_program, n_rows)
+    row_offset = row_start.to(tl.int64) * n_cols  # int64 and loop-carried: no overflow
     for row in range(row_start, row_end):
-        offs = row.to(tl.int64) * n_cols + cols
+        offs = row_offset + cols
         h = tl.load(H + offs, mask=mask, other=0.0).to(tl.float32)
         dy = tl.load(DY + offs, mask=mask, other=0.0).to(tl.float32)
         rstd = tl.load(RSTD + row)
@@ -72,6 +73,7 @@ def _rms_norm_bwd_kernel(DY, DH, H, W, RSTD, DX, DW_PARTIAL, n_rows, n_cols, row
             dx += tl.load(DH + offs, mask=mask, other=0.0).to(tl.float32)
         tl.store(DX + offs, dx.to(DX.dtype.element_ty), mask=mask)
         dw += dy * xhat
+        row_offset += n_cols
     tl.store(DW_PARTIAL + pid * n_cols + cols, dw, mask=mask)
 
 
@@ -139,7 +141,11 @@ class RMSNormFunction(torch.autograd.Function):
 
 
 class AddRMSNormFunction(torch.autograd.Function):
-    """(x, residual): (..., N) -> (norm(x + residual) in x's dtype, x + residual)."""
+    """(x, residual): (..., N) -> (norm(x + residual) in x's dtype, x + residual).
+
+    The sum is returned in the promoted dtype of x and residual (the fp32 residual stream
+    stays fp32 under autocast); each input gets its gradient back in its own dtype.
+    """
 
     @staticmethod
     def forward(ctx, x, residual, weight, eps):
@@ -147,16 +153,45 @@ class AddRMSNormFunction(torch.autograd.Function):
         y, h, rstd = _forward(x.reshape(-1, shape[-1]), residual.reshape(-1, shape[-1]),
                               weight, eps)
         ctx.save_for_backward(h, weight, rstd)
-        ctx.dtypes = (x.dtype, residual.dtype)
+        ctx.dtypes, ctx.shape = (x.dtype, residual.dtype), shape
         return y.view(shape), h.view(shape)
 
     @staticmethod
     def backward(ctx, dy, dh):
         h, weight, rstd = ctx.saved_tensors
+        # autograd passes None for an output whose gradient is unused.
         dy = torch.zeros_like(h) if dy is None else dy.reshape(h.shape).contiguous()
         dh = None if dh is None else dh.reshape(h.shape).contiguous()
         dsum, dw = _backward(dy, dh, h, weight, rstd)
-        shape = ctx.needs_input_grad and dsum.view(*dsum.shape)  # noqa: F841
         x_dtype, r_dtype = ctx.dtypes
-        return dsum.to(x_dtype).view(ctx.out_shape) if False else (
-            dsum.to(x_dtype), dsum.to(r_dtype), dw, None)
+        dsum = dsum.view(ctx.shape)
+        return dsum.to(x_dtype), dsum.to(r_dtype), dw, None
+
+
+def _check(x, weight, eps, name="x"):
+    x = runtime.check_tensor(x, name)
+    weight = runtime.check_tensor(weight, "weight", dim=1)
+    if x.dim() < 1 or x.shape[-1] != weight.shape[0]:
+        raise ValueError(f"{name} of shape {tuple(x.shape)} does not end in the weight's size "
+                         f"{weight.shape[0]}")
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
+    if not eps > 0:
+        raise ValueError(f"eps must be positive, got {eps}")
+    return x, weight
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """x: (..., N), weight: (N,) -> (..., N) in x's dtype. Non-contiguous x is copied."""
+    x, weight = _check(x, weight, eps)
+    return RMSNormFunction.apply(x, weight, float(eps))
+
+
+def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
+                 eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns ``(rms_norm(x + residual), x + residual)``; x, residual: (..., N)."""
+    x, weight = _check(x, weight, eps)
+    residual = runtime.check_tensor(residual, "residual")
+    if residual.shape != x.shape:
+        raise ValueError(f"residual shape {tuple(residual.shape)} != x shape {tuple(x.shape)}")
+    return AddRMSNormFunction.apply(x, residual, weight, float(eps))

@@ -1,0 +1,32 @@
+"""``compile``: version 1 under ``torch.compile``, the peer a user would reach for first.
+
+Hand-written kernels must beat this row to be worth their complexity.
+"""
+import argparse
+
+import torch
+
+from version1_baseline import TinyLlama
+from version1_baseline.spec import VersionSpec
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--compile-mode", default="default",
+                        choices=["default", "reduce-overhead", "max-autotune"])
+
+
+def _prepare(model, args, device):
+    mode = getattr(args, "compile_mode", "default")
+    # dynamic=False: every workload has fixed shapes; recompiles would be timed otherwise.
+    compiled = torch.compile(model, mode=mode, dynamic=False)
+    compiled.config = model.config
+    compiled.new_cache = model.new_cache
+    return compiled
+
+
+def _describe(model) -> dict:
+    return {"torch_compile": True}
+
+
+SPEC = VersionSpec(name="compile", model_cls=TinyLlama, add_arguments=_add_arguments,
+                   prepare=_prepare, describe=_describe)

@@ -1,0 +1,64 @@
+"""Profile one version on one preset and mode: timing JSON, torch profiler, FLOPs, vendor tools."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from version1_baseline.cli import build_model, build_parser
+
+from ..runner import run_workload
+from ..versions import load_spec
+from ..workloads import make_workload, resolve_dtype
+from .flops import flops_report
+from .steps import StepStatus
+from .torch_profile import run_torch_profiler
+from .vendor import run_vendor_tools
+
+
+def profile_version(name: str, preset: str, mode: str, device: torch.device, out: Path,
+                    steps: int = 10, warmup: int = 3, dtype_name: str = "auto",
+                    version_args: list[str] | None = None, vendor: bool = True,
+                    allow_interpreter: bool = False) -> dict:
+    """Run every profiler on ``name``; write files under ``out/<name>/``; return a summary dict.
+
+    Raises ``benchmarks.versions.Unavailable`` when the version cannot run here.
+    """
+    spec = load_spec(name, device, allow_interpreter=allow_interpreter)
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    argv = ["--preset", preset, "--mode", mode, "--device", str(device), *(version_args or [])]
+    args = build_parser(spec).parse_args(argv)
+    dtype = resolve_dtype(dtype_name, device)
+    model = build_model(spec, args, device)
+    batch, seq = model.config.batch_size, model.config.max_seq_len
+
+    result = run_workload(model, version=spec.name, preset=preset, mode=mode, batch_size=batch,
+                          seq_len=seq, device=device, dtype=dtype, steps=steps, warmup=warmup,
+                          describe=spec.describe)
+    result.write(folder / "result.json")
+    statuses = [StepStatus("timing", "ok", f"{steps} steps after {warmup} warm-up",
+                           [f"{name}/result.json"])]
+
+    # Profilers run on a fresh workload so that they never disturb the timed one.
+    work = make_workload(model, mode, batch, seq, device, dtype)
+    work.step()
+    torch_statuses, block_ms = run_torch_profiler(work.step, device, folder)
+    statuses += torch_statuses
+    flop_statuses, flops = flops_report(model, work.step, folder, result.step_time_ms["median"],
+                                        result.machine["device_name"], result.dtype)
+    statuses += flop_statuses
+    if vendor:
+        module = spec.model_cls.__module__.split(".")[0] if spec.name != "compile" else None
+        if module is None:
+            statuses.append(StepStatus("vendor profilers", "skipped",
+                                       "the compile peer has no CLI module of its own"))
+        else:
+            program = ["-m", module, *argv, "--steps", "3", "--warmup", "2", "--no-count"]
+            statuses += run_vendor_tools(program, folder)
+    summary = {"version": spec.name, "preset": preset, "mode": mode,
+               "result": result.to_json(), "flops": flops, "block_ms": block_ms,
+               "steps": [s.__dict__ for s in statuses]}
+    (folder / "profile_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,71 @@
+// ISA constants and the bit-exact integer arithmetic shared by every unit.
+// hw_offload/int_arith.py is the numpy twin of each function here; ISA.md documents both.
+package accel_pkg;
+
+  // ---- opcodes (instruction word 0, bits [7:0]) ----
+  localparam logic [7:0] OP_LOAD   = 8'h01;
+  localparam logic [7:0] OP_STORE  = 8'h02;
+  localparam logic [7:0] OP_HALT   = 8'h0F;
+  localparam logic [7:0] OP_GEMM   = 8'h10;
+  localparam logic [7:0] OP_REQ    = 8'h20;
+  localparam logic [7:0] OP_RMS    = 8'h21;
+  localparam logic [7:0] OP_ROPE   = 8'h22;
+  localparam logic [7:0] OP_SMAX   = 8'h23;
+  localparam logic [7:0] OP_SWIGLU = 8'h24;
+  localparam logic [7:0] OP_RESADD = 8'h25;
+
+  // ---- error codes (register ERR_CODE) ----
+  localparam logic [7:0] ERR_NONE   = 8'd0;
+  localparam logic [7:0] ERR_OPCODE = 8'd1;  // unknown opcode
+  localparam logic [7:0] ERR_FIELD  = 8'd2;  // reserved bit set, zero size, bad shift/flags/head_dim
+  localparam logic [7:0] ERR_RANGE  = 8'd3;  // SRAM or DRAM range out of bounds, DRAM misaligned
+  localparam logic [7:0] ERR_PC     = 8'd4;  // pc ran past the end of instruction memory
+
+  // Fixed-point constants of the vector unit (Q10 logits, Q15 exp/sigmoid).
+  localparam longint LN2_Q10  = 710;     // round(ln2 * 2^10)
+  localparam longint EXP_B    = 1385;    // round(1.353 * 2^10), I-BERT i-exp polynomial
+  localparam longint EXP_A    = 367;     // round(0.3585 * 2^10)
+  localparam longint EXP_C    = 11272;   // round(0.344 * 2^15)
+  localparam longint SIG_KNEE = 4096;    // 4.0 in Q10: sigmoid(x) = 1 - (min(x,4)-4)^2/32
+  localparam longint SILU_CLAMP = 1048576;  // |gate| clamp, 1024.0 in Q10
+
+  // Round half up, arithmetic shift right. s = 0 leaves v unchanged.
+  function automatic longint rshift_round(input longint v, input logic [5:0] s);
+    if (s == 6'd0) return v;
+    return (v + (64'sd1 <<< (s - 6'd1))) >>> s;
+  endfunction
+
+  function automatic logic [7:0] sat8(input longint v);
+    if (v > 64'sd127) return 8'h7F;
+    if (v < -64'sd128) return 8'h80;
+    return v[7:0];
+  endfunction
+
+  // int8 = sat8(round(v * m / 2^s)); m is an unsigned 16-bit multiplier.
+  function automatic logic [7:0] requant(input longint v, input logic [15:0] m, input logic [5:0] s);
+    return sat8(rshift_round(v * longint'({48'd0, m}), s));
+  endfunction
+
+  // exp(d / 2^10) in Q15 for d <= 0: d = -q*ln2 + r, exp(r) by a 2nd-order polynomial, >> q.
+  function automatic longint iexp_q15(input longint d);
+    longint nd, q, r, t, e0;
+    nd = -d;
+    q = nd / LN2_Q10;
+    r = d + q * LN2_Q10;
+    t = r + EXP_B;
+    e0 = ((t * t * EXP_A) >>> 15) + EXP_C;
+    if (q > 30) return 64'sd0;
+    return e0 >>> q[4:0];
+  endfunction
+
+  // sigmoid(x / 2^10) in Q15, shift-only piecewise quadratic: 1 - (min(|x|,4)-4)^2 / 32.
+  function automatic longint sigmoid_q15(input longint x);
+    longint a, t, h;
+    a = (x < 0) ? -x : x;
+    if (a > SIG_KNEE) a = SIG_KNEE;
+    t = a - SIG_KNEE;
+    h = 64'sd32768 - ((t * t) >>> 10);
+    return (x < 0) ? 64'sd32768 - h : h;
+  endfunction
+
+endpackage

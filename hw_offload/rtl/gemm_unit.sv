@@ -1,0 +1,154 @@
+// GEMM sequencer: C[M x NB*N] (+)= A[M x KB*N] * B[KB*N x NB*N] on the systolic array.
+//
+// Tiles run nb-outer, kb-inner. Two processes overlap: the loader writes tile t+1's weights
+// into the idle bank (one row per cycle, N cycles) while the injector streams tile t's M
+// activation rows (one per cycle). A bank is reloaded only N cycles after the last row that
+// used it entered the array, which is when that row has passed every PE of the bank.
+// Matrices are column-block-major: element (row i, block j) lives at SRAM row base + j*rows + i.
+module gemm_unit #(
+    parameter int N = 16
+) (
+    input  logic            clk,
+    input  logic            rst_n,
+    input  logic            start,
+    input  logic [15:0]     m_rows,
+    input  logic [7:0]      kb_n,
+    input  logic [7:0]      nb_n,
+    input  logic [15:0]     c_base,
+    input  logic [15:0]     a_base,
+    input  logic [15:0]     b_base,
+    input  logic            accumulate,
+    input  logic            transpose_b,
+    output logic            busy,
+    output logic            done,
+    // A rows (activation SRAM), B rows (weight or activation SRAM, chosen by the top)
+    output logic [15:0]     a_raddr,
+    input  logic [N*8-1:0]  a_rdata,
+    output logic [15:0]     b_raddr,
+    input  logic [N*8-1:0]  b_rdata,
+    // accumulator read-modify-write
+    output logic [15:0]     c_raddr,
+    input  logic [N*32-1:0] c_rdata,
+    output logic            c_we,
+    output logic [15:0]     c_waddr,
+    output logic [N*32-1:0] c_wdata
+);
+  localparam int TAGW = 17;  // {accumulate, acc row}
+
+  logic [31:0] now;
+  logic [15:0] tiles;
+  // loader
+  logic        ld_busy;
+  logic [15:0] ld_tile;
+  logic [7:0]  ld_kb, ld_nb;
+  logic [$clog2(N)-1:0] ld_j;
+  // injector
+  logic        inj_busy;
+  logic [15:0] inj_tile;
+  logic [7:0]  inj_kb, inj_nb;
+  logic [15:0] inj_m;
+  // banks
+  logic [1:0]  loaded;
+  logic [31:0] free_at [2];
+
+  logic        arr_out_valid, arr_inflight;
+  logic [TAGW-1:0] arr_out_tag;
+  logic [N*32-1:0] arr_out_row;
+
+  wire ld_bank  = ld_tile[0];
+  wire inj_bank = inj_tile[0];
+  wire ld_can_start = busy && !ld_busy && (ld_tile < tiles) && !loaded[ld_bank]
+                      && (now >= free_at[ld_bank]);
+  wire inj_can_start = busy && !inj_busy && (inj_tile < tiles) && loaded[inj_bank];
+
+  // Row addresses. Transposed B (for Q*K^T) reads K's rows into PE columns.
+  logic [31:0] b_tile_row;
+  always_comb begin
+    if (transpose_b)
+      b_tile_row = 32'(b_base) + 32'(ld_kb) * 32'(nb_n) * N + 32'(ld_nb) * N + 32'(ld_j);
+    else
+      b_tile_row = 32'(b_base) + 32'(ld_nb) * 32'(kb_n) * N + 32'(ld_kb) * N + 32'(ld_j);
+  end
+  assign b_raddr = b_tile_row[15:0];
+  wire [31:0] a_row = 32'(a_base) + 32'(inj_kb) * 32'(m_rows) + 32'(inj_m);
+  wire [31:0] c_row = 32'(c_base) + 32'(inj_nb) * 32'(m_rows) + 32'(inj_m);
+  assign a_raddr = a_row[15:0];
+  wire inj_acc = accumulate || (inj_kb != 8'd0);
+
+  systolic_array #(.N(N), .TAGW(TAGW)) u_array (
+    .clk, .rst_n, .en(busy),
+    .in_valid(inj_busy), .in_row(a_rdata), .in_bank(inj_bank),
+    .in_tag({inj_acc, c_row[15:0]}),
+    .w_we(ld_busy), .w_bank(ld_bank), .w_idx(ld_j), .w_transpose(transpose_b), .w_row(b_rdata),
+    .out_valid(arr_out_valid), .out_tag(arr_out_tag), .out_row(arr_out_row),
+    .inflight(arr_inflight)
+  );
+
+  // Accumulator write-back: int32 wrap-around add.
+  assign c_raddr = arr_out_tag[15:0];
+  assign c_we    = arr_out_valid;
+  assign c_waddr = arr_out_tag[15:0];
+  always_comb begin
+    for (int c = 0; c < N; c++)
+      c_wdata[c*32 +: 32] = (arr_out_tag[16] ? c_rdata[c*32 +: 32] : 32'd0) + arr_out_row[c*32 +: 32];
+  end
+
+  wire finished = busy && (inj_tile == tiles) && !inj_busy && !arr_inflight;
+
+  always_ff @(posedge clk or negedge rst_n) begin
+    if (!rst_n) begin
+      busy <= 1'b0; done <= 1'b0; now <= '0; tiles <= '0;
+      ld_busy <= 1'b0; ld_tile <= '0; ld_kb <= '0; ld_nb <= '0; ld_j <= '0;
+      inj_busy <= 1'b0; inj_tile <= '0; inj_kb <= '0; inj_nb <= '0; inj_m <= '0;
+      loaded <= '0; free_at[0] <= '0; free_at[1] <= '0;
+    end else begin
+      done <= 1'b0;
+      if (start && !busy) begin
+        busy <= 1'b1; now <= '0; tiles <= 16'(kb_n) * 16'(nb_n);
+        ld_tile <= '0; ld_kb <= '0; ld_nb <= '0; ld_j <= '0; ld_busy <= 1'b0;
+        inj_tile <= '0; inj_kb <= '0; inj_nb <= '0; inj_m <= '0; inj_busy <= 1'b0;
+        loaded <= '0; free_at[0] <= '0; free_at[1] <= '0;
+      end else if (busy) begin
+        now <= now + 32'd1;
+        // ---- loader ----
+        if (ld_busy) begin
+          ld_j <= ld_j + 1'b1;
+          if (32'(ld_j) == N - 1) begin
+            ld_busy <= 1'b0;
+            loaded[ld_bank] <= 1'b1;
+            ld_tile <= ld_tile + 16'd1;
+            if (ld_kb == kb_n - 8'd1) begin ld_kb <= '0; ld_nb <= ld_nb + 8'd1; end
+            else ld_kb <= ld_kb + 8'd1;
+          end
+        end else if (ld_can_start) begin
+          ld_busy <= 1'b1; ld_j <= '0;
+        end
+        // ---- injector ----
+        if (inj_busy) begin
+          inj_m <= inj_m + 16'd1;
+          if (inj_m == m_rows - 16'd1) begin
+            // Chain straight into the next tile when its weights are already in place.
+            inj_busy <= (inj_tile + 16'd1 < tiles) && loaded[~inj_bank];
+            inj_m <= '0;
+            loaded[inj_bank] <= 1'b0;
+            free_at[inj_bank] <= now + N;
+            inj_tile <= inj_tile + 16'd1;
+            if (inj_kb == kb_n - 8'd1) begin inj_kb <= '0; inj_nb <= inj_nb + 8'd1; end
+            else inj_kb <= inj_kb + 8'd1;
+          end
+        end else if (inj_can_start) begin
+          inj_busy <= 1'b1; inj_m <= '0;
+        end
+        if (finished) begin busy <= 1'b0; done <= 1'b1; end
+      end
+    end
+  end
+
+`ifndef SYNTHESIS
+  // Streaming needs loaded weights; a bank being written must not be the one streaming.
+  always_ff @(posedge clk) begin
+    if (busy && inj_busy) assert (loaded[inj_bank]);
+    if (busy && ld_busy) assert (!(inj_busy && inj_bank == ld_bank));
+  end
+`endif
+endmodule

@@ -1,0 +1,1 @@
+"""One Triton kernel per file: ``@triton.jit`` code, its ``autograd.Function``, a functional entry."""
