@@ -27,6 +27,9 @@ ENTRIES: dict[str, Entry] = {e.name: e for e in [
     Entry("v3", "version3_triton", "Triton kernels", triton=True),
     Entry("v4", "version4_ultra", "ultra-fused Triton", triton=True),
     Entry("compile", "benchmarks.compile_peer", "torch.compile(v1)"),
+    # The RTL accelerator's row is an estimate at a stated clock from counted cycles; it
+    # arrives with the torch.compile backend (hw_offload part 2).
+    Entry("rtl", "hw_offload.backend", "RTL accelerator (estimated at its clock)"),
 ]}
 
 

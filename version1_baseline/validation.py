@@ -6,6 +6,7 @@ import torch
 _INT_DTYPES = (torch.int64, torch.int32)
 
 
+@torch.compiler.disable  # data-dependent checks: run eagerly, never traced
 def check_input_ids(input_ids, config, cache=None) -> int:
     """Validate a (B, S) batch of token ids; returns the number of cached positions.
 

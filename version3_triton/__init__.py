@@ -1,0 +1,16 @@
+"""version3_triton: TinyLLaMA with Triton kernels (RMSNorm, RoPE, SwiGLU, flash attention,
+decode attention, cross-entropy), each with a real backward.
+
+Importing this package decides how the kernels run (``runtime``): compiled on a GPU, or
+under ``TRITON_INTERPRET=1`` on CPU tensors when there is none.
+"""
+from . import runtime  # noqa: F401  (first: sets TRITON_INTERPRET before any kernel exists)
+from version1_baseline.spec import VersionSpec
+
+from .model import TinyLlama, causal_lm_loss, describe
+
+VERSION_NAME = "v3"
+
+SPEC = VersionSpec(name=VERSION_NAME, model_cls=TinyLlama, describe=describe)
+
+__all__ = ["TinyLlama", "causal_lm_loss", "describe", "SPEC", "VERSION_NAME", "runtime"]

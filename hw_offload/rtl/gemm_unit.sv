@@ -62,23 +62,22 @@ module gemm_unit #(
   wire inj_can_start = busy && !inj_busy && (inj_tile < tiles) && loaded[inj_bank];
 
   // Row addresses. Transposed B (for Q*K^T) reads K's rows into PE columns.
-  logic [31:0] b_tile_row;
+  // 16-bit row arithmetic: the controller has range-checked the whole extent at decode.
   always_comb begin
     if (transpose_b)
-      b_tile_row = 32'(b_base) + 32'(ld_kb) * 32'(nb_n) * N + 32'(ld_nb) * N + 32'(ld_j);
+      b_raddr = b_base + 16'(ld_kb) * 16'(nb_n) * 16'(N) + 16'(ld_nb) * 16'(N) + 16'(ld_j);
     else
-      b_tile_row = 32'(b_base) + 32'(ld_nb) * 32'(kb_n) * N + 32'(ld_kb) * N + 32'(ld_j);
+      b_raddr = b_base + 16'(ld_nb) * 16'(kb_n) * 16'(N) + 16'(ld_kb) * 16'(N) + 16'(ld_j);
   end
-  assign b_raddr = b_tile_row[15:0];
-  wire [31:0] a_row = 32'(a_base) + 32'(inj_kb) * 32'(m_rows) + 32'(inj_m);
-  wire [31:0] c_row = 32'(c_base) + 32'(inj_nb) * 32'(m_rows) + 32'(inj_m);
-  assign a_raddr = a_row[15:0];
+  wire [15:0] a_row = a_base + 16'(inj_kb) * m_rows + inj_m;
+  wire [15:0] c_row = c_base + 16'(inj_nb) * m_rows + inj_m;
+  assign a_raddr = a_row;
   wire inj_acc = accumulate || (inj_kb != 8'd0);
 
   systolic_array #(.N(N), .TAGW(TAGW)) u_array (
     .clk, .rst_n, .en(busy),
     .in_valid(inj_busy), .in_row(a_rdata), .in_bank(inj_bank),
-    .in_tag({inj_acc, c_row[15:0]}),
+    .in_tag({inj_acc, c_row}),
     .w_we(ld_busy), .w_bank(ld_bank), .w_idx(ld_j), .w_transpose(transpose_b), .w_row(b_rdata),
     .out_valid(arr_out_valid), .out_tag(arr_out_tag), .out_row(arr_out_row),
     .inflight(arr_inflight)

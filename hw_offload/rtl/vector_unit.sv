@@ -51,7 +51,7 @@ module vector_unit
   logic        div_second; // RMS runs two divisions
   // iterative divider / square root
   logic [47:0] dv_num;
-  logic [63:0] dv_rem;
+  logic [32:0] dv_rem;
   logic [31:0] dv_den;
   logic [47:0] dv_q;
   logic [5:0]  dv_i;
@@ -61,9 +61,10 @@ module vector_unit
   wire last_e   = (32'(e) == N - 1);
   wire last_blk = (blk == blocks - 8'd1);
   wire last_row = (r == rows - 16'd1);
-  wire [31:0] row_a = 32'(src0) + 32'(blk) * 32'(rows) + 32'(r);
-  wire [31:0] row_b = 32'(src1) + 32'(blk) * 32'(rows) + 32'(r);
-  wire [31:0] row_d = 32'(dst)  + 32'(blk) * 32'(rows) + 32'(r);
+  // 16-bit row arithmetic: the controller has range-checked every extent at decode.
+  wire [15:0] row_a = src0 + 16'(blk) * rows + r;
+  wire [15:0] row_b = src1 + 16'(blk) * rows + r;
+  wire [15:0] row_d = dst  + 16'(blk) * rows + r;
   wire [31:0] col   = 32'(blk) * N + 32'(e);
 
   // ROPE: rotate-half partner within a head of aux elements; table entry {sin16, cos16}.
@@ -71,16 +72,16 @@ module vector_unit
   wire        lo_half = (8'(e) < half);
   wire [7:0]  pair_i  = lo_half ? 8'(e) : 8'(e) - half;
   wire [7:0]  partner = lo_half ? 8'(e) + half : 8'(e) - half;
-  wire [31:0] rope_rows_per_pos = (32'(aux) * 2 + N - 1) / N;
+  wire [15:0] rope_rows_per_pos = 16'((32'(aux) * 2 + N - 1) / N);
   wire [31:0] tbl_byte = 32'(pair_i) * 4;
-  wire [31:0] tbl_row  = 32'(src1) + 32'(r) * rope_rows_per_pos + tbl_byte / N;
+  wire [15:0] tbl_row  = src1 + r * rope_rows_per_pos + 16'(tbl_byte / N);
 
   always_comb begin
-    a_raddr  = row_a[15:0];
-    c_raddr0 = row_a[15:0];
-    c_raddr1 = row_b[15:0];
-    w_raddr  = (op == OP_ROPE) ? tbl_row[15:0] : 16'(32'(src1) + 32'(blk));
-    if (op == OP_RESADD) c_raddr0 = row_b[15:0];
+    a_raddr  = row_a;
+    c_raddr0 = row_a;
+    c_raddr1 = row_b;
+    w_raddr  = (op == OP_ROPE) ? tbl_row : 16'(32'(src1) + 32'(blk));
+    if (op == OP_RESADD) c_raddr0 = row_b;
   end
 
   // ---- element values this cycle ----
@@ -133,7 +134,7 @@ module vector_unit
   end
 
   assign a_we    = (state == S_OUT);
-  assign a_waddr = row_d[15:0];
+  assign a_waddr = row_d;
   assign a_wbyte = e;
   assign a_wdata = out_byte;
 
@@ -187,22 +188,21 @@ module vector_unit
           if (col_ok) acc <= acc + iexp_q15(z - mx);
           step_elem(row_end);
           if (row_end) begin
-            longint total;
-            total = col_ok ? acc + iexp_q15(z - mx) : acc;
-            start_div(48'(127) << 24, total[31:0]);
+            // the sum is below 2^31: at most 4080 columns of exp <= 2^15
+            start_div(48'(127) << 24, 32'(col_ok ? acc + iexp_q15(z - mx) : acc));
           end
         end
         S_DIV: begin  // restoring division, one quotient bit per cycle
-          logic [63:0] rem2;
-          rem2 = {dv_rem[62:0], dv_num[dv_i]};
-          if (dv_den != 0 && rem2 >= 64'(dv_den)) begin
-            dv_rem <= rem2 - 64'(dv_den); dv_q[dv_i] <= 1'b1;
-          end else dv_rem <= rem2;
+          logic [33:0] rem2;  // remainder < divisor < 2^32, so 34 bits never overflow
+          rem2 = {dv_rem, dv_num[dv_i]};
+          if (dv_den != 0 && rem2 >= 34'(dv_den)) begin
+            dv_rem <= 33'(rem2 - 34'(dv_den)); dv_q[dv_i] <= 1'b1;
+          end else dv_rem <= 33'(rem2);
           dv_i <= dv_i - 6'd1;
           if (dv_i == 6'd0) begin
             logic [47:0] q;
             q = dv_q;
-            if (dv_den != 0 && rem2 >= 64'(dv_den)) q[0] = 1'b1;
+            if (dv_den != 0 && rem2 >= 34'(dv_den)) q[0] = 1'b1;
             if (dv_den == 0) q = '0;
             if (op == OP_RMS && !div_second) begin
               sq_op <= q[31:0]; sq_res <= '0; sq_one <= 32'h4000_0000; sq_i <= 5'd0;

@@ -28,20 +28,23 @@ MAX_HIDDEN = 65536  # one row must fit one block of registers / interpreter arra
 
 
 @triton.jit
-def _rms_norm_fwd_kernel(X, R, W, Y, H, RSTD, n_cols, eps,
-                         HAS_RESIDUAL: tl.constexpr, BLOCK: tl.constexpr):
-    """One program per row. X, R, Y, H: (rows, n_cols) contiguous; RSTD: (rows,) fp32."""
-    row = tl.program_id(0).to(tl.int64)  # int64: rows * n_cols may pass 2**31
+def _rms_norm_fwd_kernel(X, R, W, Y, H, RSTD, n_rows, n_cols, eps,
+                         HAS_RESIDUAL: tl.constexpr, BLOCK_ROWS: tl.constexpr,
+                         BLOCK: tl.constexpr):
+    """BLOCK_ROWS rows per program. X, R, Y, H: (rows, n_cols) contiguous; RSTD: (rows,) fp32."""
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)  # int64 offsets
     cols = tl.arange(0, BLOCK)
-    mask = cols < n_cols
-    x = tl.load(X + row * n_cols + cols, mask=mask, other=0.0).to(tl.float32)
+    mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
+    offs = rows[:, None] * n_cols + cols[None, :]
+    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
     if HAS_RESIDUAL:
-        x += tl.load(R + row * n_cols + cols, mask=mask, other=0.0).to(tl.float32)
-        tl.store(H + row * n_cols + cols, x.to(H.dtype.element_ty), mask=mask)
-    rstd = 1.0 / tl.sqrt(tl.sum(x * x, axis=0) / n_cols + eps)
-    tl.store(RSTD + row, rstd)
-    w = tl.load(W + cols, mask=mask, other=0.0).to(tl.float32)
-    tl.store(Y + row * n_cols + cols, (x * rstd * w).to(Y.dtype.element_ty), mask=mask)
+        x += tl.load(R + offs, mask=mask, other=0.0).to(tl.float32)
+        tl.store(H + offs, x.to(H.dtype.element_ty), mask=mask)
+    rstd = 1.0 / tl.sqrt(tl.sum(x * x, axis=1) / n_cols + eps)
+    tl.store(RSTD + rows, rstd, mask=rows < n_rows)
+    w = tl.load(W + cols, mask=cols < n_cols, other=0.0).to(tl.float32)
+    y = x * rstd[:, None] * w[None, :]
+    tl.store(Y + offs, y.to(Y.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -90,17 +93,20 @@ def _num_warps(block: int) -> int:
 def _forward(x2d, residual2d, weight, eps):
     rows, n_cols = x2d.shape
     block = _block(n_cols)
-    y = runtime.new_output((rows, n_cols), x2d.dtype, x2d.device)
     rstd = runtime.new_output((rows,), torch.float32, x2d.device)
     h = None
     if residual2d is not None:
         h = runtime.new_output((rows, n_cols), torch.promote_types(x2d.dtype, residual2d.dtype),
                                x2d.device)
+    # y takes the dtype of what is normalized (x, or the sum), as the eager RMSNorm does.
+    y = runtime.new_output((rows, n_cols), x2d.dtype if h is None else h.dtype, x2d.device)
+    # Several short rows per program keep a program's tile near 4K elements.
+    block_rows = max(1, min(16, 4096 // block))
     runtime.count("rms_norm_fwd")
-    _rms_norm_fwd_kernel[(rows,)](
+    _rms_norm_fwd_kernel[(triton.cdiv(rows, block_rows),)](
         x2d, residual2d if residual2d is not None else x2d, weight, y, h if h is not None else y,
-        rstd, n_cols, eps, HAS_RESIDUAL=residual2d is not None, BLOCK=block,
-        num_warps=_num_warps(block))
+        rstd, rows, n_cols, eps, HAS_RESIDUAL=residual2d is not None, BLOCK_ROWS=block_rows,
+        BLOCK=block, num_warps=_num_warps(block * block_rows))
     return y, h, rstd
 
 
@@ -141,10 +147,10 @@ class RMSNormFunction(torch.autograd.Function):
 
 
 class AddRMSNormFunction(torch.autograd.Function):
-    """(x, residual): (..., N) -> (norm(x + residual) in x's dtype, x + residual).
+    """(x, residual): (..., N) -> (norm(x + residual), x + residual).
 
-    The sum is returned in the promoted dtype of x and residual (the fp32 residual stream
-    stays fp32 under autocast); each input gets its gradient back in its own dtype.
+    Both outputs take the promoted dtype of x and residual (the fp32 residual stream stays
+    fp32 under autocast); each input gets its gradient back in its own dtype.
     """
 
     @staticmethod

@@ -6,8 +6,8 @@ For each head vector split into halves ``x1 = x[:D/2]``, ``x2 = x[D/2:]``::
     y2 = x2 * cos + x1 * sin
 
 The rotation is orthogonal, so the backward is the same kernel with ``sin`` negated.
-One program handles one token: it loads that position's cos/sin once and rotates all
-query heads and all key heads (GQA: the two head counts differ). Q and K are token-major,
+One program handles a run of tokens and rotates all their query heads and all their key
+heads (GQA: the two head counts differ), so one launch covers Q and K. Q and K are token-major,
 ``(B, S, heads, D)`` as the projections produce them, so no transpose is needed.
 """
 from __future__ import annotations
@@ -20,13 +20,20 @@ from .. import runtime
 
 
 @triton.jit
-def _rotate_heads(X, Y, base, cos, sin, n_heads, half,
-                  BLOCK_H: tl.constexpr, BLOCK_HALF: tl.constexpr):
-    """Rotate the n_heads vectors of one token starting at element ``base``."""
-    heads = tl.arange(0, BLOCK_H)[:, None]
+def _rotate_rows(X, Y, COS, SIN, first_token, n_tokens, seq, n_heads, half, cos_stride, sign,
+                 BLOCK_T: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_HALF: tl.constexpr):
+    """Rotate the head vectors (rows of length 2*half) of tokens [first_token, +BLOCK_T)."""
+    local = tl.arange(0, BLOCK_R)
+    rows = first_token * n_heads + local                       # row = token * n_heads + head
+    row_ok = (local < BLOCK_T * n_heads) & (rows < n_tokens * n_heads)
+    pos = (rows // n_heads) % seq                              # token = b * seq + position
     cols = tl.arange(0, BLOCK_HALF)[None, :]
-    mask = (heads < n_heads) & (cols < half)
-    offs = base + heads * (2 * half) + cols
+    mask = row_ok[:, None] & (cols < half)
+    # The tables are tiny and shared by every head: these gathers hit in cache.
+    cos = tl.load(COS + pos[:, None] * cos_stride + cols, mask=mask, other=0.0).to(tl.float32)
+    sin = sign * tl.load(SIN + pos[:, None] * cos_stride + cols, mask=mask,
+                         other=0.0).to(tl.float32)
+    offs = rows[:, None] * (2 * half) + cols
     x1 = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
     x2 = tl.load(X + offs + half, mask=mask, other=0.0).to(tl.float32)
     tl.store(Y + offs, (x1 * cos - x2 * sin).to(Y.dtype.element_ty), mask=mask)
@@ -34,35 +41,34 @@ def _rotate_heads(X, Y, base, cos, sin, n_heads, half,
 
 
 @triton.jit
-def _rope_kernel(Q, K, QO, KO, COS, SIN, seq, n_q_heads, n_k_heads, half, cos_stride,
-                 SIGN: tl.constexpr, BLOCK_HQ: tl.constexpr, BLOCK_HK: tl.constexpr,
-                 BLOCK_HALF: tl.constexpr):
+def _rope_kernel(Q, K, QO, KO, COS, SIN, n_tokens, seq, n_q_heads, n_k_heads, half, cos_stride,
+                 SIGN: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_RQ: tl.constexpr,
+                 BLOCK_RK: tl.constexpr, BLOCK_HALF: tl.constexpr):
     """Q, QO: (B, S, Hq, D); K, KO: (B, S, Hk, D), contiguous; COS/SIN: (S, >= D/2) rows.
 
+    Program p rotates every query and key head of tokens [p*BLOCK_T, (p+1)*BLOCK_T).
     SIGN = 1 rotates forward, -1 backward (the transpose of the rotation).
     """
-    token = tl.program_id(0).to(tl.int64)   # b * S + s
-    pos = token % seq
-    cols = tl.arange(0, BLOCK_HALF)
-    cmask = cols < half
-    cos = tl.load(COS + pos * cos_stride + cols, mask=cmask, other=0.0).to(tl.float32)[None, :]
-    sin = SIGN * tl.load(SIN + pos * cos_stride + cols, mask=cmask, other=0.0).to(tl.float32)
-    sin = sin[None, :]
-    _rotate_heads(Q, QO, token * n_q_heads * 2 * half, cos, sin, n_q_heads, half,
-                  BLOCK_HQ, BLOCK_HALF)
-    _rotate_heads(K, KO, token * n_k_heads * 2 * half, cos, sin, n_k_heads, half,
-                  BLOCK_HK, BLOCK_HALF)
+    first = tl.program_id(0).to(tl.int64) * BLOCK_T
+    _rotate_rows(Q, QO, COS, SIN, first, n_tokens, seq, n_q_heads, half, cos_stride, SIGN,
+                 BLOCK_T, BLOCK_RQ, BLOCK_HALF)
+    _rotate_rows(K, KO, COS, SIN, first, n_tokens, seq, n_k_heads, half, cos_stride, SIGN,
+                 BLOCK_T, BLOCK_RK, BLOCK_HALF)
 
 
 def _launch(q, k, cos, sin, sign):
     bsz, seq, hq, d = q.shape
     hk = k.shape[2]
+    n_tokens = bsz * seq
+    # About 64 query rows per program; a power of two so the row tiles are too.
+    block_t = max(1, 64 // triton.next_power_of_2(hq))
     qo = runtime.new_output(q.shape, q.dtype, q.device)
     ko = runtime.new_output(k.shape, k.dtype, k.device)
     runtime.count("rope_fwd" if sign > 0 else "rope_bwd")
-    _rope_kernel[(bsz * seq,)](
-        q, k, qo, ko, cos, sin, seq, hq, hk, d // 2, cos.stride(0), SIGN=sign,
-        BLOCK_HQ=triton.next_power_of_2(hq), BLOCK_HK=triton.next_power_of_2(hk),
+    _rope_kernel[(triton.cdiv(n_tokens, block_t),)](
+        q, k, qo, ko, cos, sin, n_tokens, seq, hq, hk, d // 2, cos.stride(0), SIGN=sign,
+        BLOCK_T=block_t, BLOCK_RQ=triton.next_power_of_2(block_t * hq),
+        BLOCK_RK=triton.next_power_of_2(block_t * hk),
         BLOCK_HALF=triton.next_power_of_2(d // 2), num_warps=4)
     return qo, ko
 

@@ -1,0 +1,85 @@
+"""``python -m benchmarks run --versions v1,v2,compile --presets tiny --modes train,prefill,decode``.
+
+Gates every version against v1, times them interleaved, and prints the speedup table;
+writes table.md, results.csv, results.json and PNG plots into the run folder.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .compare import BenchSettings, run_preset
+from .environment import REPO_ROOT, best_device, machine_info
+from .plots import write_plots
+from .report import markdown_table, write_reports
+from .versions import parse_names
+from .workloads import resolve_dtype
+
+
+def _run(args) -> int:
+    names = parse_names(args.versions)
+    if "v1" not in names:
+        names.insert(0, "v1")    # every speedup is against v1, measured in the same run
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in ("train", "prefill", "decode")]
+    if bad:
+        raise SystemExit(f"error: unknown mode(s) {bad}; choose from train, prefill, decode")
+    device = best_device(args.device)
+    settings = BenchSettings(steps=args.steps, warmup=args.warmup, seq_len=args.seq_len,
+                             batch_size=args.batch_size, dtype=resolve_dtype(args.dtype, device),
+                             allow_interpreter=args.allow_interpreter)
+    if args.quick:
+        settings.steps, settings.warmup = min(settings.steps, 5), min(settings.warmup, 1)
+        settings.seq_len = settings.seq_len or 64
+    out = Path(args.out or REPO_ROOT / "results" / time.strftime("bench-%Y%m%d-%H%M%S"))
+    machine = machine_info(device)
+    rows = []
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    with tqdm(total=len(presets), desc="benchmarks", unit="preset", file=sys.stderr,
+              disable=args.no_progress) as bar:
+        for preset in presets:
+            rows += run_preset(names, preset, modes, device, settings,
+                               progress=lambda text: bar.set_postfix_str(text, refresh=True))
+            bar.update(1)
+    paths = write_reports(rows, machine, out, {
+        "versions": names, "presets": presets, "modes": modes, "steps": settings.steps,
+        "warmup": settings.warmup, "seq_len": settings.seq_len,
+        "batch_size": settings.batch_size, "dtype": str(settings.dtype), "quick": args.quick})
+    plots = write_plots(rows, out, machine["device_name"])
+    print(markdown_table(rows, machine))
+    print(f"wrote {', '.join(str(p) for p in [*paths.values(), *plots])}")
+    failed = [r for r in rows if r.status in ("FAILED", "ERROR")]
+    return 1 if failed and args.strict else 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="gate, time and tabulate versions side by side")
+    run.add_argument("--versions", default="v1,v2,v3,v4,compile,rtl")
+    run.add_argument("--presets", default="tiny")
+    run.add_argument("--modes", default="train,prefill,decode")
+    run.add_argument("--steps", type=int, default=10, help="timed repeats per version (>= 10 "
+                     "for reported results)")
+    run.add_argument("--warmup", type=int, default=3)
+    run.add_argument("--seq-len", type=int, default=None)
+    run.add_argument("--batch-size", type=int, default=None)
+    run.add_argument("--device", default="auto")
+    run.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    run.add_argument("--quick", action="store_true",
+                     help="few steps and short sequences: a smoke run, not for reporting")
+    run.add_argument("--allow-interpreter", action="store_true",
+                     help="time Triton versions under TRITON_INTERPRET on CPU (very slow)")
+    run.add_argument("--strict", action="store_true", help="exit 1 if any version FAILED/ERROR")
+    run.add_argument("--no-progress", action="store_true")
+    run.add_argument("--out", default=None, help="default: results/bench-<time>")
+    args = p.parse_args(argv)
+    return _run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Every selected version side by side: gate against v1, time interleaved, count, tabulate.
+
+This is ``python -m benchmarks run``. All versions of one (preset, mode) are timed in
+the same loop, round-robin (v1, v2, v3, v1, v2, v3, ...), so machine noise falls on
+all of them alike and the speedups are ratios measured side by side.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+
+from version1_baseline import TinyLlama, get_preset
+from version1_baseline.cli import build_parser
+
+from .counters import count_step, peak_memory
+from .environment import synchronize
+from .gate import check_against_v1
+from .timing import summarize, time_interleaved
+from .versions import Unavailable, load_spec
+from .workloads import dtype_label, make_workload
+
+
+@dataclass
+class Row:
+    version: str
+    preset: str
+    mode: str
+    status: str                       # "ok", "FAILED" (gate), "ERROR" (raised), "n/a" (cannot run)
+    detail: str = ""
+    dtype: str = ""
+    batch_size: int | None = None
+    seq_len: int | None = None
+    median_ms: float | None = None
+    p10_ms: float | None = None
+    p90_ms: float | None = None
+    repeats: int | None = None
+    tokens_per_s: float | None = None
+    speedup_vs_v1: float | None = None
+    peak_memory_bytes: int | None = None
+    kernel_launches_per_step: int | None = None
+    ops_per_step: int | None = None
+    gate_relative_error: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class BenchSettings:
+    steps: int = 10
+    warmup: int = 3
+    seq_len: int | None = None        # default: the preset's max_seq_len
+    batch_size: int | None = None     # default: the preset's batch
+    dtype: torch.dtype = torch.float32
+    allow_interpreter: bool = False
+    seed: int = 0
+
+
+def _build(name: str, preset: str, device: torch.device, state: dict, settings: BenchSettings):
+    """The version's model holding v1's weights, prepared (e.g. compiled); may raise."""
+    spec = load_spec(name, device, allow_interpreter=settings.allow_interpreter)
+    args = build_parser(spec).parse_args(["--preset", preset])
+    config = get_preset(preset)
+    if spec.build:
+        model = spec.build(config, args)
+        model.load_hf_state_dict(state)
+    else:
+        model = spec.model_cls.from_hf_state_dict(config, state)
+    model = model.to(device)
+    if spec.prepare:
+        model = spec.prepare(model, args, device)
+    return spec, model
+
+
+def _time_all(works, rows, device, settings) -> dict[str, list[float]]:
+    """Interleaved timing of every workload; a version that raises is marked ERROR and the
+    others are timed again without it, so one broken version never hides the rest."""
+    while works:
+        try:
+            return time_interleaved({n: w.step for n, w in works.items()}, device,
+                                    warmup=settings.warmup, repeats=settings.steps)
+        except Exception:
+            culprit = None
+            for name, work in works.items():
+                try:
+                    work.step()
+                except Exception as exc:
+                    culprit = name
+                    rows[name].status, rows[name].detail = "ERROR", f"{type(exc).__name__}: {exc}"
+                    break
+            if culprit is None:
+                raise
+            works = {n: w for n, w in works.items() if n != culprit}
+    return {}
+
+
+def run_preset(names: list[str], preset: str, modes: list[str], device: torch.device,
+               settings: BenchSettings, progress=None) -> list[Row]:
+    """All rows for one preset. ``progress(text)`` is called before each stage."""
+    say = progress or (lambda text: None)
+    cfg = get_preset(preset)
+    batch = settings.batch_size or cfg.batch_size
+    seq = min(settings.seq_len or cfg.max_seq_len, cfg.max_seq_len)
+    torch.manual_seed(settings.seed)
+    reference = TinyLlama(cfg).to(device)
+    state = {k: v.detach().cpu().clone() for k, v in reference.to_hf_state_dict().items()}
+
+    rows: dict[str, Row] = {}
+    models = {}
+    for name in names:
+        say(f"{preset}: build + gate {name}")
+        try:
+            spec, model = _build(name, preset, device, state, settings)
+            gate = check_against_v1(model, reference, device, seed=settings.seed)
+        except Unavailable as exc:
+            rows[name] = Row(name, preset, "*", "n/a", str(exc))
+            continue
+        except Exception as exc:
+            rows[name] = Row(name, preset, "*", "ERROR", f"{type(exc).__name__}: {exc}")
+            continue
+        if not gate.passed:
+            rows[name] = Row(name, preset, "*", "FAILED", "correctness gate: " + gate.detail,
+                             gate_relative_error=gate.relative_error)
+            continue
+        models[name] = (spec, model, gate)
+
+    out: list[Row] = []
+    for mode in modes:
+        out += [replace(r, mode=mode) for r in rows.values()]
+        works, mode_rows = {}, {}
+        for name, (spec, model, gate) in models.items():
+            base = Row(name, preset, mode, "ok", dtype=dtype_label(settings.dtype),
+                       batch_size=batch, seq_len=seq, gate_relative_error=gate.relative_error,
+                       extra=spec.describe(model) if spec.describe else {})
+            try:
+                # Each mode starts from the same weights: a train mode before it updated them.
+                model.load_hf_state_dict(state)
+                works[name] = make_workload(model, mode, batch, seq, device, settings.dtype,
+                                            seed=settings.seed)
+                mode_rows[name] = base
+            except Exception as exc:
+                base.status, base.detail = "ERROR", f"{type(exc).__name__}: {exc}"
+                out.append(base)
+        if not works:
+            continue
+        say(f"{preset}/{mode}: timing {', '.join(works)} interleaved")
+        times = _time_all(works, mode_rows, device, settings)
+        for name, row in mode_rows.items():
+            if row.status != "ok":
+                out.append(row)
+                continue
+            stats = summarize(times[name])
+            row.median_ms, row.p10_ms, row.p90_ms, row.repeats = (
+                stats["median"], stats["p10"], stats["p90"], stats["n"])
+            row.tokens_per_s = works[name].tokens_per_step / (stats["median"] / 1e3)
+            say(f"{preset}/{mode}: counting {name}")
+            counts = count_step(works[name].step, device)
+            row.kernel_launches_per_step = counts["kernel_launches_per_step"]
+            row.ops_per_step = counts["ops_per_step"]
+            row.peak_memory_bytes, _ = peak_memory(works[name].step, device)
+            synchronize(device)
+            out.append(row)
+        base_ms = next((r.median_ms for r in out
+                        if r.version == "v1" and r.mode == mode and r.status == "ok"), None)
+        for row in out:
+            if row.mode == mode and row.status == "ok" and base_ms:
+                row.speedup_vs_v1 = base_ms / row.median_ms
+    return out

@@ -1,0 +1,56 @@
+"""Speedup tables from harness rows: Markdown (printed and saved), CSV and JSON."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from .versions import ENTRIES
+
+
+def _num(value, spec):
+    return "" if value is None else format(value, spec)
+
+
+def markdown_table(rows: list, machine: dict) -> str:
+    """One table per (preset, mode); speedups are against v1 on the same device and shape."""
+    lines = [f"Machine: {machine['device_name']} | torch {machine['torch']} | "
+             f"triton {machine['triton']} | git {machine['git_sha']}", ""]
+    groups: dict[tuple[str, str], list] = {}
+    for r in rows:
+        groups.setdefault((r.preset, r.mode), []).append(r)
+    for (preset, mode), group in groups.items():
+        shape = next((f"batch {r.batch_size}, seq {r.seq_len}, {r.dtype}" for r in group
+                      if r.batch_size), "")
+        lines += [f"### {preset} / {mode}" + (f" ({shape})" if shape else ""), "",
+                  "| version | what | status | median ms | p10–p90 ms | tokens/s | speedup vs v1 |"
+                  " peak MiB | kernels/step | aten ops/step |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in group:
+            what = ENTRIES[r.version].label if r.version in ENTRIES else r.version
+            spread = f"{r.p10_ms:.2f}–{r.p90_ms:.2f}" if r.p10_ms is not None else ""
+            peak = "" if r.peak_memory_bytes is None else f"{r.peak_memory_bytes / 2**20:.1f}"
+            status = r.status if not r.detail else f"{r.status}: {r.detail}"
+            lines.append(
+                f"| {r.version} | {what} | {status} | {_num(r.median_ms, '.2f')} | {spread} | "
+                f"{_num(r.tokens_per_s, ',.0f')} | "
+                f"{_num(r.speedup_vs_v1, '.2f') + ('×' if r.speedup_vs_v1 else '')} | {peak} | "
+                f"{_num(r.kernel_launches_per_step, 'd')} | {_num(r.ops_per_step, 'd')} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_reports(rows: list, machine: dict, out: Path, settings: dict) -> dict[str, Path]:
+    """Write table.md, results.csv and results.json into ``out``; return their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"md": out / "table.md", "csv": out / "results.csv", "json": out / "results.json"}
+    paths["md"].write_text(markdown_table(rows, machine) + "\n")
+    records = [r.to_json() for r in rows]
+    with paths["csv"].open("w", newline="") as f:
+        fields = [k for k in records[0] if k != "extra"] if records else []
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(records)
+    paths["json"].write_text(json.dumps({"machine": machine, "settings": settings,
+                                         "rows": records}, indent=2) + "\n")
+    return paths

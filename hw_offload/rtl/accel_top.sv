@@ -1,0 +1,321 @@
+// Accelerator top: host interface, memories, controller (fetch / decode / validate / dispatch),
+// DMA engine and performance counters. Instructions run one at a time, in order; the
+// systolic array overlaps weight loading with streaming inside one GEMM.
+//
+// Host side (driven by sim/harness.cpp): a 32-bit memory port into DRAM and instruction
+// memory, and a 32-bit register port (see ISA.md "Registers").
+module accel_top
+  import accel_pkg::*;
+#(
+    parameter int N          = 16,
+    parameter int A_ROWS     = 16384,   // activation SRAM rows of N int8
+    parameter int W_ROWS     = 65536,   // weight SRAM rows of N int8 (resident across runs)
+    parameter int ACC_ROWS   = 16384,   // accumulator SRAM rows of N int32
+    parameter int DRAM_BYTES = 2097152, // off-chip memory, N-byte lines
+    parameter int IMEM_DEPTH = 1024     // 256-bit instructions
+) (
+    input  logic        clk,
+    input  logic        rst_n,
+    // host memory port: byte address, 32-bit aligned words
+    input  logic        host_we,
+    input  logic [31:0] host_addr,
+    input  logic [31:0] host_wdata,
+    output logic [31:0] host_rdata,
+    // host register port
+    input  logic        reg_we,
+    input  logic [7:0]  reg_addr,
+    input  logic [31:0] reg_wdata,
+    output logic [31:0] reg_rdata
+);
+  localparam int AW = $clog2(A_ROWS);
+  localparam int WW = $clog2(W_ROWS);
+  localparam int CW = $clog2(ACC_ROWS);
+  localparam int DRAM_LINES = DRAM_BYTES / N;
+  localparam int DW = $clog2(DRAM_LINES);
+  localparam int IW = $clog2(IMEM_DEPTH);
+  localparam int NW = N / 4;                 // 32-bit words per line
+  localparam logic [31:0] IMEM_BASE = 32'h8000_0000;
+
+  // ---------------- memories ----------------
+  logic [N*8-1:0]  dram  [DRAM_LINES];
+  logic [255:0]    imem  [IMEM_DEPTH];
+  logic [N*8-1:0]  asram [A_ROWS];
+  logic [N*8-1:0]  wsram [W_ROWS];
+  logic [N*32-1:0] accm  [ACC_ROWS];
+
+  // ---------------- registers and counters ----------------
+  logic        running, done_flag, err_flag;
+  logic [7:0]  err_code;
+  logic [31:0] pc, start_pc, err_pc;
+  logic [63:0] cnt_cycles, cnt_array, cnt_vec, cnt_dma, cnt_stall, cnt_bytes_in, cnt_bytes_out,
+               cnt_insns;
+
+  // ---------------- controller ----------------
+  typedef enum logic [1:0] {C_IDLE, C_FETCH, C_DECODE, C_EXEC} cstate_t;
+  cstate_t     cstate;
+  logic [255:0] ir;
+  wire [7:0]  i_op     = ir[7:0];
+  wire [7:0]  i_flags  = ir[15:8];
+  wire [15:0] i_rows   = ir[47:32];
+  wire [7:0]  i_blocks = ir[55:48];
+  wire [7:0]  i_aux    = ir[63:56];
+  wire [15:0] i_dst    = ir[79:64];
+  wire [15:0] i_src0   = ir[95:80];
+  wire [15:0] i_src1   = ir[111:96];
+  wire [15:0] i_src2   = ir[127:112];
+  wire [31:0] i_dram   = ir[159:128];
+  wire [15:0] i_mult0  = ir[175:160];
+  wire [7:0]  i_shift0 = ir[183:176];
+  wire [15:0] i_mult1  = ir[207:192];
+  wire [7:0]  i_shift1 = ir[215:208];
+  wire        reserved_set = (ir[31:16] != 16'd0) || (ir[191:184] != 8'd0) ||
+                             (ir[223:216] != 8'd0) || (ir[255:224] != 32'd0);
+
+  // ---- decode-time validation ----
+  logic [7:0] dec_err;
+  always_comb begin
+    logic [63:0] rb, cb;  // rows*blocks, extent checks in 64-bit so nothing wraps
+    logic [63:0] lines;
+    logic [63:0] mem_rows;
+    rb = 64'(i_rows) * 64'(i_blocks);
+    cb = 64'(i_rows) * 64'(i_aux);
+    lines = 64'(i_rows) * ((i_flags[1:0] == 2'd2) ? 64'd4 : 64'd1);
+    case (i_flags[1:0])
+      2'd0: mem_rows = 64'(A_ROWS);
+      2'd1: mem_rows = 64'(W_ROWS);
+      default: mem_rows = 64'(ACC_ROWS);
+    endcase
+    dec_err = ERR_NONE;
+    if (reserved_set) dec_err = ERR_FIELD;
+    else case (i_op)
+      OP_HALT: ;
+      OP_LOAD, OP_STORE: begin
+        if (i_flags[7:2] != 0 || i_flags[1:0] == 2'd3 || i_rows == 0 ||
+            (i_op == OP_STORE && i_flags[1:0] == 2'd1)) dec_err = ERR_FIELD;
+        else if ((i_dram % N) != 0 || 64'(i_dram) + lines * N > 64'(DRAM_BYTES) ||
+                 64'(i_op == OP_LOAD ? i_dst : i_src0) + 64'(i_rows) > mem_rows)
+          dec_err = ERR_RANGE;
+      end
+      OP_GEMM: begin
+        if (i_flags[7:3] != 0 || i_rows == 0 || i_blocks == 0 || i_aux == 0) dec_err = ERR_FIELD;
+        else if (64'(i_dst) + cb > 64'(ACC_ROWS) || 64'(i_src0) + rb > 64'(A_ROWS) ||
+                 64'(i_src1) + 64'(i_blocks) * 64'(i_aux) * N >
+                   (i_flags[1] ? 64'(A_ROWS) : 64'(W_ROWS)))
+          dec_err = ERR_RANGE;
+      end
+      OP_REQ, OP_RMS, OP_ROPE, OP_SMAX, OP_SWIGLU, OP_RESADD: begin
+        if (i_flags != 0 || i_rows == 0 || i_blocks == 0 || i_shift0 > 8'd62 || i_shift1 > 8'd62 ||
+            (i_op == OP_ROPE && (i_aux < 2 || i_aux[0] || 32'(i_aux) > N)))
+          dec_err = ERR_FIELD;
+        else if (64'(i_dst) + rb > 64'(A_ROWS)) dec_err = ERR_RANGE;
+        else case (i_op)
+          OP_REQ, OP_SMAX: if (64'(i_src0) + rb > 64'(ACC_ROWS)) dec_err = ERR_RANGE;
+          OP_RMS: if (64'(i_src0) + rb > 64'(A_ROWS) || 64'(i_src1) + 64'(i_blocks) > 64'(W_ROWS))
+                    dec_err = ERR_RANGE;
+          OP_ROPE: if (64'(i_src0) + rb > 64'(ACC_ROWS) ||
+                       64'(i_src1) + 64'(i_rows) * ((64'(i_aux) * 2 + 64'(N) - 1) / 64'(N)) > 64'(W_ROWS))
+                     dec_err = ERR_RANGE;
+          OP_SWIGLU: if (64'(i_src0) + rb > 64'(ACC_ROWS) || 64'(i_src1) + rb > 64'(ACC_ROWS))
+                       dec_err = ERR_RANGE;
+          OP_RESADD: if (64'(i_src0) + rb > 64'(A_ROWS) || 64'(i_src1) + rb > 64'(ACC_ROWS))
+                       dec_err = ERR_RANGE;
+          default: ;
+        endcase
+      end
+      default: dec_err = ERR_OPCODE;
+    endcase
+  end
+
+  wire is_vec = (i_op == OP_REQ) || (i_op == OP_RMS) || (i_op == OP_ROPE) || (i_op == OP_SMAX) ||
+                (i_op == OP_SWIGLU) || (i_op == OP_RESADD);
+  wire dispatch = (cstate == C_DECODE) && (dec_err == ERR_NONE);
+  wire gemm_start = dispatch && (i_op == OP_GEMM);
+  wire vec_start  = dispatch && is_vec;
+  wire dma_start  = dispatch && (i_op == OP_LOAD || i_op == OP_STORE);
+
+  // ---------------- DMA ----------------
+  logic        dma_busy, dma_store;
+  logic [1:0]  dma_mem;
+  logic [31:0] dma_k, dma_beats, dma_line0;
+  logic [15:0] dma_row0;
+  // Addresses are 16-bit row numbers; decode has already range-checked every extent.
+  wire  [15:0] dma_row   = dma_row0 + 16'((dma_mem == 2'd2) ? (dma_k >> 2) : dma_k);
+  wire  [1:0]  dma_q     = dma_k[1:0];
+  wire  [DW-1:0] dma_dline = DW'(dma_line0 + dma_k);
+
+  // ---------------- units ----------------
+  // Memories are indexed by the low bits of 16-bit row addresses; the high bits are only
+  // range-checked at decode, which Verilator would otherwise flag as unused.
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic gemm_busy, gemm_done, vec_busy, vec_done;
+  logic [15:0] g_a_raddr, g_b_raddr, g_c_raddr, g_c_waddr;
+  logic g_c_we;
+  logic [N*32-1:0] g_c_wdata;
+  logic [15:0] v_a_raddr, v_w_raddr, v_c_raddr0, v_c_raddr1, v_a_waddr;
+  logic v_a_we;
+  logic [$clog2(N)-1:0] v_a_wbyte;
+  logic [7:0] v_a_wdata;
+
+  // read ports (combinational; only one unit is active at a time)
+  wire [15:0] a_r0 = gemm_busy ? g_a_raddr : vec_busy ? v_a_raddr : dma_row;
+  wire [15:0] w_r0 = gemm_busy ? g_b_raddr : v_w_raddr;
+  wire [15:0] c_r0 = gemm_busy ? g_c_raddr : vec_busy ? v_c_raddr0 : dma_row;
+  wire [N*8-1:0]  a_rd0 = asram[a_r0[AW-1:0]];
+  wire [N*8-1:0]  a_rd1 = asram[g_b_raddr[AW-1:0]];
+  wire [N*8-1:0]  w_rd0 = wsram[w_r0[WW-1:0]];
+  wire [N*32-1:0] c_rd0 = accm[c_r0[CW-1:0]];
+  wire [N*32-1:0] c_rd1 = accm[v_c_raddr1[CW-1:0]];
+
+  gemm_unit #(.N(N)) u_gemm (
+    .clk, .rst_n, .start(gemm_start),
+    .m_rows(i_rows), .kb_n(i_blocks), .nb_n(i_aux), .c_base(i_dst), .a_base(i_src0),
+    .b_base(i_src1), .accumulate(i_flags[0]), .transpose_b(i_flags[2]),
+    .busy(gemm_busy), .done(gemm_done),
+    .a_raddr(g_a_raddr), .a_rdata(a_rd0),
+    .b_raddr(g_b_raddr), .b_rdata(i_flags[1] ? a_rd1 : w_rd0),
+    .c_raddr(g_c_raddr), .c_rdata(c_rd0),
+    .c_we(g_c_we), .c_waddr(g_c_waddr), .c_wdata(g_c_wdata)
+  );
+
+  vector_unit #(.N(N)) u_vec (
+    .clk, .rst_n, .start(vec_start), .op(i_op), .rows(i_rows), .blocks(i_blocks), .aux(i_aux),
+    .dst(i_dst), .src0(i_src0), .src1(i_src1), .src2(i_src2),
+    .mult0(i_mult0), .shift0(i_shift0[5:0]), .mult1(i_mult1), .shift1(i_shift1[5:0]),
+    .busy(vec_busy), .done(vec_done),
+    .a_raddr(v_a_raddr), .a_rdata(a_rd0), .w_raddr(v_w_raddr), .w_rdata(w_rd0),
+    .c_raddr0(v_c_raddr0), .c_rdata0(c_rd0), .c_raddr1(v_c_raddr1), .c_rdata1(c_rd1),
+    .a_we(v_a_we), .a_waddr(v_a_waddr), .a_wbyte(v_a_wbyte), .a_wdata(v_a_wdata)
+  );
+
+  // ---------------- memory writes ----------------
+  wire dma_beat = dma_busy;
+  wire [DW-1:0] host_line = host_addr[DW-1+$clog2(N):$clog2(N)];
+  wire [$clog2(NW)-1:0] host_word = host_addr[$clog2(N)-1:2];
+  wire host_in_dram = host_addr < DRAM_BYTES;
+  wire host_in_imem = host_addr >= IMEM_BASE && host_addr < IMEM_BASE + IMEM_DEPTH * 32;
+  wire [31:0] imem_off = host_addr - IMEM_BASE;
+  /* verilator lint_on UNUSEDSIGNAL */
+
+  always_ff @(posedge clk) begin
+    if (host_we && !running && host_in_dram) dram[host_line][32'(host_word)*32 +: 32] <= host_wdata;
+    if (host_we && !running && host_in_imem) imem[imem_off[IW+4:5]][32'(imem_off[4:2])*32 +: 32] <= host_wdata;
+    if (dma_beat && dma_store)
+      dram[dma_dline] <= (dma_mem == 2'd2) ? c_rd0[32'(dma_q)*N*8 +: N*8] : a_rd0;
+    if (dma_beat && !dma_store && dma_mem == 2'd0) asram[dma_row[AW-1:0]] <= dram[dma_dline];
+    if (v_a_we) asram[v_a_waddr[AW-1:0]][32'(v_a_wbyte)*8 +: 8] <= v_a_wdata;
+    if (dma_beat && !dma_store && dma_mem == 2'd1) wsram[dma_row[WW-1:0]] <= dram[dma_dline];
+    if (dma_beat && !dma_store && dma_mem == 2'd2)
+      accm[dma_row[CW-1:0]][32'(dma_q)*N*8 +: N*8] <= dram[dma_dline];
+    if (g_c_we) accm[g_c_waddr[CW-1:0]] <= g_c_wdata;
+  end
+
+  // host reads (combinational)
+  always_comb begin
+    host_rdata = 32'd0;
+    if (host_in_dram) host_rdata = dram[host_line][32'(host_word)*32 +: 32];
+    else if (host_in_imem) host_rdata = imem[imem_off[IW+4:5]][32'(imem_off[4:2])*32 +: 32];
+  end
+
+  // ---------------- controller + DMA sequencing + counters ----------------
+  always_ff @(posedge clk or negedge rst_n) begin
+    if (!rst_n) begin
+      cstate <= C_IDLE; running <= 1'b0; done_flag <= 1'b0; err_flag <= 1'b0; err_code <= '0;
+      pc <= '0; start_pc <= '0; err_pc <= '0; ir <= '0;
+      dma_busy <= 1'b0; dma_store <= 1'b0; dma_mem <= '0; dma_k <= '0; dma_beats <= '0;
+      dma_line0 <= '0; dma_row0 <= '0;
+      {cnt_cycles, cnt_array, cnt_vec, cnt_dma, cnt_stall} <= '0;
+      {cnt_bytes_in, cnt_bytes_out, cnt_insns} <= '0;
+    end else begin
+      if (reg_we && reg_addr == 8'h04 && !running) start_pc <= reg_wdata;
+      if (reg_we && reg_addr == 8'h00 && reg_wdata[0] && !running) begin
+        running <= 1'b1; done_flag <= 1'b0; err_flag <= 1'b0; err_code <= ERR_NONE;
+        pc <= start_pc; cstate <= C_FETCH;
+        {cnt_cycles, cnt_array, cnt_vec, cnt_dma, cnt_stall} <= '0;
+        {cnt_bytes_in, cnt_bytes_out, cnt_insns} <= '0;
+      end
+      if (running) begin
+        cnt_cycles <= cnt_cycles + 64'd1;
+        if (gemm_busy) cnt_array <= cnt_array + 64'd1;
+        if (vec_busy)  cnt_vec <= cnt_vec + 64'd1;
+        if (dma_busy)  cnt_dma <= cnt_dma + 64'd1;
+        if (!gemm_busy && !vec_busy && !dma_busy) cnt_stall <= cnt_stall + 64'd1;
+      end
+      if (dma_busy) begin
+        if (dma_store) cnt_bytes_out <= cnt_bytes_out + 64'(N);
+        else           cnt_bytes_in  <= cnt_bytes_in + 64'(N);
+        dma_k <= dma_k + 32'd1;
+        if (dma_k == dma_beats - 32'd1) dma_busy <= 1'b0;
+      end
+      case (cstate)
+        C_FETCH: begin
+          if (pc >= IMEM_DEPTH) begin
+            err_flag <= 1'b1; err_code <= ERR_PC; err_pc <= pc;
+            running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
+          end else begin
+            ir <= imem[pc[IW-1:0]];
+            cstate <= C_DECODE;
+          end
+        end
+        C_DECODE: begin
+          if (dec_err != ERR_NONE) begin
+            err_flag <= 1'b1; err_code <= dec_err; err_pc <= pc;
+            running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
+          end else if (i_op == OP_HALT) begin
+            cnt_insns <= cnt_insns + 64'd1;
+            running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
+          end else begin
+            cnt_insns <= cnt_insns + 64'd1;
+            if (dma_start) begin
+              dma_busy <= 1'b1; dma_store <= (i_op == OP_STORE); dma_mem <= i_flags[1:0];
+              dma_k <= '0;
+              dma_beats <= 32'(i_rows) * ((i_flags[1:0] == 2'd2) ? 32'd4 : 32'd1);
+              dma_line0 <= i_dram / N;
+              dma_row0 <= (i_op == OP_STORE) ? i_src0 : i_dst;
+            end
+            cstate <= C_EXEC;
+          end
+        end
+        C_EXEC: begin
+          if (gemm_done || vec_done || (dma_busy && dma_k == dma_beats - 32'd1)) begin
+            pc <= pc + 32'd1;
+            cstate <= C_FETCH;
+          end
+        end
+        default: ;
+      endcase
+    end
+  end
+
+  // register reads
+  always_comb begin
+    case (reg_addr)
+      8'h01: reg_rdata = {29'd0, err_flag, done_flag, running};
+      8'h02: reg_rdata = {24'd0, err_code};
+      8'h03: reg_rdata = pc;
+      8'h04: reg_rdata = start_pc;
+      8'h05: reg_rdata = err_pc;
+      8'h06: reg_rdata = 32'(N);
+      8'h07: reg_rdata = 32'(A_ROWS);
+      8'h08: reg_rdata = 32'(W_ROWS);
+      8'h09: reg_rdata = 32'(ACC_ROWS);
+      8'h0A: reg_rdata = 32'(DRAM_BYTES);
+      8'h0B: reg_rdata = 32'(IMEM_DEPTH);
+      8'h10: reg_rdata = cnt_cycles[31:0];    8'h11: reg_rdata = cnt_cycles[63:32];
+      8'h12: reg_rdata = cnt_array[31:0];     8'h13: reg_rdata = cnt_array[63:32];
+      8'h14: reg_rdata = cnt_vec[31:0];       8'h15: reg_rdata = cnt_vec[63:32];
+      8'h16: reg_rdata = cnt_dma[31:0];       8'h17: reg_rdata = cnt_dma[63:32];
+      8'h18: reg_rdata = cnt_stall[31:0];     8'h19: reg_rdata = cnt_stall[63:32];
+      8'h1A: reg_rdata = cnt_bytes_in[31:0];  8'h1B: reg_rdata = cnt_bytes_in[63:32];
+      8'h1C: reg_rdata = cnt_bytes_out[31:0]; 8'h1D: reg_rdata = cnt_bytes_out[63:32];
+      8'h1E: reg_rdata = cnt_insns[31:0];     8'h1F: reg_rdata = cnt_insns[63:32];
+      default: reg_rdata = 32'd0;
+    endcase
+  end
+
+`ifndef SYNTHESIS
+  // The controller issues one instruction at a time: at most one unit may be busy.
+  always_ff @(posedge clk) assert (32'(gemm_busy) + 32'(vec_busy) + 32'(dma_busy) <= 1);
+  initial assert (N % 4 == 0 && (1 << AW) == A_ROWS && (1 << WW) == W_ROWS &&
+                  (1 << CW) == ACC_ROWS && (1 << DW) == DRAM_LINES && (1 << IW) == IMEM_DEPTH);
+`endif
+endmodule

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The main job: set up .venv, profile every version that can run here, print the speedup table.
+#   bash run_all_profilers.sh                 # default preset (tiny), best device
+#   PRESET=small MODE=prefill bash run_all_profilers.sh
+# Environment: PRESET, MODE, VERSIONS, STEPS, RESULTS_DIR, BENCH_ARGS (see README).
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/setup_env.sh "test,hw,profile"
+
+PRESET="${PRESET:-tiny}"
+MODE="${MODE:-train}"
+VERSIONS="${VERSIONS:-all}"
+STEPS="${STEPS:-10}"
+RUN_DIR="${RESULTS_DIR:-results/$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$RUN_DIR"
+echo "[run_all_profilers] results go to $RUN_DIR"
+
+# 1. Every profiler on every version that can run on this machine.
+"$PY" -m benchmarks.profiling --versions "$VERSIONS" --preset "$PRESET" --mode "$MODE" \
+    --steps "$STEPS" --out "$RUN_DIR/profile"
+
+# 2. The side-by-side speedup table (all modes), gated against version 1.
+# shellcheck disable=SC2086  # BENCH_ARGS is a list of flags
+"$PY" -m benchmarks run --versions "$VERSIONS" --presets "$PRESET" --steps "$STEPS" \
+    --out "$RUN_DIR/bench" ${BENCH_ARGS:-}
+
+echo "[run_all_profilers] done: summary $RUN_DIR/profile/summary.md, table $RUN_DIR/bench/table.md"

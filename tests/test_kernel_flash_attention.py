@@ -1,0 +1,129 @@
+"""Causal GQA flash attention (forward + backward) vs explicit softmax attention (v3)."""
+import math
+
+import pytest
+import torch
+
+from version3_triton import runtime
+from version3_triton.kernels import flash_attention as fa
+
+DEV = runtime.DEVICE
+
+
+def reference(q, k, v, causal=True):
+    """Plain attention on token-major (B, S, heads, D) tensors, K/V repeated for GQA."""
+    groups = q.shape[2] // k.shape[2]
+    qh = q.transpose(1, 2).float()
+    kh = k.transpose(1, 2).float().repeat_interleave(groups, 1)
+    vh = v.transpose(1, 2).float().repeat_interleave(groups, 1)
+    scores = qh @ kh.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    if causal:
+        seq_q, seq_k = q.shape[1], k.shape[1]
+        q_pos = torch.arange(seq_k - seq_q, seq_k, device=q.device)[:, None]
+        scores = scores.masked_fill(torch.arange(seq_k, device=q.device)[None] > q_pos,
+                                    float("-inf"))
+    return (scores.softmax(-1) @ vh).transpose(1, 2)
+
+
+def inputs(bsz, seq_q, seq_k, heads, kv_heads, d, dtype=torch.float32):
+    torch.manual_seed(seq_q * 7 + d)
+    make = lambda s, h: torch.randn(bsz, s, h, d, device=DEV, dtype=dtype).requires_grad_()  # noqa: E731
+    return make(seq_q, heads), make(seq_k, kv_heads), make(seq_k, kv_heads)
+
+
+def check(q, k, v, causal=True, tol=2e-5):
+    with runtime.poison_outputs():
+        out = fa.flash_attention(q, k, v, causal=causal)
+        dout = torch.randn_like(out)
+        grads = torch.autograd.grad(out, (q, k, v), dout)
+    ref = reference(q, k, v, causal)
+    refs = torch.autograd.grad(ref, (q, k, v), dout)
+    torch.testing.assert_close(out, ref, rtol=tol, atol=tol)
+    for name, got, want in zip("qkv", grads, refs):
+        torch.testing.assert_close(got, want, rtol=tol, atol=tol, msg=lambda m: f"d{name}: {m}")
+
+
+# Interpreter blocks are 16x16: 17 and 129 end in a partial block, 33 spans three.
+@pytest.mark.parametrize("bsz,seq,heads,kv_heads,d", [
+    (1, 1, 2, 2, 16), (5, 17, 4, 2, 16), (1, 33, 4, 1, 64), (2, 17, 2, 2, 24)])
+def test_causal_forward_and_grads(bsz, seq, heads, kv_heads, d):
+    check(*inputs(bsz, seq, seq, heads, kv_heads, d))
+
+
+@pytest.mark.slow
+def test_causal_long_sequence_head_dim_128():
+    check(*inputs(1, 129, 129, 2, 1, 128))
+
+
+def test_seq_129_partial_last_block():
+    check(*inputs(1, 129, 129, 2, 1, 16))
+
+
+def test_non_causal_forward_and_grads():
+    check(*inputs(2, 17, 23, 4, 2, 16), causal=False)
+
+
+def test_queries_after_cached_keys():
+    # Chunked prefill: 9 new queries after 20 cached positions (bottom-right causal mask).
+    check(*inputs(1, 9, 29, 4, 2, 32))
+
+
+def test_lse_is_saved():
+    q, k, v = inputs(1, 17, 17, 2, 1, 16)
+    out = fa.flash_attention(q, k, v)
+    lse = out.grad_fn.saved_tensors[4]  # (B, H, Sq) fp32, natural log
+    g = q.shape[2] // k.shape[2]
+    scores = (q.transpose(1, 2) @ k.transpose(1, 2).repeat_interleave(g, 1).transpose(-1, -2)
+              ) / math.sqrt(16)
+    scores = scores.masked_fill(torch.ones(17, 17, dtype=torch.bool, device=DEV).triu(1),
+                                float("-inf"))
+    torch.testing.assert_close(lse, torch.logsumexp(scores, -1).detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_strided_kv_view_is_accepted_without_copy():
+    # The KV cache hands over (B, Hkv, T, D) buffers viewed as (B, T, Hkv, D).
+    q = torch.randn(2, 5, 4, 16, device=DEV)
+    cache_k = torch.randn(2, 2, 12, 16, device=DEV)
+    cache_v = torch.randn(2, 2, 12, 16, device=DEV)
+    k, v = cache_k[:, :, :5].transpose(1, 2), cache_v[:, :, :5].transpose(1, 2)
+    assert not k.is_contiguous()
+    torch.testing.assert_close(fa.flash_attention(q, k, v), reference(q, k, v),
+                               rtol=2e-5, atol=2e-5)
+
+
+def test_non_unit_last_stride_is_copied():
+    q = torch.randn(1, 6, 2, 32, device=DEV)[..., ::2]  # head_dim 16, stride 2
+    k = torch.randn(1, 6, 1, 16, device=DEV)
+    v = torch.randn(1, 6, 1, 16, device=DEV)
+    torch.testing.assert_close(fa.flash_attention(q, k, v), reference(q, k, v),
+                               rtol=2e-5, atol=2e-5)
+
+
+def test_bad_inputs_raise_clear_errors():
+    for d in (8, 136):
+        q = torch.randn(1, 4, 2, d, device=DEV)
+        with pytest.raises(ValueError, match="head_dim 16..128"):
+            fa.flash_attention(q, q[:, :, :1], q[:, :, :1])
+    q = torch.randn(1, 4, 3, 16, device=DEV)
+    with pytest.raises(ValueError, match="multiple of kv heads"):
+        fa.flash_attention(q, q[:, :, :2], q[:, :, :2])
+    with pytest.raises(TypeError, match="supported"):
+        fa.flash_attention(q.double(), q.double(), q.double())
+    with pytest.raises(TypeError, match="share one dtype"):
+        fa.flash_attention(q, q.half(), q)
+    with pytest.raises(ValueError, match="at least as many keys"):
+        fa.flash_attention(q, q[:, :2], q[:, :2])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("seq,d", [(1024, 64), (1000, 128), (77, 16)])
+def test_bf16_gpu(seq, d):
+    q, k, v = inputs(2, seq, seq, 8, 2, d, dtype=torch.bfloat16)
+    out = fa.flash_attention(q, k, v)
+    dout = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (q, k, v), dout)
+    ref = reference(q, k, v)
+    refs = torch.autograd.grad(ref, (q, k, v), dout.float())
+    torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
+    for got, want in zip(grads, refs):
+        torch.testing.assert_close(got.float(), want.float(), rtol=5e-2, atol=5e-2)

@@ -1,0 +1,203 @@
+"""Ablation: what each fusion buys, measured alone, against version 1, in one run.
+
+    python -m version2_fused.ablation --preset small --out benchmarks/results/cpu-2core/v2
+
+Rows: version 1, version 2 with every switch off, each fusion alone, all fusions, all
+plus torch.compile. Every row starts from the same weights (version 1's seeded init) and
+sees the same batches. Steps of all rows are interleaved (A, B, C, A, B, C, ...) so that
+machine noise hits them alike; medians are reported. Kernel launches (GPU) or top-level
+aten ops (CPU) and peak memory are counted on one extra step per row, after timing.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import torch
+
+from benchmarks.counters import count_step, peak_memory
+from benchmarks.environment import best_device, machine_info, machine_slug, synchronize
+from benchmarks.schema import RunResult
+from benchmarks.timing import summarize, time_interleaved
+from benchmarks.workloads import dtype_label, make_workload, resolve_dtype
+from version1_baseline.config import PRESETS, get_preset
+from version1_baseline.model import TinyLlama as ReferenceTinyLlama
+
+from .fusions import COMPILE_MODES, SWITCHES, FusionConfig, compile_model
+from .model import TinyLlama
+from .sdpa_backend import describe_sdpa
+
+NO_GPU = "not measured: no GPU on this machine"
+
+
+def _slug(row: str) -> str:
+    """'v2 all + compile(default)' -> 'v2_all_compile_default' (a file name)."""
+    return re.sub(r"[^a-z0-9]+", "_", row.lower()).strip("_")
+
+
+def row_fusions(compile_mode: str | None) -> dict[str, FusionConfig | None]:
+    """Row name -> fusions (None = version 1), in table order."""
+    rows: dict[str, FusionConfig | None] = {"v1": None, "v2 none": FusionConfig.none()}
+    rows.update({f"v2 {name} only": FusionConfig.only(name) for name in SWITCHES})
+    rows["v2 all"] = FusionConfig()
+    if compile_mode:
+        rows[f"v2 all + compile({compile_mode})"] = FusionConfig(compile_mode=compile_mode)
+    return rows
+
+
+def build_rows(config, rows: dict, seed: int, device: torch.device) -> dict:
+    """One model per row, all holding version 1's init under ``seed``, on ``device``."""
+    torch.manual_seed(seed)
+    state = ReferenceTinyLlama(config).state_dict()
+    models = {}
+    for name, fusions in rows.items():
+        if fusions is None:
+            model = ReferenceTinyLlama(config)
+            model.load_hf_state_dict(state)
+        else:
+            model = TinyLlama.from_hf_state_dict(config, state, fusions)
+        models[name] = compile_model(model.to(device), device) if fusions else model.to(device)
+    return models
+
+
+def measure_mode(models: dict, rows: dict, *, preset: str, mode: str, batch: int, seq: int,
+                 device: torch.device, dtype: torch.dtype, warmup: int, repeats: int,
+                 seed: int, count: bool) -> dict[str, RunResult]:
+    """Interleaved timing of every row on one workload; one RunResult per row."""
+    works = {name: make_workload(m, mode, batch, seq, device, dtype, seed=seed)
+             for name, m in models.items()}
+    seconds = time_interleaved({name: w.step for name, w in works.items()}, device,
+                               warmup=warmup, repeats=repeats)
+    baseline = summarize(seconds["v1"])["median"] if "v1" in seconds else None
+    results = {}
+    for name, model in models.items():
+        work = works[name]
+        losses = work.loss_values()
+        counts = count_step(work.step, device) if count else {
+            "kernel_launches_per_step": None, "ops_per_step": None}
+        peak, peak_method = peak_memory(work.step, device) if count else (None, "not measured")
+        synchronize(device)
+        times = summarize(seconds[name])
+        fusions = rows[name]
+        extra = {"row": name, "timing": f"interleaved with rows {list(models)}",
+                 "speedup_vs_v1": baseline / times["median"] if baseline else None}
+        if fusions is not None:
+            extra.update({"fusions": fusions.enabled(), "fusion_label": fusions.label(),
+                          "compile_mode": fusions.compile_mode})
+            extra.update(describe_sdpa(model, mode, batch, seq, device, dtype))
+        notes = [] if device.type == "cuda" else [
+            "CPU run: no device kernels to count; ops_per_step counts aten operator calls"]
+        results[name] = RunResult(
+            version="v1" if fusions is None else "v2", preset=preset, mode=mode,
+            batch_size=batch, seq_len=seq, dtype=dtype_label(dtype),
+            config=model.config.to_dict(), machine=machine_info(device), step_time_ms=times,
+            warmup=warmup, tokens_per_step=work.tokens_per_step,
+            tokens_per_s=work.tokens_per_step / (times["median"] / 1e3),
+            peak_memory_bytes=peak, peak_memory_method=peak_method,
+            kernel_launches_per_step=counts["kernel_launches_per_step"],
+            ops_per_step=counts["ops_per_step"],
+            first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
+            notes=notes, extra=extra)
+    return results
+
+
+def format_table(results: dict[str, RunResult], device: torch.device) -> str:
+    """A markdown table of one mode's rows (numbers exactly as measured)."""
+    first = next(iter(results.values()))
+    lines = [f"### {first.mode}: preset {first.preset}, batch {first.batch_size}, "
+             f"seq {first.seq_len}, {first.dtype}, {first.machine['device_name']}",
+             "",
+             "| row | median ms (p10-p90) | tokens/s | vs v1 | peak MiB | "
+             "kernels/step | aten ops/step | SDPA backend | last loss |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        t = r.step_time_ms
+        speed = r.extra.get("speedup_vs_v1")
+        peak = f"{r.peak_memory_bytes / 2**20:.1f}" if r.peak_memory_bytes is not None else "-"
+        kernels = r.kernel_launches_per_step if r.kernel_launches_per_step is not None else (
+            "n/a (CPU)" if device.type != "cuda" else "-")
+        loss = f"{r.last_loss:.4f}" if r.last_loss is not None else "-"
+        lines.append(
+            f"| {name} | {t['median']:.1f} ({t['p10']:.1f}-{t['p90']:.1f}) | "
+            f"{r.tokens_per_s:,.0f} | {f'{speed:.2f}x' if speed else '-'} | {peak} | "
+            f"{kernels} | {r.ops_per_step if r.ops_per_step is not None else '-'} | "
+            f"{r.extra.get('sdpa_backend', 'none (v1 eager)')} | {loss} |")
+    if device.type != "cuda":
+        lines.append(f"| v2 all + bf16 autocast | {NO_GPU} | | | | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def run_ablation(preset: str, modes: list[str], out: Path | None, *, device: torch.device,
+                 dtype: torch.dtype, batch: int | None, seq: int | None, warmup: int,
+                 repeats: int, seed: int, compile_mode: str | None, count: bool = True,
+                 only: list[str] | None = None) -> dict[str, dict[str, RunResult]]:
+    """Every mode of the ablation; writes ``<out>/<mode>_<row>.json`` and ``ablation.md``."""
+    config = get_preset(preset)
+    batch, seq = batch or config.batch_size, seq or config.max_seq_len
+    rows = row_fusions(compile_mode)
+    if only:
+        unknown = sorted(set(only) - set(rows))
+        if unknown:
+            raise ValueError(f"unknown ablation row(s) {unknown}; rows are {list(rows)}")
+        rows = {name: f for name, f in rows.items() if name in only}
+    all_results, tables = {}, []
+    for mode in modes:
+        models = build_rows(config, rows, seed, device)   # fresh weights for every mode
+        results = measure_mode(models, rows, preset=preset, mode=mode, batch=batch, seq=seq,
+                               device=device, dtype=dtype, warmup=warmup, repeats=repeats,
+                               seed=seed, count=count)
+        all_results[mode] = results
+        tables.append(format_table(results, device))
+        print(tables[-1], flush=True)
+        if out is not None:
+            for name, result in results.items():
+                result.write(Path(out) / f"{mode}_{_slug(name)}.json")
+    if out is not None:
+        header = (f"# v2 ablation, preset {preset}\n\nGenerated by `python -m "
+                  f"version2_fused.ablation`; every number below was measured in this run on "
+                  f"{machine_info(device)['device_name']} (torch {torch.__version__}, "
+                  f"git {machine_info(device)['git_sha']}). Per-row JSON files sit next to "
+                  "this table.\n\n")
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "ablation.md").write_text(header + "\n".join(tables))
+    return all_results
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m version2_fused.ablation", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    p.add_argument("--modes", default="train,prefill",
+                   help="comma-separated workloads: train, prefill, decode")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--seq-len", type=int, default=None)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--compile", default="default", choices=[*COMPILE_MODES, "off"],
+                   help="mode of the 'all + compile' row; off drops the row")
+    p.add_argument("--rows", default=None, help="comma-separated subset of row names")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-count", action="store_true", help="skip op counts and peak memory")
+    p.add_argument("--out", default=None,
+                   help="folder for JSON + ablation.md (e.g. benchmarks/results/<machine>/v2)")
+    args = p.parse_args(argv)
+    device = best_device(args.device)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if args.repeats < 1 or args.warmup < 0:
+        raise SystemExit("error: --repeats must be >= 1 and --warmup >= 0")
+    run_ablation(args.preset, modes, Path(args.out) if args.out else None, device=device,
+                 dtype=resolve_dtype(args.dtype, device), batch=args.batch_size,
+                 seq=args.seq_len, warmup=args.warmup, repeats=args.repeats, seed=args.seed,
+                 compile_mode=None if args.compile == "off" else args.compile,
+                 count=not args.no_count,
+                 only=[r.strip() for r in args.rows.split(",")] if args.rows else None)
+    print(f"machine: {machine_slug(device)}; results written to {args.out}" if args.out else
+          f"machine: {machine_slug(device)}; no --out given, nothing written")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
