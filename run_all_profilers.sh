@@ -5,7 +5,7 @@
 # Environment: PRESET, MODE, VERSIONS, STEPS, RESULTS_DIR, BENCH_ARGS (see README).
 set -euo pipefail
 cd "$(dirname "$0")"
-source scripts/setup_env.sh "test,hw,profile"
+source scripts/setup_env.sh "test,hw" "profile"
 
 PRESET="${PRESET:-tiny}"
 MODE="${MODE:-train}"

@@ -30,7 +30,10 @@ VARIANT_FLAGS = {
     "fast": ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert"],
 }
 COMMON_FLAGS = ["--cc", "--exe", "--build", "-Wall", "--top-module", "accel_top",
-                "-CFLAGS", "-fPIC -O2", "-LDFLAGS", "-shared"]
+                "-CFLAGS", "-fPIC -O2", "-LDFLAGS", "-shared",
+                # The PyPI build leaves the precompiled-header include flag empty, which breaks
+                # the generated make rules; supply gcc's.
+                "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include"]
 
 
 class VerilatorNotFoundError(RuntimeError):

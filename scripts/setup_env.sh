@@ -1,9 +1,12 @@
 # Sourced by run_tests.sh and run_all_profilers.sh: make .venv and install what is missing.
-#   usage: source scripts/setup_env.sh "test,hw"   (the pyproject extras this command needs)
+#   usage: source scripts/setup_env.sh "test,hw" ["profile"]
+#   $1: pyproject extras this command needs; $2: extras it can do without (a failed
+#   install of those is a warning, and the step that needs them says it was skipped).
 # Sets PY to the venv's python. Environment: PYTHON, VENV_DIR, TORCH_SPEC, TRITON_REQUIRED.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EXTRAS="${1:-}"
+OPTIONAL_EXTRAS="${2:-}"
 VENV="${VENV_DIR:-$ROOT/.venv}"
 BASE_PYTHON="${PYTHON:-python3}"
 
@@ -32,13 +35,24 @@ fi
 
 # The project itself (editable) and its extras, re-run only when pyproject.toml or the
 # extras change: pip's own "already satisfied" pass costs seconds each time.
-stamp="$VENV/.tinyllama-setup-$( (cat "$ROOT/pyproject.toml"; echo "$EXTRAS") | sha256sum | cut -c1-16)"
+stamp_for() { echo "$VENV/.tinyllama-setup-$( (cat "$ROOT/pyproject.toml"; echo "$1") | sha256sum | cut -c1-16)"; }
+stamp="$(stamp_for "$EXTRAS")"
 if [ ! -f "$stamp" ]; then
     spec="$ROOT"
     [ -n "$EXTRAS" ] && spec="$ROOT[$EXTRAS]"
     echo "[setup] pip install -e '$spec'"
     pipq -e "$spec"
-    rm -f "$VENV"/.tinyllama-setup-*
     touch "$stamp"
+fi
+if [ -n "$OPTIONAL_EXTRAS" ]; then
+    opt_stamp="$(stamp_for "optional:$OPTIONAL_EXTRAS")"
+    if [ ! -f "$opt_stamp" ]; then
+        echo "[setup] pip install -e '$ROOT[$OPTIONAL_EXTRAS]' (optional)"
+        if pipq -e "$ROOT[$OPTIONAL_EXTRAS]"; then
+            touch "$opt_stamp"
+        else
+            echo "[setup] warning: optional extras '$OPTIONAL_EXTRAS' failed to install; the steps that need them will say they were skipped"
+        fi
+    fi
 fi
 export PY

@@ -130,7 +130,7 @@ class Attention(nn.Module):
             # One rotation over H + KV heads instead of two launches of the same ops.
             # Without fused QKV the joint tensor costs a cat, which the ablation shows.
             qk = torch.cat((q, k), dim=1) if qk is None else qk
-            q, k = apply_rotary(qk, cos, sin).split([self.num_heads, self.num_kv_heads], dim=1)[::-1]
+            q, k = apply_rotary(qk, cos, sin).split([self.num_heads, self.num_kv_heads], dim=1)
         else:
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
 

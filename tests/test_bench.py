@@ -1,0 +1,108 @@
+"""The side-by-side harness: well-formed outputs, broken versions reported, the gate bites."""
+import csv
+import json
+
+import pytest
+import torch
+
+from benchmarks import compare, versions
+from benchmarks.__main__ import main as bench_main
+from version1_baseline import TinyLlama
+from version1_baseline.spec import VersionSpec
+
+
+class _WrongHead(TinyLlama):
+    """Version 1 with a deliberately wrong output: logits scaled by 1.01."""
+
+    def forward(self, input_ids, cache=None):
+        return super().forward(input_ids, cache) * 1.01
+
+
+class _Raises(TinyLlama):
+    """A version whose forward raises: the harness must report it and carry on."""
+
+    def forward(self, input_ids, cache=None):
+        raise RuntimeError("kernel exploded")
+
+
+class _RaisesInTraining(TinyLlama):
+    """Passes the gate (eval forward is v1's) but raises once a training step runs."""
+
+    def forward(self, input_ids, cache=None):
+        if self.training:
+            raise RuntimeError("backward kernel missing")
+        return super().forward(input_ids, cache)
+
+
+FAKES = {"wrong": _WrongHead, "raises": _Raises, "raises_train": _RaisesInTraining}
+
+
+@pytest.fixture
+def fake_versions(monkeypatch):
+    real_load = compare.load_spec
+
+    def load_spec(name, device, allow_interpreter=False):
+        if name in FAKES:
+            return VersionSpec(name=name, model_cls=FAKES[name])
+        return real_load(name, device, allow_interpreter)
+
+    monkeypatch.setattr(compare, "load_spec", load_spec)
+    for name in FAKES:
+        monkeypatch.setitem(versions.ENTRIES, name, versions.Entry(name, "unused", f"fake {name}"))
+
+
+def test_quick_run_writes_table_csv_json_and_plots(tmp_path, fake_versions, capsys):
+    out = tmp_path / "bench"
+    rc = bench_main(["run", "--versions", "v1,wrong,raises,raises_train,v4", "--presets",
+                     "chip16", "--modes", "train,prefill,decode", "--steps", "3", "--warmup",
+                     "1", "--device", "cpu", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    data = json.loads((out / "results.json").read_text())
+    rows = {(r["version"], r["mode"]): r for r in data["rows"]}
+    assert data["machine"]["device"] == "cpu" and data["machine"]["git_sha"]
+
+    for mode in ("train", "prefill", "decode"):
+        v1 = rows[("v1", mode)]
+        assert v1["status"] == "ok" and v1["repeats"] == 3
+        assert v1["p10_ms"] <= v1["median_ms"] <= v1["p90_ms"]
+        assert v1["speedup_vs_v1"] == pytest.approx(1.0)
+        assert v1["tokens_per_s"] > 0 and v1["ops_per_step"] > 0 and v1["peak_memory_bytes"] > 0
+        # The gate caught the 1% error: FAILED and never timed.
+        assert rows[("wrong", mode)]["status"] == "FAILED"
+        assert rows[("wrong", mode)]["median_ms"] is None
+        assert "correctness gate" in rows[("wrong", mode)]["detail"]
+        assert rows[("raises", mode)]["status"] == "ERROR"
+        assert "kernel exploded" in rows[("raises", mode)]["detail"]
+        # Cannot run here: a reason instead of a number.
+        assert rows[("v4", mode)]["status"] == "n/a" and rows[("v4", mode)]["median_ms"] is None
+    # Raising only while training: an ERROR row for train, real rows for the other modes.
+    assert rows[("raises_train", "train")]["status"] == "ERROR"
+    assert "backward kernel missing" in rows[("raises_train", "train")]["detail"]
+    assert rows[("raises_train", "prefill")]["status"] == "ok"
+
+    with (out / "results.csv").open() as f:
+        csv_rows = list(csv.DictReader(f))
+    assert len(csv_rows) == len(data["rows"])
+    table = (out / "table.md").read_text()
+    assert "### chip16 / train" in table and "FAILED" in table and "| v1 |" in table
+    assert table in capsys.readouterr().out
+    for png in ("speedup.png", "aten_ops.png", "peak_memory.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gate_passes_v1_against_itself_and_fails_a_wrong_model():
+    from benchmarks.gate import check_against_v1
+    from version1_baseline import get_preset
+    cfg = get_preset("chip16")
+    ref = TinyLlama(cfg)
+    same = TinyLlama.from_hf_state_dict(cfg, ref.to_hf_state_dict())
+    wrong = _WrongHead.from_hf_state_dict(cfg, ref.to_hf_state_dict())
+    device = torch.device("cpu")
+    assert check_against_v1(same, ref, device).passed
+    bad = check_against_v1(wrong, ref, device)
+    assert not bad.passed and bad.relative_error > 1e-3
+
+
+def test_unknown_version_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown version"):
+        versions.parse_names("v1,v9")
