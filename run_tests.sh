@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 export TRITON_REQUIRED=1
-source scripts/setup_env.sh "test,hw"
+source scripts/setup_env.sh "test,hw" "profile"
 exec "$PY" -m pytest "$@"

@@ -77,7 +77,13 @@ def main(argv=None) -> int:
     run.add_argument("--strict", action="store_true", help="exit 1 if any version FAILED/ERROR")
     run.add_argument("--no-progress", action="store_true")
     run.add_argument("--out", default=None, help="default: results/bench-<time>")
+    sub.add_parser("readme", help="regenerate the README's results section from "
+                   "benchmarks/results/")
     args = p.parse_args(argv)
+    if args.command == "readme":
+        from .readme_results import update_readme
+        print("README.md updated" if update_readme() else "README.md already up to date")
+        return 0
     return _run(args)
 
 

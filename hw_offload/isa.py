@@ -1,0 +1,127 @@
+"""Instruction encoding, register map and error codes of the accelerator (see ISA.md).
+
+One instruction is 256 bits = eight little-endian uint32 words. Both the RTL controller
+(rtl/accel_top.sv) and the golden model (golden.py) decode exactly this layout.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+# ---- opcodes (must match rtl/accel_pkg.sv) ----
+OP_LOAD, OP_STORE, OP_HALT = 0x01, 0x02, 0x0F
+OP_GEMM = 0x10
+OP_REQ, OP_RMS, OP_ROPE, OP_SMAX, OP_SWIGLU, OP_RESADD = 0x20, 0x21, 0x22, 0x23, 0x24, 0x25
+OPCODE_NAMES = {OP_LOAD: "LOAD", OP_STORE: "STORE", OP_HALT: "HALT", OP_GEMM: "GEMM",
+                OP_REQ: "REQ", OP_RMS: "RMS", OP_ROPE: "ROPE", OP_SMAX: "SMAX",
+                OP_SWIGLU: "SWIGLU", OP_RESADD: "RESADD"}
+VECTOR_OPS = (OP_REQ, OP_RMS, OP_ROPE, OP_SMAX, OP_SWIGLU, OP_RESADD)
+
+# ---- LOAD/STORE memory selector (flags[1:0]) ----
+MEM_A, MEM_W, MEM_ACC = 0, 1, 2
+# ---- GEMM flags ----
+GEMM_ACCUMULATE, GEMM_B_FROM_A, GEMM_TRANSPOSE_B = 1, 2, 4
+
+# ---- error codes (register ERR_CODE) ----
+ERR_NONE, ERR_OPCODE, ERR_FIELD, ERR_RANGE, ERR_PC = 0, 1, 2, 3, 4
+ERROR_NAMES = {ERR_OPCODE: "unknown opcode", ERR_FIELD: "bad field (reserved bit, zero size, "
+               "bad flags/shift/head_dim)", ERR_RANGE: "address range out of bounds or DRAM "
+               "address not line-aligned", ERR_PC: "pc ran past the end of instruction memory"}
+
+# ---- registers (32-bit, index on the register port) ----
+REG_CTRL, REG_STATUS, REG_ERR_CODE, REG_PC, REG_START_PC, REG_ERR_PC = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05
+REG_N, REG_A_ROWS, REG_W_ROWS, REG_ACC_ROWS, REG_DRAM_BYTES, REG_IMEM_DEPTH = range(0x06, 0x0C)
+COUNTER_REGS = {"cycles": 0x10, "array_busy": 0x12, "vector_busy": 0x14, "dma_busy": 0x16,
+                "stall": 0x18, "bytes_in": 0x1A, "bytes_out": 0x1C, "instructions": 0x1E}
+IMEM_BASE = 0x8000_0000
+INSN_WORDS = 8
+INSN_BYTES = 32
+
+
+@dataclass(frozen=True)
+class HwConfig:
+    """Sizes of one accelerator build (the RTL reports them in registers 0x06..0x0B)."""
+
+    n: int = 16
+    a_rows: int = 16384
+    w_rows: int = 65536
+    acc_rows: int = 16384
+    dram_bytes: int = 2 * 1024 * 1024
+    imem_depth: int = 1024
+
+    def rows_of(self, mem: int) -> int:
+        return {MEM_A: self.a_rows, MEM_W: self.w_rows, MEM_ACC: self.acc_rows}[mem]
+
+
+@dataclass(frozen=True)
+class Insn:
+    """One decoded instruction; field meaning depends on ``op`` (ISA.md, "Instructions")."""
+
+    op: int
+    flags: int = 0
+    rows: int = 0
+    blocks: int = 0
+    aux: int = 0
+    dst: int = 0
+    src0: int = 0
+    src1: int = 0
+    src2: int = 0
+    dram: int = 0
+    mult0: int = 0
+    shift0: int = 0
+    mult1: int = 0
+    shift1: int = 0
+    reserved: int = 0  # OR of every reserved bit; must be 0
+
+    _WIDTHS = {"op": 8, "flags": 8, "rows": 16, "blocks": 8, "aux": 8, "dst": 16, "src0": 16,
+               "src1": 16, "src2": 16, "dram": 32, "mult0": 16, "shift0": 8, "mult1": 16,
+               "shift1": 8}
+
+    def encode(self) -> np.ndarray:
+        """-> uint32[8]. Raises ValueError naming a field that does not fit its width."""
+        for name, bits in self._WIDTHS.items():
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or not 0 <= int(v) < (1 << bits):
+                raise ValueError(f"instruction field {name}={v!r} does not fit in {bits} unsigned bits")
+        w = np.zeros(INSN_WORDS, dtype=np.uint32)
+        w[0] = self.op | (self.flags << 8)
+        w[1] = self.rows | (self.blocks << 16) | (self.aux << 24)
+        w[2] = self.dst | (self.src0 << 16)
+        w[3] = self.src1 | (self.src2 << 16)
+        w[4] = self.dram
+        w[5] = self.mult0 | (self.shift0 << 16)
+        w[6] = self.mult1 | (self.shift1 << 16)
+        return w
+
+    @staticmethod
+    def decode(words) -> "Insn":
+        w = [int(x) for x in np.asarray(words, dtype=np.uint32)]
+        reserved = (w[0] >> 16) | (w[5] >> 24) | (w[6] >> 24) | w[7]
+        return Insn(op=w[0] & 0xFF, flags=(w[0] >> 8) & 0xFF, rows=w[1] & 0xFFFF,
+                    blocks=(w[1] >> 16) & 0xFF, aux=w[1] >> 24, dst=w[2] & 0xFFFF,
+                    src0=w[2] >> 16, src1=w[3] & 0xFFFF, src2=w[3] >> 16, dram=w[4],
+                    mult0=w[5] & 0xFFFF, shift0=(w[5] >> 16) & 0xFF, mult1=w[6] & 0xFFFF,
+                    shift1=(w[6] >> 16) & 0xFF, reserved=reserved)
+
+    def replace(self, **kw) -> "Insn":
+        return dataclasses.replace(self, **kw)
+
+    def __str__(self) -> str:
+        name = OPCODE_NAMES.get(self.op, f"0x{self.op:02x}")
+        fields = ", ".join(f"{k}={getattr(self, k)}" for k in self._WIDTHS
+                           if k != "op" and getattr(self, k))
+        return f"{name}({fields})"
+
+
+def encode_program(insns: list[Insn]) -> np.ndarray:
+    """-> uint32[len(insns), 8]."""
+    if not insns:
+        raise ValueError("a program needs at least one instruction (end it with HALT)")
+    return np.stack([i.encode() for i in insns])
+
+
+def rope_rows_per_position(head_dim: int, n: int) -> int:
+    """Weight-SRAM rows one position's table takes: head_dim/2 entries of {cos16, sin16}."""
+    return (2 * head_dim + n - 1) // n
