@@ -42,11 +42,18 @@ def git_sha() -> str:
 
 
 def triton_version() -> str | None:
-    try:
-        import triton
-        return triton.__version__
-    except ImportError:
-        return None
+    """The installed triton's version, read from package metadata.
+
+    Not ``import triton``: importing it here, before a Triton version has decided whether
+    to set TRITON_INTERPRET, would fix the interpreter choice too early.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+    for dist in ("triton", "pytorch-triton-rocm", "pytorch-triton"):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            continue
+    return None
 
 
 def cpu_name() -> str:

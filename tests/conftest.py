@@ -1,6 +1,14 @@
 """Shared pytest setup. Markers are declared in pyproject.toml."""
-import pytest
+import os
+
 import torch
+
+# Without a GPU, Triton kernels can only run in the interpreter. Triton reads this when a
+# kernel is defined, so it must be set before any test module imports triton.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
