@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .ceilings import measure_ceilings
 from .compare import BenchSettings, run_preset
 from .environment import REPO_ROOT, best_device, machine_info
 from .plots import write_plots
@@ -37,6 +38,11 @@ def _run(args) -> int:
         settings.seq_len = settings.seq_len or 64
     out = Path(args.out or REPO_ROOT / "results" / time.strftime("bench-%Y%m%d-%H%M%S"))
     machine = machine_info(device)
+    ceilings = None
+    if not args.no_ceilings:
+        ceilings = measure_ceilings(device)
+        settings.matmul_ceiling = ceilings.matmul_flops_per_s
+        machine["ceilings"] = ceilings.to_json()
     rows = []
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     with tqdm(total=len(presets), desc="benchmarks", unit="preset", file=sys.stderr,
@@ -74,6 +80,8 @@ def main(argv=None) -> int:
                      help="few steps and short sequences: a smoke run, not for reporting")
     run.add_argument("--allow-interpreter", action="store_true",
                      help="time Triton versions under TRITON_INTERPRET on CPU (very slow)")
+    run.add_argument("--no-ceilings", action="store_true",
+                     help="skip measuring copy bandwidth and matmul rate")
     run.add_argument("--strict", action="store_true", help="exit 1 if any version FAILED/ERROR")
     run.add_argument("--no-progress", action="store_true")
     run.add_argument("--out", default=None, help="default: results/bench-<time>")

@@ -41,6 +41,9 @@ class Row:
     kernel_launches_per_step: int | None = None
     ops_per_step: int | None = None
     gate_relative_error: float | None = None
+    workload_flops: int | None = None          # counted on v1 eager: the work, not the method
+    achieved_flops_per_s: float | None = None  # workload_flops / median time
+    fraction_of_matmul_ceiling: float | None = None   # vs the matmul rate measured this run
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -56,6 +59,7 @@ class BenchSettings:
     dtype: torch.dtype = torch.float32
     allow_interpreter: bool = False
     seed: int = 0
+    matmul_ceiling: float | None = None   # FLOP/s measured on this device (benchmarks.ceilings)
 
 
 def _build(name: str, preset: str, device: torch.device, state: dict, settings: BenchSettings):
@@ -94,6 +98,17 @@ def _time_all(works, rows, device, settings) -> dict[str, list[float]]:
                 raise
             works = {n: w for n, w in works.items() if n != culprit}
     return {}
+
+
+def _workload_flops(reference, mode, batch, seq, device, settings) -> int:
+    """FLOPs of one step of ``mode``, counted on version 1 in eager mode.
+
+    The same number serves every version: it is the work the step must do, so dividing
+    it by each version's time gives comparable achieved rates (as MFU does).
+    """
+    from .profiling.flops import count_flops_torch
+    work = make_workload(reference, mode, batch, seq, device, settings.dtype, seed=settings.seed)
+    return count_flops_torch(work.step)
 
 
 def run_preset(names: list[str], preset: str, modes: list[str], device: torch.device,
@@ -162,6 +177,14 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
             row.peak_memory_bytes, _ = peak_memory(works[name].step, device)
             synchronize(device)
             out.append(row)
+        flops = _workload_flops(reference, mode, batch, seq, device, settings)
+        for row in out:
+            if row.mode == mode and row.status == "ok":
+                row.workload_flops = flops
+                row.achieved_flops_per_s = flops / (row.median_ms / 1e3)
+                if settings.matmul_ceiling:
+                    row.fraction_of_matmul_ceiling = (row.achieved_flops_per_s
+                                                      / settings.matmul_ceiling)
         base_ms = next((r.median_ms for r in out
                         if r.version == "v1" and r.mode == mode and r.status == "ok"), None)
         for row in out:

@@ -40,12 +40,15 @@ def _grid(rows, key, ylabel, title_prefix, path: Path, device_name: str) -> Path
 
 
 def write_plots(rows: list, out: Path, device_name: str) -> list[Path]:
-    """speedup.png, kernel_launches.png (or aten_ops.png on CPU), peak_memory.png."""
+    """speedup.png, ceiling_fraction.png, kernel_launches.png (GPU) or aten_ops.png, and
+    peak_memory.png."""
     made = [
         _grid(rows, "speedup_vs_v1", "speedup vs v1 (×)", "speedup", out / "speedup.png",
               device_name),
         _grid(rows, "kernel_launches_per_step", "kernel launches / step", "launches",
               out / "kernel_launches.png", device_name),
+        _grid(rows, "fraction_of_matmul_ceiling", "fraction of measured matmul rate",
+              "achieved / ceiling", out / "ceiling_fraction.png", device_name),
         _grid(rows, "ops_per_step", "aten operator calls / step", "operator calls",
               out / "aten_ops.png", device_name),
     ]

@@ -16,6 +16,12 @@ def markdown_table(rows: list, machine: dict) -> str:
     """One table per (preset, mode); speedups are against v1 on the same device and shape."""
     lines = [f"Machine: {machine['device_name']} | torch {machine['torch']} | "
              f"triton {machine['triton']} | git {machine['git_sha']}", ""]
+    c = machine.get("ceilings")
+    if c:
+        lines += [f"Measured ceilings on this device: copy {c['copy_bytes_per_s'] / 1e9:.1f} GB/s "
+                  f"({c['copy_mib']} MiB), {c['matmul_dtype']} matmul "
+                  f"{c['matmul_flops_per_s'] / 1e12:.3f} TFLOP/s ({c['matmul_size']}³). "
+                  "Achieved rates divide the workload's FLOPs (counted on v1) by each median.", ""]
     groups: dict[tuple[str, str], list] = {}
     for r in rows:
         groups.setdefault((r.preset, r.mode), []).append(r)
@@ -24,8 +30,8 @@ def markdown_table(rows: list, machine: dict) -> str:
                       if r.batch_size), "")
         lines += [f"### {preset} / {mode}" + (f" ({shape})" if shape else ""), "",
                   "| version | what | status | median ms | p10–p90 ms | tokens/s | speedup vs v1 |"
-                  " peak MiB | kernels/step | aten ops/step |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  " achieved GFLOP/s | % of matmul ceiling | peak MiB | kernels/step | aten ops/step |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in group:
             what = ENTRIES[r.version].label if r.version in ENTRIES else r.version
             spread = f"{r.p10_ms:.2f}–{r.p90_ms:.2f}" if r.p10_ms is not None else ""
@@ -34,7 +40,10 @@ def markdown_table(rows: list, machine: dict) -> str:
             lines.append(
                 f"| {r.version} | {what} | {status} | {_num(r.median_ms, '.2f')} | {spread} | "
                 f"{_num(r.tokens_per_s, ',.0f')} | "
-                f"{_num(r.speedup_vs_v1, '.2f') + ('×' if r.speedup_vs_v1 else '')} | {peak} | "
+                f"{_num(r.speedup_vs_v1, '.2f') + ('×' if r.speedup_vs_v1 else '')} | "
+                f"{_num(r.achieved_flops_per_s and r.achieved_flops_per_s / 1e9, '.1f')} | "
+                f"{_num(r.fraction_of_matmul_ceiling and 100 * r.fraction_of_matmul_ceiling, '.1f')} | "
+                f"{peak} | "
                 f"{_num(r.kernel_launches_per_step, 'd')} | {_num(r.ops_per_step, 'd')} |")
         lines.append("")
     return "\n".join(lines)

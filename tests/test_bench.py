@@ -67,6 +67,11 @@ def test_quick_run_writes_table_csv_json_and_plots(tmp_path, fake_versions, caps
         assert v1["p10_ms"] <= v1["median_ms"] <= v1["p90_ms"]
         assert v1["speedup_vs_v1"] == pytest.approx(1.0)
         assert v1["tokens_per_s"] > 0 and v1["ops_per_step"] > 0 and v1["peak_memory_bytes"] > 0
+        assert v1["workload_flops"] > 0
+        assert v1["achieved_flops_per_s"] == pytest.approx(
+            v1["workload_flops"] / (v1["median_ms"] / 1e3))
+        assert 0 < v1["fraction_of_matmul_ceiling"] == pytest.approx(
+            v1["achieved_flops_per_s"] / data["machine"]["ceilings"]["matmul_flops_per_s"])
         # The gate caught the 1% error: FAILED and never timed.
         assert rows[("wrong", mode)]["status"] == "FAILED"
         assert rows[("wrong", mode)]["median_ms"] is None
@@ -86,7 +91,7 @@ def test_quick_run_writes_table_csv_json_and_plots(tmp_path, fake_versions, caps
     table = (out / "table.md").read_text()
     assert "### chip16 / train" in table and "FAILED" in table and "| v1 |" in table
     assert table in capsys.readouterr().out
-    for png in ("speedup.png", "aten_ops.png", "peak_memory.png"):
+    for png in ("speedup.png", "aten_ops.png", "peak_memory.png", "ceiling_fraction.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -1,0 +1,109 @@
+"""Per-kernel benchmarks of version 3's Triton kernels: ``python -m benchmarks.kernels.bench_<name>``.
+
+Each script times forward and forward+backward with ``triton.testing.do_bench`` (median
+over repeats, warm-up, L2 flushed between calls) for the Triton kernel, the eager PyTorch
+reference and ``torch.compile`` of that reference, and prints achieved GB/s (memory-bound
+kernels) or TFLOP/s (attention) next to two ceilings measured on the same device in the same
+run: a large device-to-device copy and a large bf16 matmul.
+
+Without a GPU the scripts refuse: the Triton kernels would only run in the interpreter,
+whose timings mean nothing. They never print an estimate in place of a measurement.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+
+NO_GPU = "no GPU: Triton kernels run only in the interpreter; refusing to time them"
+
+
+def require_gpu() -> torch.device:
+    """The GPU to benchmark on; exits with status 2 and a clear message when there is none."""
+    if not torch.cuda.is_available():
+        print(NO_GPU, file=sys.stderr)
+        raise SystemExit(2)
+    import version3_triton  # noqa: F401  (decides compiled mode before any kernel exists)
+    from version3_triton import runtime
+    if runtime.INTERPRET:
+        print("TRITON_INTERPRET is set: " + NO_GPU, file=sys.stderr)
+        raise SystemExit(2)
+    return torch.device("cuda")
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
+    p.add_argument("--json", default=None, help="also write the rows and ceilings here")
+    return p
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
+
+
+def bench_ms(fn) -> float:
+    """Median milliseconds of ``fn()`` (triton.testing.do_bench flushes L2 between calls)."""
+    from triton.testing import do_bench
+    return float(do_bench(fn, warmup=25, rep=100, return_mode="median"))
+
+
+def ceilings(device: torch.device) -> dict:
+    """Measured on ``device`` now: copy bandwidth (GB/s) and bf16 matmul rate (TFLOP/s)."""
+    n = 256 * 2**20  # 1 GiB of fp32: far past any L2
+    src = torch.empty(n, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    copy_ms = bench_ms(lambda: dst.copy_(src))
+    m = 8192
+    a = torch.randn(m, m, dtype=torch.bfloat16, device=device)
+    b = torch.randn(m, m, dtype=torch.bfloat16, device=device)
+    mm_ms = bench_ms(lambda: a @ b)
+    del src, dst, a, b
+    return {"copy_GBps": 2 * n * 4 / copy_ms / 1e6, "bf16_matmul_TFLOPs": 2 * m**3 / mm_ms / 1e9,
+            "device_name": torch.cuda.get_device_name(device)}
+
+
+def grad_step(fn, inputs, grads):
+    """A closure running forward + backward of ``fn(*inputs)`` against fixed output grads."""
+    def step():
+        out = fn(*inputs)
+        outs = out if isinstance(out, tuple) else (out,)
+        torch.autograd.backward(outs, grads)
+    return step
+
+
+def compiled(fn, enabled: bool):
+    return torch.compile(fn) if enabled else None
+
+
+def report(name: str, rows: list[dict], ceil: dict, unit: str, json_path: str | None) -> None:
+    """Print one line per (impl, pass) with its rate and the rate as a share of the ceiling."""
+    limit = ceil["copy_GBps"] if unit == "GB/s" else ceil["bf16_matmul_TFLOPs"]
+    print(f"{name} on {ceil['device_name']}: ceilings copy {ceil['copy_GBps']:.0f} GB/s, "
+          f"bf16 matmul {ceil['bf16_matmul_TFLOPs']:.0f} TFLOP/s (measured now)")
+    for r in rows:
+        print(f"  {r['shape']:<28} {r['impl']:<8} {r['pass']:<8} {r['ms']:8.3f} ms "
+              f"{r['rate']:8.1f} {unit} ({100 * r['rate'] / limit:5.1f}% of ceiling)")
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"kernel": name, "unit": unit, "ceilings": ceil, "rows": rows}, f, indent=1)
+
+
+def run_impls(impls: dict, shape: str, fwd_bytes_or_flops: float, bwd_total: float,
+              make_fwd, make_step, rows: list, scale: float) -> None:
+    """Time each implementation's forward and forward+backward; append rows.
+
+    ``scale`` turns (amount / ms) into the reported unit (1e-6 for GB/s, 1e-9 for TFLOP/s).
+    """
+    for impl, fn in impls.items():
+        if fn is None:
+            continue
+        ms = bench_ms(make_fwd(fn))
+        rows.append({"shape": shape, "impl": impl, "pass": "fwd", "ms": ms,
+                     "rate": fwd_bytes_or_flops / ms * scale})
+        ms = bench_ms(make_step(fn))
+        rows.append({"shape": shape, "impl": impl, "pass": "fwd+bwd", "ms": ms,
+                     "rate": bwd_total / ms * scale})

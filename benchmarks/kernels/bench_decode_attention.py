@@ -1,0 +1,45 @@
+"""Decode attention (one query per sequence over the KV cache): Triton vs eager vs compile.
+
+Bytes counted: the valid part of the K and V cache (the query and output are negligible).
+Inference only, so only the forward is timed.
+"""
+import math
+
+import torch
+
+from benchmarks.kernels import bench_ms, ceilings, compiled, parser, report, require_gpu, torch_dtype
+
+
+def eager(q, k_cache, v_cache, length):
+    groups = q.shape[1] // k_cache.shape[1]
+    k = k_cache[:, :, :length].repeat_interleave(groups, 1)
+    v = v_cache[:, :, :length].repeat_interleave(groups, 1)
+    s = (q[:, :, None] @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    return (torch.softmax(s.float(), -1).to(q.dtype) @ v)[:, :, 0]
+
+
+def main(argv=None):
+    args = parser(__doc__).parse_args(argv)
+    device = require_gpu()
+    from version3_triton.kernels.decode_attention import decode_attention
+    dtype, rows = torch_dtype(args.dtype), []
+    ceil = ceilings(device)
+    for bsz, hq, hk, d, length in ((16, 32, 8, 64, 2048), (64, 32, 8, 128, 4096)):
+        q = torch.randn(bsz, hq, d, device=device, dtype=dtype)
+        k = torch.randn(bsz, hk, length, d, device=device, dtype=dtype)
+        v = torch.randn_like(k)
+        nbytes = 2 * k.element_size() * k.numel()
+        impls = {"triton": decode_attention, "eager": eager,
+                 "compile": compiled(eager, not args.no_compile)}
+        with torch.no_grad():
+            for impl, fn in impls.items():
+                if fn is None:
+                    continue
+                ms = bench_ms(lambda: fn(q, k, v, length))
+                rows.append({"shape": f"B{bsz} H{hq}/{hk} D{d} T{length}", "impl": impl,
+                             "pass": "fwd", "ms": ms, "rate": nbytes / ms * 1e-6})
+    report("decode_attention", rows, ceil, "GB/s", args.json)
+
+
+if __name__ == "__main__":
+    main()

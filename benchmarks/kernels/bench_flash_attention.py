@@ -1,0 +1,47 @@
+"""Causal GQA flash attention forward / forward+backward: Triton vs eager vs compile.
+
+FLOPs counted as useful causal work: forward 2 matmuls x 2 FLOPs x B*H*S*S*D / 2 (half the
+score matrix is masked); backward 2.5x the forward (5 matmuls instead of 2).
+The eager baseline is version 1's explicit attention (repeat K/V, mask, softmax).
+"""
+import math
+
+import torch
+
+from benchmarks.kernels import (ceilings, compiled, grad_step, parser, report, require_gpu,
+                                run_impls, torch_dtype)
+
+
+def eager(q, k, v):
+    groups = q.shape[2] // k.shape[2]
+    qh, kh, vh = (t.transpose(1, 2) for t in (q, k, v))
+    kh, vh = kh.repeat_interleave(groups, 1), vh.repeat_interleave(groups, 1)
+    s = (qh @ kh.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    n = q.shape[1]
+    s = s.masked_fill(torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
+    return (torch.softmax(s.float(), -1).to(q.dtype) @ vh).transpose(1, 2)
+
+
+def main(argv=None):
+    args = parser(__doc__).parse_args(argv)
+    device = require_gpu()
+    from version3_triton.kernels.flash_attention import flash_attention
+    dtype, rows = torch_dtype(args.dtype), []
+    ceil = ceilings(device)
+    for bsz, seq, hq, hk, d in ((8, 1024, 16, 4, 64), (4, 2048, 16, 4, 64), (2, 4096, 16, 4, 64),
+                                (4, 2048, 16, 4, 128)):
+        q = torch.randn(bsz, seq, hq, d, device=device, dtype=dtype, requires_grad=True)
+        k = torch.randn(bsz, seq, hk, d, device=device, dtype=dtype, requires_grad=True)
+        v = torch.randn_like(k, requires_grad=True)
+        do = torch.randn_like(q)
+        fwd_flops = 4 * bsz * hq * seq * seq * d / 2
+        impls = {"triton": flash_attention, "eager": eager,
+                 "compile": compiled(eager, not args.no_compile)}
+        run_impls(impls, f"B{bsz} S{seq} H{hq}/{hk} D{d}", fwd_flops, 3.5 * fwd_flops,
+                  lambda fn: (lambda: fn(q, k, v)), lambda fn: grad_step(fn, (q, k, v), (do,)),
+                  rows, 1e-9)
+    report("flash_attention", rows, ceil, "TFLOP/s", args.json)
+
+
+if __name__ == "__main__":
+    main()

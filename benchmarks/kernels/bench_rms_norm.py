@@ -1,0 +1,36 @@
+"""RMSNorm (and fused add + RMSNorm) forward / forward+backward: Triton vs eager vs compile.
+
+Bytes counted: forward reads x (and residual) and writes y (and the sum); backward reads
+x, dy (and dsum) and writes dx. The weight and rstd are negligible and not counted.
+"""
+import torch
+
+from benchmarks.kernels import (compiled, grad_step, parser, report, require_gpu, run_impls,
+                                torch_dtype, ceilings)
+
+
+def eager(x, w, eps=1e-6):
+    x32 = x.float()
+    return (w * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps))).to(x.dtype)
+
+
+def main(argv=None):
+    args = parser(__doc__).parse_args(argv)
+    device = require_gpu()
+    from version3_triton.kernels.rms_norm import rms_norm
+    dtype, rows = torch_dtype(args.dtype), []
+    ceil = ceilings(device)
+    for tokens, hidden in ((4096, 2048), (16384, 4096), (8192, 5120)):
+        x = torch.randn(tokens, hidden, device=device, dtype=dtype, requires_grad=True)
+        w = torch.randn(hidden, device=device, requires_grad=True)
+        dy = torch.randn_like(x)
+        size = x.element_size() * x.numel()
+        impls = {"triton": rms_norm, "eager": eager, "compile": compiled(eager, not args.no_compile)}
+        run_impls(impls, f"{tokens}x{hidden} {args.dtype}", 2 * size, 2 * size + 3 * size,
+                  lambda fn: (lambda: fn(x, w)), lambda fn: grad_step(fn, (x, w), (dy,)),
+                  rows, 1e-6)
+    report("rms_norm", rows, ceil, "GB/s", args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""RoPE on Q and K (GQA) forward / forward+backward: Triton vs eager vs compile.
+
+Bytes counted: read q, k and write both (forward); the same again for the backward.
+"""
+import torch
+
+from benchmarks.kernels import (ceilings, compiled, grad_step, parser, report, require_gpu,
+                                run_impls, torch_dtype)
+from version1_baseline.model import RotaryEmbedding, apply_rotary
+
+
+def eager(q, k, cos, sin):
+    rot = lambda t: apply_rotary(t.transpose(1, 2), cos, sin).transpose(1, 2)  # noqa: E731
+    return rot(q), rot(k)
+
+
+def main(argv=None):
+    args = parser(__doc__).parse_args(argv)
+    device = require_gpu()
+    from version3_triton.kernels.rope import apply_rope
+    dtype, rows = torch_dtype(args.dtype), []
+    ceil = ceilings(device)
+    for bsz, seq, hq, hk, d in ((8, 2048, 32, 8, 64), (4, 4096, 32, 8, 128)):
+        q = torch.randn(bsz, seq, hq, d, device=device, dtype=dtype, requires_grad=True)
+        k = torch.randn(bsz, seq, hk, d, device=device, dtype=dtype, requires_grad=True)
+        cos, sin = RotaryEmbedding(d).to(device)(torch.arange(seq, device=device))
+        grads = (torch.randn_like(q), torch.randn_like(k))
+        size = q.element_size() * (q.numel() + k.numel())
+        impls = {"triton": apply_rope, "eager": eager,
+                 "compile": compiled(eager, not args.no_compile)}
+        run_impls(impls, f"B{bsz} S{seq} H{hq}/{hk} D{d}", 2 * size, 4 * size,
+                  lambda fn: (lambda: fn(q, k, cos, sin)),
+                  lambda fn: grad_step(fn, (q, k, cos, sin), grads), rows, 1e-6)
+    report("rope", rows, ceil, "GB/s", args.json)
+
+
+if __name__ == "__main__":
+    main()
