@@ -27,7 +27,8 @@ def reference(q, k, v, causal=True):
 
 def inputs(bsz, seq_q, seq_k, heads, kv_heads, d, dtype=torch.float32):
     torch.manual_seed(seq_q * 7 + d)
-    make = lambda s, h: torch.randn(bsz, s, h, d, device=DEV, dtype=dtype).requires_grad_()  # noqa: E731
+    def make(seq, n_heads):
+        return torch.randn(bsz, seq, n_heads, d, device=DEV, dtype=dtype).requires_grad_()
     return make(seq_q, heads), make(seq_k, kv_heads), make(seq_k, kv_heads)
 
 
@@ -50,7 +51,6 @@ def test_causal_forward_and_grads(bsz, seq, heads, kv_heads, d):
     check(*inputs(bsz, seq, seq, heads, kv_heads, d))
 
 
-@pytest.mark.slow
 def test_causal_long_sequence_head_dim_128():
     check(*inputs(1, 129, 129, 2, 1, 128))
 

@@ -11,6 +11,8 @@ from .model import TinyLlama, causal_lm_loss, describe
 
 VERSION_NAME = "v3"
 
-SPEC = VersionSpec(name=VERSION_NAME, model_cls=TinyLlama, describe=describe)
+# Training uses the fused cross-entropy kernel, so the harness times what v3 really runs.
+SPEC = VersionSpec(name=VERSION_NAME, model_cls=TinyLlama, describe=describe,
+                   loss_fn=causal_lm_loss)
 
 __all__ = ["TinyLlama", "causal_lm_loss", "describe", "SPEC", "VERSION_NAME", "runtime"]

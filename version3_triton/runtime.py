@@ -2,7 +2,8 @@
 
 * A CUDA/ROCm GPU is present: kernels are compiled and run on the GPU (CUDA tensors).
 * No GPU: ``TRITON_INTERPRET=1`` is set before any kernel module is imported (triton
-  reads it when ``@triton.jit`` decorates a function), so every kernel becomes a Python/numpy interpreter over CPU tensors. That is
+  reads it when ``@triton.jit`` decorates a function), so every kernel becomes a
+  Python/numpy interpreter over CPU tensors. That is
   how CI tests the kernels. It is slow, runs programs one after another, and is a
   correctness tool only: never time it.
 
@@ -35,6 +36,35 @@ DEVICE = torch.device("cpu") if INTERPRET else torch.device("cuda")
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 import triton  # noqa: E402
+
+
+def _interpret_triton_language() -> int:
+    """Make triton.language's own ``@triton.jit`` helpers interpretable; returns how many.
+
+    ``tl.zeros``, ``tl.sigmoid``, ``tl.sum``... are themselves jit functions, and ``@jit``
+    picks compiled or interpreted when ``triton.language`` is first imported. Importing torch
+    modules (version 1's model) can import triton before this file runs; those helpers are
+    then compiled-mode ``JITFunction``s and any kernel using them fails in the interpreter with
+    "Cannot call @triton.jit'd outside of the scope of a kernel". Rewrap them in place.
+    """
+    import sys
+
+    from triton.runtime.interpreter import InterpretedFunction
+    from triton.runtime.jit import JITFunction
+
+    converted = 0
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("triton.language") or module is None:
+            continue
+        for attr, value in list(vars(module).items()):
+            if isinstance(value, JITFunction):
+                setattr(module, attr, InterpretedFunction(value.fn))
+                converted += 1
+    return converted
+
+
+if INTERPRET:
+    _interpret_triton_language()
 
 CALLS: collections.Counter = collections.Counter()
 _poison = False

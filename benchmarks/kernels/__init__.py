@@ -1,4 +1,6 @@
-"""Per-kernel benchmarks of version 3's Triton kernels: ``python -m benchmarks.kernels.bench_<name>``.
+"""Per-kernel benchmarks of version 3's Triton kernels.
+
+Run ``python -m benchmarks.kernels.bench_<name>``.
 
 Each script times forward and forward+backward with ``triton.testing.do_bench`` (median
 over repeats, warm-up, L2 flushed between calls) for the Triton kernel, the eager PyTorch
@@ -52,18 +54,14 @@ def bench_ms(fn) -> float:
 
 
 def ceilings(device: torch.device) -> dict:
-    """Measured on ``device`` now: copy bandwidth (GB/s) and bf16 matmul rate (TFLOP/s)."""
-    n = 256 * 2**20  # 1 GiB of fp32: far past any L2
-    src = torch.empty(n, dtype=torch.float32, device=device)
-    dst = torch.empty_like(src)
-    copy_ms = bench_ms(lambda: dst.copy_(src))
-    m = 8192
-    a = torch.randn(m, m, dtype=torch.bfloat16, device=device)
-    b = torch.randn(m, m, dtype=torch.bfloat16, device=device)
-    mm_ms = bench_ms(lambda: a @ b)
-    del src, dst, a, b
-    return {"copy_GBps": 2 * n * 4 / copy_ms / 1e6, "bf16_matmul_TFLOPs": 2 * m**3 / mm_ms / 1e9,
-            "device_name": torch.cuda.get_device_name(device)}
+    """Measured on ``device`` now: copy bandwidth (GB/s) and bf16 matmul rate (TFLOP/s).
+
+    The measurement itself lives in ``benchmarks.ceilings``, shared with the model harness.
+    """
+    from benchmarks.ceilings import measure_ceilings
+    c = measure_ceilings(device)
+    return {"copy_GBps": c.copy_bytes_per_s / 1e9, "bf16_matmul_TFLOPs": c.matmul_flops_per_s / 1e12,
+            "device_name": c.device_name}
 
 
 def grad_step(fn, inputs, grads):

@@ -7,7 +7,8 @@ import math
 
 import torch
 
-from benchmarks.kernels import bench_ms, ceilings, compiled, parser, report, require_gpu, torch_dtype
+from benchmarks.kernels import (bench_ms, ceilings, compiled, parser, report, require_gpu,
+                                torch_dtype)
 
 
 def eager(q, k_cache, v_cache, length):

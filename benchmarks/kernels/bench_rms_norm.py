@@ -5,8 +5,8 @@ x, dy (and dsum) and writes dx. The weight and rstd are negligible and not count
 """
 import torch
 
-from benchmarks.kernels import (compiled, grad_step, parser, report, require_gpu, run_impls,
-                                torch_dtype, ceilings)
+from benchmarks.kernels import (ceilings, compiled, grad_step, parser, report, require_gpu,
+                                run_impls, torch_dtype)
 
 
 def eager(x, w, eps=1e-6):
@@ -25,7 +25,8 @@ def main(argv=None):
         w = torch.randn(hidden, device=device, requires_grad=True)
         dy = torch.randn_like(x)
         size = x.element_size() * x.numel()
-        impls = {"triton": rms_norm, "eager": eager, "compile": compiled(eager, not args.no_compile)}
+        impls = {"triton": rms_norm, "eager": eager,
+                 "compile": compiled(eager, not args.no_compile)}
         run_impls(impls, f"{tokens}x{hidden} {args.dtype}", 2 * size, 2 * size + 3 * size,
                   lambda fn: (lambda: fn(x, w)), lambda fn: grad_step(fn, (x, w), (dy,)),
                   rows, 1e-6)

@@ -1,1 +1,2 @@
-"""One Triton kernel per file: ``@triton.jit`` code, its ``autograd.Function``, a functional entry."""
+"""One Triton kernel per file: the ``@triton.jit`` code, its ``autograd.Function``, and a
+small functional entry point."""

@@ -108,5 +108,6 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
         v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
         n_kv, groups, d, IEEE=q.dtype == torch.float32,
-        BLOCK_G=max(16, triton.next_power_of_2(groups)), BLOCK_N=block_n, BLOCK_D=max(16, triton.next_power_of_2(d)), num_warps=4)
+        BLOCK_G=max(16, triton.next_power_of_2(groups)), BLOCK_N=block_n,
+        BLOCK_D=max(16, triton.next_power_of_2(d)), num_warps=4)
     return out
