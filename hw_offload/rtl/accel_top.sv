@@ -105,7 +105,7 @@ module accel_top
       end
       OP_REQ, OP_RMS, OP_ROPE, OP_SMAX, OP_SWIGLU, OP_RESADD: begin
         if (i_flags != 0 || i_rows == 0 || i_blocks == 0 || i_shift0 > 8'd62 || i_shift1 > 8'd62 ||
-            (i_op == OP_ROPE && (i_aux < 2 || i_aux[0] || 32'(i_aux) > N)))
+            (i_op == OP_ROPE && (i_aux < 2 || i_aux[0] || 32'(i_aux) > N || i_src2 == 0)))
           dec_err = ERR_FIELD;
         else if (64'(i_dst) + rb > 64'(A_ROWS)) dec_err = ERR_RANGE;
         else case (i_op)
@@ -113,7 +113,8 @@ module accel_top
           OP_RMS: if (64'(i_src0) + rb > 64'(A_ROWS) || 64'(i_src1) + 64'(i_blocks) > 64'(W_ROWS))
                     dec_err = ERR_RANGE;
           OP_ROPE: if (64'(i_src0) + rb > 64'(ACC_ROWS) ||
-                       64'(i_src1) + 64'(i_rows) * ((64'(i_aux) * 2 + 64'(N) - 1) / 64'(N)) > 64'(W_ROWS))
+                       64'(i_src1) + 64'(i_rows) * 64'(i_src2) *
+                         ((64'(i_aux) * 2 + 64'(N) - 1) / 64'(N)) > 64'(W_ROWS))
                      dec_err = ERR_RANGE;
           OP_SWIGLU: if (64'(i_src0) + rb > 64'(ACC_ROWS) || 64'(i_src1) + rb > 64'(ACC_ROWS))
                        dec_err = ERR_RANGE;

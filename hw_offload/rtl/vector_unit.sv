@@ -19,7 +19,7 @@ module vector_unit
     input  logic [15:0]     dst,
     input  logic [15:0]     src0,
     input  logic [15:0]     src1,
-    input  logic [15:0]     src2,      // SMAX: q_off
+    input  logic [15:0]     src2,      // SMAX: q_off; ROPE: blocks per head (table stride)
     input  logic [15:0]     mult0,
     input  logic [5:0]      shift0,
     input  logic [15:0]     mult1,
@@ -44,6 +44,7 @@ module vector_unit
   state_t      state;
   logic [15:0] r;
   logic [7:0]  blk;
+  logic [15:0] hb;         // ROPE: block index within the current head (0 .. src2-1)
   logic [$clog2(N)-1:0] e;
   longint      acc;        // RMS: sum of squares; SMAX: sum of exp
   longint      mx;         // SMAX: row max of the Q10 logits
@@ -74,7 +75,8 @@ module vector_unit
   wire [7:0]  partner = lo_half ? 8'(e) + half : 8'(e) - half;
   wire [15:0] rope_rows_per_pos = 16'((32'(aux) * 2 + N - 1) / N);
   wire [31:0] tbl_byte = 32'(pair_i) * 4;
-  wire [15:0] tbl_row  = src1 + r * rope_rows_per_pos + 16'(tbl_byte / N);
+  // table entry for (position r, block-within-head hb): row src1 + (r*bph + hb)*rows_per_pos
+  wire [15:0] tbl_row  = src1 + (r * src2 + hb) * rope_rows_per_pos + 16'(tbl_byte / N);
 
   always_comb begin
     a_raddr  = row_a;
@@ -127,8 +129,9 @@ module vector_unit
         prod = rshift_round(silu * x_c1, 6'd10);
         out_byte = requant(prod, mult1, shift1);
       end
+      // the accumulator term is first rounded into the residual's fixed point (shift1)
       OP_RESADD: out_byte = sat8(rshift_round(x_a * longint'({48'd0, mult0})
-                                              + x_c0 * longint'({48'd0, mult1}), shift0));
+                     + rshift_round(x_c0 * longint'({48'd0, mult1}), shift1), shift0));
       default: out_byte = 8'd0;
     endcase
   end
@@ -143,7 +146,8 @@ module vector_unit
     row_end = 1'b0;
     if (last_e) begin
       e <= '0;
-      if (last_blk) begin blk <= '0; row_end = 1'b1; end
+      hb <= (hb == src2 - 16'd1) ? 16'd0 : hb + 16'd1;
+      if (last_blk) begin blk <= '0; hb <= '0; row_end = 1'b1; end
       else blk <= blk + 8'd1;
     end else e <= e + 1'b1;
   endtask
@@ -154,14 +158,14 @@ module vector_unit
   endtask
 
   task automatic begin_row(input logic [7:0] o);
-    acc <= 0; mx <= 64'sh8000_0000_0000_0000; blk <= '0; e <= '0;
+    acc <= 0; mx <= 64'sh8000_0000_0000_0000; blk <= '0; e <= '0; hb <= '0;
     if (o == OP_RMS || o == OP_SMAX) state <= S_P1; else state <= S_OUT;
   endtask
 
   always_ff @(posedge clk or negedge rst_n) begin
     if (!rst_n) begin
       state <= S_IDLE; busy <= 1'b0; done <= 1'b0;
-      r <= '0; blk <= '0; e <= '0; acc <= 0; mx <= 0; scale <= 0; div_second <= 1'b0;
+      r <= '0; blk <= '0; hb <= '0; e <= '0; acc <= 0; mx <= 0; scale <= 0; div_second <= 1'b0;
       dv_num <= '0; dv_rem <= '0; dv_den <= '0; dv_q <= '0; dv_i <= '0;
       sq_op <= '0; sq_res <= '0; sq_one <= '0; sq_i <= '0;
     end else begin

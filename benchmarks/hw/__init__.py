@@ -1,0 +1,1 @@
+"""Benchmarks of the hw_offload accelerator (simulated): speed, utilization, cycles per block."""

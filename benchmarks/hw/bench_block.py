@@ -1,0 +1,163 @@
+"""Measure the simulated accelerator and set it beside version 1 on this CPU.
+
+* simulation speed: simulated cycles per wall-clock second of the fast Verilator build;
+* systolic-array utilization of every GEMM of the block: useful MACs / (N^2 * array cycles),
+  each GEMM run alone so its array cycles are its own;
+* cycles per block (weights resident) at chip16 and tiny, and that time at a stated clock;
+* version 1's float block at chip16 on this CPU, per sample, next to the accelerator estimate.
+
+Every number written is measured in this run, except the 21.877 ms Python figure from the
+issue, which is labelled as quoted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.environment import REPO_ROOT, machine_info, machine_slug
+from hw_offload.compiler import compile_block
+from hw_offload.driver import Accelerator
+from hw_offload.golden import GoldenAccelerator
+from hw_offload.isa import OP_HALT, Insn, encode_program
+from hw_offload.quant import quantize, quantize_block
+from hw_offload.runtime import BlockSession
+from version1_baseline import TinyLlama, get_preset
+
+QUOTED_PYTHON_MS = 21.877  # issue 6: "the scaled-down 16x16 transformer block ... in Python"
+
+
+def build_block(preset: str, seed: int = 0):
+    cfg = get_preset(preset)
+    torch.manual_seed(seed)
+    model = TinyLlama(cfg).eval()
+    layer = model.model.layers[0]
+    with torch.no_grad():  # unit-scale weights, as in tests/test_rtl_block.py
+        for p in layer.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 1 / math.sqrt(p.shape[1]))
+            else:
+                p.copy_(1 + 0.1 * torch.randn_like(p))
+    s = cfg.max_seq_len
+    cos, sin = model.model.rotary_emb(torch.arange(s))
+    calib = torch.randn(4, s, cfg.hidden_size).numpy()
+    x = torch.randn(s, cfg.hidden_size).numpy()
+    return cfg, layer, cos, sin, calib, x
+
+
+def bench_preset(acc: Accelerator, preset: str, clock_mhz: float) -> dict:
+    cfg, layer, cos, sin, calib, x = build_block(preset)
+    qb = quantize_block(layer, cfg, calib, cos, sin)
+    prog = compile_block(qb, cfg.max_seq_len, acc.config)
+    x_q = quantize(x, qb.act_scales["x"])
+    session = BlockSession(acc, prog)
+    t0 = time.perf_counter()
+    y_rtl, c = session.run(x_q)
+    wall = time.perf_counter() - t0
+    y_gold, _ = BlockSession(GoldenAccelerator(acc.config), prog).run(x_q)
+    n = acc.config.n
+    gemms = []
+    for g, insn in zip(prog.gemms, [i for i in prog.run_insns if i.op == 0x10]):
+        acc.write_program(encode_program([insn, Insn(OP_HALT)]))
+        gc = acc.run()
+        gemms.append({"name": g.name, "m": g.m, "k": g.k, "n": g.n, "useful_macs": g.useful_macs,
+                      "array_cycles": gc.array_busy,
+                      "utilization": g.useful_macs / (n * n * gc.array_busy),
+                      "padded_utilization": g.m * g.k * g.n / (n * n * gc.array_busy)})
+    return {
+        "preset": preset, "seq_len": cfg.max_seq_len, "hidden": cfg.hidden_size,
+        "heads": cfg.num_heads, "kv_heads": cfg.num_kv_heads, "intermediate": cfg.intermediate_size,
+        "rtl_equals_golden": bool(np.array_equal(y_rtl, y_gold)),
+        "counters": c.to_dict(), "weight_load_counters": session.load_counters.to_dict(),
+        "block_time_us_at_clock": c.cycles / clock_mhz,
+        "sim_wall_s": wall, "sim_cycles_per_s": c.cycles / wall,
+        "gemms": gemms,
+    }
+
+
+def v1_chip16_cpu(reps: int = 2000) -> dict:
+    cfg, layer, cos, sin, _, x = build_block("chip16")
+    xt = torch.tensor(x, dtype=torch.float32)[None]
+    torch.set_num_threads(1)
+    with torch.no_grad():
+        for _ in range(100):
+            layer(xt, cos, sin)
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                layer(xt, cos, sin)
+            times.append((time.perf_counter() - t0) / reps)
+    return {"batch": 1, "seq_len": cfg.max_seq_len, "threads": 1,
+            "ms_per_sample_median": statistics.median(times) * 1e3,
+            "ms_per_sample_min": min(times) * 1e3, "repeats": f"5 x {reps}"}
+
+
+def to_markdown(res: dict) -> str:
+    m, clk = res["machine"], res["clock_mhz"]
+    lines = [f"# hw_offload accelerator benchmark", "",
+             f"Machine: {m['device_name']} (host {m['host']}), Python {m['python']}, "
+             f"torch {m['torch']}, git {m['git_sha']}. Simulator: Verilator fast build "
+             f"({res['build_flags']}). Array N = {res['n']}.", "",
+             "## Cycles per decoder block (weights resident in SRAM)", "",
+             f"| preset | S | hidden | cycles | array | vector | DMA | stall | bytes in/out | "
+             f"time at {clk:g} MHz | RTL == golden |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for p in res["presets"]:
+        c = p["counters"]
+        lines.append(f"| {p['preset']} | {p['seq_len']} | {p['hidden']} | {c['cycles']} | "
+                     f"{c['array_busy']} | {c['vector_busy']} | {c['dma_busy']} | {c['stall']} | "
+                     f"{c['bytes_in']}/{c['bytes_out']} | {p['block_time_us_at_clock']:.2f} us | "
+                     f"{p['rtl_equals_golden']} |")
+    lines += ["", "Weight load (once, DRAM -> weight SRAM): " + ", ".join(
+        f"{p['preset']} {p['weight_load_counters']['cycles']} cycles / "
+        f"{p['weight_load_counters']['bytes_in']} bytes" for p in res["presets"]), "",
+        "## Simulation speed", "", "| preset | simulated cycles | wall s | cycles/s |", "|---|---|---|---|"]
+    for p in res["presets"]:
+        lines.append(f"| {p['preset']} | {p['counters']['cycles']} | {p['sim_wall_s']:.3f} | "
+                     f"{p['sim_cycles_per_s']:.3g} |")
+    lines += ["", "## Systolic-array utilization per GEMM", "",
+              "useful MACs / (N^2 x array cycles); 'padded' counts the zero-padded head lanes too.",
+              "", "| preset | GEMM | M x K x N (padded) | array cycles | utilization | padded |",
+              "|---|---|---|---|---|---|"]
+    for p in res["presets"]:
+        for g in p["gemms"]:
+            lines.append(f"| {p['preset']} | {g['name']} | {g['m']}x{g['k']}x{g['n']} | "
+                         f"{g['array_cycles']} | {g['utilization']:.1%} | {g['padded_utilization']:.1%} |")
+    v1, chip = res["v1_chip16_cpu"], res["presets"][0]
+    lines += ["", "## chip16 block: accelerator estimate vs version 1 on this CPU", "",
+              "| what | time per sample | source |", "|---|---|---|",
+              f"| accelerator, {chip['counters']['cycles']} cycles at {clk:g} MHz | "
+              f"{chip['block_time_us_at_clock'] / 1e3:.4f} ms | measured cycles (Verilator) |",
+              f"| version 1 float block, CPU, 1 thread | {v1['ms_per_sample_median']:.4f} ms | "
+              f"measured here (median of {v1['repeats']}) |",
+              f"| Python 16x16 block | {QUOTED_PYTHON_MS} ms | quoted in issue 6, not measured here |", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    cpu = torch.device("cpu")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path,
+                    default=REPO_ROOT / "benchmarks" / "results" / machine_slug(cpu) / "hw")
+    ap.add_argument("--clock-mhz", type=float, default=200.0)
+    ap.add_argument("--presets", nargs="+", default=["chip16", "tiny"])
+    args = ap.parse_args(argv)
+    from hw_offload.build import VARIANT_FLAGS
+    res = {"machine": machine_info(cpu), "clock_mhz": args.clock_mhz,
+           "build_flags": " ".join(VARIANT_FLAGS["fast"])}
+    with Accelerator("fast") as acc:
+        res["n"] = acc.config.n
+        res["presets"] = [bench_preset(acc, p, args.clock_mhz) for p in args.presets]
+    res["v1_chip16_cpu"] = v1_chip16_cpu()
+    res["quoted_python_ms_per_sample"] = {"value": QUOTED_PYTHON_MS, "source": "issue 6 (external, not measured)"}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "hw_bench.json").write_text(json.dumps(res, indent=2))
+    (args.out / "hw_bench.md").write_text(to_markdown(res))
+    print(to_markdown(res))
+    print(f"wrote {args.out}/hw_bench.json and hw_bench.md")

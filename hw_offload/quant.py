@@ -1,0 +1,158 @@
+"""Quantization scheme of the accelerator: symmetric per-tensor int8, static scales.
+
+* Weights: int8, one scale per matrix (absmax / 127). RMSNorm gains likewise.
+* Activations: int8, one scale per tensor, calibrated as absmax / 127 of the float block's
+  intermediate on a calibration input (``calibrate``).
+* Accumulators: int32 with scale s_a * s_w; every rescale is an integer multiply by a 16-bit
+  multiplier and a rounding right shift (``multiplier``), exactly as int_arith.requant.
+
+This module may use torch (to run the float block for calibration); compiler.py does not.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MULT_BITS = 16
+
+
+def multiplier(real: float) -> tuple[int, int]:
+    """(m, s) with m < 2^16 and m / 2^s ~= real, m as large as possible (most precision)."""
+    if not real > 0 or not math.isfinite(real):
+        raise ValueError(f"rescale factor must be positive and finite, got {real}")
+    s = MULT_BITS - 1 - math.floor(math.log2(real))
+    if s > 62:
+        s = 62
+    if s < 0:
+        raise ValueError(f"rescale factor {real} >= 2^16 cannot be expressed with a 16-bit multiplier")
+    m = round(real * (1 << s))
+    if m >= 1 << MULT_BITS:
+        m, s = m >> 1, s - 1
+    if m == 0:
+        raise ValueError(f"rescale factor {real} is below 2^-62 and would round to zero")
+    return m, s
+
+
+def pair_multiplier(real_a: float, real_b: float) -> tuple[int, int, int, int]:
+    """(ma, mb, s, sb) for RESADD: y = (a*ma + round(b*mb / 2^sb)) / 2^s ~= a*real_a + b*real_b.
+
+    Each factor gets its own full-precision multiplier; the b term is rounded into a's fixed
+    point (sb = its extra shift), which costs at most 2^-s of an output LSB.
+    """
+    ma, sa = multiplier(real_a)
+    mb, s_b = multiplier(real_b)
+    if s_b < sa:  # b is the larger factor: express a at b's (coarser) shift instead
+        ma, sa = round(real_a * (1 << s_b)), s_b
+    return ma, mb, sa, s_b - sa
+
+
+def scale_of(x) -> float:
+    """Symmetric int8 scale: absmax / 127 (a tiny floor keeps an all-zero tensor legal)."""
+    return max(float(np.abs(np.asarray(x, dtype=np.float64)).max()), 1e-8) / 127.0
+
+
+def quantize(x, scale: float) -> np.ndarray:
+    """float -> int8, round to nearest, saturate."""
+    return np.clip(np.rint(np.asarray(x, dtype=np.float64) / scale), -128, 127).astype(np.int8)
+
+
+def rope_q14(positions: np.ndarray, head_dim: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """cos, sin tables (len(positions), head_dim/2) as int16 Q14, same frequencies as v1."""
+    inv_freq = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    ang = positions[:, None].astype(np.float64) * inv_freq[None, :]
+    return (np.rint(np.cos(ang) * 16384).astype(np.int16),
+            np.rint(np.sin(ang) * 16384).astype(np.int16))
+
+
+@dataclass
+class QuantizedBlock:
+    """One decoder block in int8 + scales. Weight matrices keep the HF [out, in] shape."""
+
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    rope_theta: float
+    weights: dict[str, np.ndarray]        # q,k,v,o,gate,up,down: int8 [out, in]
+    weight_scales: dict[str, float]
+    gammas: dict[str, np.ndarray]         # input_norm, post_norm: int8 [hidden]
+    gamma_scales: dict[str, float]
+    act_scales: dict[str, float] = field(default_factory=dict)  # see calibrate()
+
+
+@dataclass
+class FloatTrace:
+    """Float intermediates of the v1 block for one input x (S, hidden), all float64 numpy."""
+
+    x: np.ndarray
+    xn: np.ndarray
+    q: np.ndarray      # (S, heads*head_dim) after RoPE
+    k: np.ndarray      # (S, kv_heads*head_dim) after RoPE
+    v: np.ndarray
+    attn: np.ndarray   # (S, heads*head_dim) before o_proj
+    h1: np.ndarray
+    h1n: np.ndarray
+    mid: np.ndarray    # silu(gate) * up
+    y: np.ndarray
+
+
+def float_trace(layer, x, cos, sin) -> FloatTrace:
+    """Run v1's DecoderLayer pieces on x: (S, hidden) and keep every intermediate."""
+    import torch
+    from version1_baseline.model import apply_rotary
+    att = layer.self_attn
+    with torch.no_grad():
+        xt = torch.as_tensor(x, dtype=torch.float32)[None]
+        s = xt.shape[1]
+        xn = layer.input_layernorm(xt)
+        q = att.q_proj(xn).view(1, s, att.num_heads, att.head_dim).transpose(1, 2)
+        k = att.k_proj(xn).view(1, s, att.num_kv_heads, att.head_dim).transpose(1, 2)
+        v = att.v_proj(xn).view(1, s, att.num_kv_heads, att.head_dim).transpose(1, 2)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        groups = att.num_heads // att.num_kv_heads
+        kk, vv = k.repeat_interleave(groups, 1), v.repeat_interleave(groups, 1)
+        sc = (q @ kk.transpose(-2, -1)) / math.sqrt(att.head_dim)
+        mask = torch.triu(torch.ones(s, s, dtype=torch.bool), 1)
+        pr = torch.softmax(sc.masked_fill(mask, float("-inf")), -1)
+        o = (pr @ vv).transpose(1, 2).reshape(1, s, -1)
+        h1 = xt + att.o_proj(o)
+        h1n = layer.post_attention_layernorm(h1)
+        mid = torch.nn.functional.silu(layer.mlp.gate_proj(h1n)) * layer.mlp.up_proj(h1n)
+        y = h1 + layer.mlp.down_proj(mid)
+        ref = layer(xt, cos, sin)
+        if not torch.allclose(ref, y, atol=1e-5, rtol=1e-5):
+            raise AssertionError("float_trace disagrees with DecoderLayer.forward")
+    f = lambda t: t[0].double().numpy() if t.dim() == 3 else t.double().numpy()  # noqa: E731
+    tr = lambda t: t[0].transpose(0, 1).reshape(s, -1).double().numpy()  # noqa: E731
+    return FloatTrace(x=f(xt), xn=f(xn), q=tr(q), k=tr(k), v=tr(v), attn=f(o), h1=f(h1),
+                      h1n=f(h1n), mid=f(mid), y=f(y))
+
+
+def quantize_block(layer, config, calib_x, cos, sin) -> QuantizedBlock:
+    """Quantize a v1 DecoderLayer. calib_x: (S, hidden) or (B, S, hidden) float calibration
+    inputs; each activation scale is the absmax over all of them / 127."""
+    att, mlp = layer.self_attn, layer.mlp
+    mats = {"q": att.q_proj, "k": att.k_proj, "v": att.v_proj, "o": att.o_proj,
+            "gate": mlp.gate_proj, "up": mlp.up_proj, "down": mlp.down_proj}
+    weights, wscales = {}, {}
+    for name, lin in mats.items():
+        w = lin.weight.detach().double().numpy()
+        wscales[name] = scale_of(w)
+        weights[name] = quantize(w, wscales[name])
+    gammas, gscales = {}, {}
+    for name, norm in (("input_norm", layer.input_layernorm), ("post_norm", layer.post_attention_layernorm)):
+        g = norm.weight.detach().double().numpy()
+        gscales[name] = scale_of(g)
+        gammas[name] = quantize(g, gscales[name])
+    calib = np.asarray(calib_x)
+    traces = [float_trace(layer, xb, cos, sin) for xb in (calib if calib.ndim == 3 else calib[None])]
+    acts = {name: max(scale_of(getattr(t, name)) for t in traces)
+            for name in ("x", "xn", "q", "k", "v", "attn", "h1", "h1n", "mid", "y")}
+    return QuantizedBlock(hidden=config.hidden_size, heads=config.num_heads,
+                          kv_heads=config.num_kv_heads, head_dim=config.head_dim,
+                          intermediate=config.intermediate_size, rope_theta=config.rope_theta,
+                          weights=weights, weight_scales=wscales, gammas=gammas,
+                          gamma_scales=gscales, act_scales=acts)

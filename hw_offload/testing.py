@@ -1,0 +1,77 @@
+"""Helpers shared by tests/test_rtl_*.py: one Verilator build, run-on-both-devices.
+
+Kept in the package (not in a conftest) so the benchmarks and part 2's tests can use it too.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .golden import GoldenAccelerator
+from .isa import MEM_A, MEM_ACC, MEM_W, OP_HALT, OP_LOAD, OP_STORE, Insn, encode_program
+
+POISON = 0xA5
+
+
+def seeds(count: int, base: int | None = None) -> list[int]:
+    """``count`` seeds: fixed ones (reproducible edge coverage) plus ones that vary per run.
+
+    Set HW_TEST_SEED to replay a run; the failing seed is part of each test id.
+    """
+    fixed = [0, 1]
+    env = os.environ.get("HW_TEST_SEED")
+    start = int(env) if env else (base if base is not None else int.from_bytes(os.urandom(3), "little"))
+    return fixed + [start + i for i in range(max(0, count - len(fixed)))]
+
+
+class Staging:
+    """Builds a small program: LOAD inputs from DRAM, the ops under test, STORE outputs, HALT."""
+
+    def __init__(self, n: int = 16):
+        self.n = n
+        self.dram: list[tuple[int, np.ndarray]] = []
+        self.pre: list[Insn] = []
+        self.ops: list[Insn] = []
+        self.post: list[Insn] = []
+        self.outputs: list[tuple[str, int, int]] = []   # (name, dram addr, bytes)
+        self._next = 0
+
+    def _dram(self, nbytes: int) -> int:
+        addr = self._next
+        self._next += -(-nbytes // 256) * 256
+        return addr
+
+    def load(self, mem: int, rows_data: np.ndarray, sram_row: int) -> None:
+        """rows_data: (rows, N) int8 for A/W or (rows, N) int32 for ACC."""
+        addr = self._dram(rows_data.nbytes)
+        self.dram.append((addr, np.ascontiguousarray(rows_data)))
+        self.pre.append(Insn(OP_LOAD, flags=mem, rows=rows_data.shape[0], dst=sram_row, dram=addr))
+
+    def store(self, name: str, mem: int, sram_row: int, rows: int) -> None:
+        nbytes = rows * self.n * (4 if mem == MEM_ACC else 1)
+        addr = self._dram(nbytes)
+        self.post.append(Insn(OP_STORE, flags=mem, rows=rows, src0=sram_row, dram=addr))
+        self.outputs.append((name, addr, nbytes))
+
+    def program(self) -> np.ndarray:
+        return encode_program(self.pre + self.ops + self.post + [Insn(OP_HALT)])
+
+    def run(self, device) -> tuple[dict[str, np.ndarray], object]:
+        """Run on ``device``; outputs are poisoned first so unwritten bytes cannot pass."""
+        for addr, data in self.dram:
+            device.write_mem(addr, data)
+        for _, addr, nbytes in self.outputs:
+            device.write_mem(addr, np.full(nbytes, POISON, dtype=np.uint8))
+        device.write_program(self.program())
+        counters = device.run(5_000_000)
+        return {name: device.read_mem(addr, nbytes) for name, addr, nbytes in self.outputs}, counters
+
+    def run_both(self, rtl) -> tuple[dict, dict, object]:
+        """-> (rtl outputs, golden outputs, rtl counters)."""
+        got, counters = self.run(rtl)
+        want, _ = self.run(GoldenAccelerator(rtl.config))
+        return got, want, counters
+
+
+__all__ = ["Staging", "seeds", "MEM_A", "MEM_W", "MEM_ACC"]
