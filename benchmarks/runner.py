@@ -19,12 +19,14 @@ from .workloads import dtype_label, make_workload
 def run_workload(model: torch.nn.Module, *, version: str, preset: str, mode: str,
                  batch_size: int, seq_len: int, device: torch.device, dtype: torch.dtype,
                  steps: int, warmup: int, seed: int = 0, count: bool = True,
-                 describe: Callable[[torch.nn.Module], dict] | None = None) -> RunResult:
+                 describe: Callable[[torch.nn.Module], dict] | None = None,
+                 loss_fn=None) -> RunResult:
     """Warm up, time ``steps`` repeats, then count kernels/ops and peak memory on extra steps.
 
     The counting steps run after timing so that profiler overhead never enters a time.
     """
-    work = make_workload(model, mode, batch_size, seq_len, device, dtype, seed=seed)
+    work = make_workload(model, mode, batch_size, seq_len, device, dtype, seed=seed,
+                         loss_fn=loss_fn)
     seconds = time_repeats(work.step, device, warmup=warmup, repeats=steps)
     losses = work.loss_values()          # before the counting steps add more
     counts = count_step(work.step, device) if count else {

@@ -51,10 +51,11 @@ def dtype_label(dtype: torch.dtype) -> str:
 
 def make_workload(model: torch.nn.Module, mode: str, batch_size: int, seq_len: int,
                   device: torch.device, dtype: torch.dtype, seed: int = 0,
-                  trainer: Trainer | None = None) -> Workload:
+                  loss_fn=None) -> Workload:
     """Build the ``step`` closure for ``mode`` on ``model`` (already on ``device``).
 
-    train: one optimizer step on a (batch, seq_len) batch of Markov-chain tokens.
+    train: one optimizer step on a (batch, seq_len) batch of Markov-chain tokens, with
+    ``loss_fn(model, ids)`` when the version has its own (e.g. a fused cross-entropy).
     prefill: one forward pass over a (batch, seq_len) prompt into an empty KV cache.
     decode: one forward pass of a single new token per sequence at position seq_len-1,
     after a prefill of seq_len-1 tokens (the cache is rewound before every step).
@@ -71,7 +72,7 @@ def make_workload(model: torch.nn.Module, mode: str, batch_size: int, seq_len: i
     if mode == "train":
         if seq_len < 2:
             raise ValueError("train mode needs seq_len >= 2")
-        trainer = trainer or Trainer(model, dtype=dtype)
+        trainer = Trainer(model, dtype=dtype, loss_fn=loss_fn)
         work = Workload(mode, step=lambda: None, tokens_per_step=batch_size * seq_len)
         work.step = lambda: work.losses.append(trainer.step(next(rotation)))
         return work

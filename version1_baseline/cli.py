@@ -83,7 +83,7 @@ def main(spec, argv=None) -> int:
         model, version=spec.name, preset="custom" if args.weights else args.preset,
         mode=args.mode, batch_size=batch, seq_len=seq, device=device, dtype=dtype,
         steps=args.steps, warmup=args.warmup, seed=args.seed, count=not args.no_count,
-        describe=spec.describe)
+        describe=spec.describe, loss_fn=spec.loss_fn)
     t = result.step_time_ms
     print(f"{spec.name} {result.preset} {args.mode} on {result.machine['device_name']} "
           f"[{result.dtype}, batch {batch}, seq {seq}]: median {t['median']:.2f} ms "

@@ -22,6 +22,8 @@ class VersionSpec:
     prepare: ``prepare(model, args, device) -> model`` after weights are loaded and the
         model is on its device (e.g. ``torch.compile``).
     describe: ``describe(model) -> dict`` of facts for the JSON ``extra`` field.
+    loss_fn: ``loss_fn(model, input_ids) -> scalar`` for training, when the version fuses
+        the head and the loss (default: v1's ``causal_lm_loss`` on ``model(input_ids)``).
     """
 
     name: str
@@ -31,3 +33,4 @@ class VersionSpec:
     prepare: Callable[[torch.nn.Module, argparse.Namespace, torch.device],
                       torch.nn.Module] | None = None
     describe: Callable[[torch.nn.Module], dict] | None = None
+    loss_fn: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor] | None = None

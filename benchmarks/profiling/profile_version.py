@@ -36,13 +36,13 @@ def profile_version(name: str, preset: str, mode: str, device: torch.device, out
 
     result = run_workload(model, version=spec.name, preset=preset, mode=mode, batch_size=batch,
                           seq_len=seq, device=device, dtype=dtype, steps=steps, warmup=warmup,
-                          describe=spec.describe)
+                          describe=spec.describe, loss_fn=spec.loss_fn)
     result.write(folder / "result.json")
     statuses = [StepStatus("timing", "ok", f"{steps} steps after {warmup} warm-up",
                            [f"{name}/result.json"])]
 
     # Profilers run on a fresh workload so that they never disturb the timed one.
-    work = make_workload(model, mode, batch, seq, device, dtype)
+    work = make_workload(model, mode, batch, seq, device, dtype, loss_fn=spec.loss_fn)
     work.step()
     torch_statuses, block_ms = run_torch_profiler(work.step, device, folder)
     statuses += torch_statuses
