@@ -1,0 +1,125 @@
+"""Kernel launches per forward step and per decoded token, v1..v4, counted on the device.
+
+``python -m version4_ultra.kernel_count --preset small --versions v1,v2,v3,v4 [--json OUT]``
+
+Each version's model is built by the shared harness (``benchmarks``), then two steps are
+profiled with ``benchmarks.counters.count_step`` (the PyTorch profiler's CUDA activity):
+
+* forward: one forward pass over a (batch, seq) prompt into an empty KV cache (prefill);
+* decode: one new token per sequence after a (seq - 1)-token prefill.
+
+Printed with the reduction against v1 (the issue's goal is >= 90%). Nothing is estimated.
+
+Without a GPU there is no device kernel to count: the script says so and exits with status
+2. With ``--triton-calls`` it then also prints, labelled as such, the Triton launches that
+version 3 and 4 record in ``runtime.CALLS`` while running in the interpreter: that shows the
+design (5 per layer forward, 1 or 5 per layer per token), not a device count.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+
+
+def _steps(name: str, preset: str, batch: int, seq: int, device, dtype, allow_interpreter):
+    """(model, forward_step, decode_step) for version ``name``."""
+    from benchmarks.versions import load_spec
+    from benchmarks.workloads import make_workload
+    from version1_baseline.cli import build_model, build_parser
+
+    spec = load_spec(name, device, allow_interpreter=allow_interpreter)
+    args = build_parser(spec).parse_args(["--preset", preset])
+    model = build_model(spec, args, device)
+    forward = make_workload(model, "prefill", batch, seq, device, dtype).step
+    decode = make_workload(model, "decode", batch, seq, device, dtype).step
+    return model, forward, decode
+
+
+def device_counts(versions, preset, batch, seq, device, dtype) -> dict:
+    from benchmarks.counters import count_step
+
+    rows = {}
+    for name in versions:
+        _, forward, decode = _steps(name, preset, batch, seq, device, dtype, False)
+        for step in (forward, decode):  # warm up: compile kernels and autotune outside
+            step()
+        rows[name] = {"forward": count_step(forward, device)["kernel_launches_per_step"],
+                      "decode_token": count_step(decode, device)["kernel_launches_per_step"]}
+    base = rows.get("v1")
+    for name, row in rows.items():
+        for key in ("forward", "decode_token"):
+            if base and base[key]:
+                row[f"{key}_reduction_vs_v1_pct"] = round(100 * (1 - row[key] / base[key]), 1)
+    return rows
+
+
+def triton_calls(preset, batch, seq) -> dict:
+    """Triton launches recorded by runtime.CALLS in the interpreter (not device kernels)."""
+    from version3_triton import runtime
+
+    rows = {}
+    for name in ("v3", "v4"):
+        _, forward, decode = _steps(name, preset, batch, seq, torch.device("cpu"),
+                                    torch.float32, True)
+        counts = {}
+        for key, step in (("forward", forward), ("decode_token", decode)):
+            step()  # warm-up (the decode workload's own prefill already ran)
+            runtime.CALLS.clear()
+            step()
+            counts[key] = dict(runtime.CALLS)
+            counts[f"{key}_total"] = sum(runtime.CALLS.values())
+        rows[name] = counts
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m version4_ultra.kernel_count",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--versions", default="v1,v2,v3,v4")
+    p.add_argument("--preset", default="small")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--seq-len", type=int, default=128, help="prompt length; decode context")
+    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--json", default=None, help="write the counts to this path")
+    p.add_argument("--triton-calls", action="store_true",
+                   help="without a GPU: print the interpreter's Triton launch counts (v3, v4)")
+    args = p.parse_args(argv)
+    from benchmarks.versions import parse_names
+    from benchmarks.workloads import resolve_dtype
+
+    versions = parse_names(args.versions)
+    if not torch.cuda.is_available():
+        print("kernel_count: no GPU here, so there are no device kernels to count; "
+              "no launch numbers are reported.", file=sys.stderr)
+        if args.triton_calls:
+            rows = triton_calls(args.preset, args.batch_size, args.seq_len)
+            print(f"Triton launches recorded by runtime.CALLS under TRITON_INTERPRET "
+                  f"({args.preset}, batch {args.batch_size}, seq {args.seq_len}); these are "
+                  "Triton kernel calls, NOT device kernel counts (torch ops not included):")
+            print(json.dumps(rows, indent=2, sort_keys=True))
+        return 2
+    device = torch.device("cuda")
+    dtype = resolve_dtype(args.dtype, device)
+    rows = device_counts(versions, args.preset, args.batch_size, args.seq_len, device, dtype)
+    print(f"kernel launches (profiler, {torch.cuda.get_device_name(device)}, {args.preset}, "
+          f"batch {args.batch_size}, seq {args.seq_len}, {dtype}):")
+    print(f"{'version':8} {'forward':>8} {'vs v1':>8} {'decode/token':>13} {'vs v1':>8}")
+    for name, row in rows.items():
+        print(f"{name:8} {row['forward']:>8} {row.get('forward_reduction_vs_v1_pct', '-'):>7}% "
+              f"{row['decode_token']:>13} {row.get('decode_token_reduction_vs_v1_pct', '-'):>7}%")
+    if args.json:
+        record = {"machine": torch.cuda.get_device_name(device), "preset": args.preset,
+                  "batch_size": args.batch_size, "seq_len": args.seq_len, "dtype": str(dtype),
+                  "counted_by": "torch.profiler CUDA activity (memcpy/memset excluded)",
+                  "versions": rows}
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

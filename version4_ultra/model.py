@@ -1,0 +1,131 @@
+"""Version 4: version 3's model with each transformer block as five fused kernels, and each
+decode step as one kernel per layer.
+
+Parameters, names, init and weight I/O are version 1's; the submodules are version 3's
+(``RMSNorm``, ``Attention``, ``MLP``: the final norm and the fallback path use them). Only
+``DecoderLayer.forward`` changes. Training and prefill (any batch, any length)::
+
+    qkv = norm_qkv_rope(x)                  RMSNorm prologue, QKV GEMM, RoPE epilogue   1
+    att = flash_attention(q, k, v)          version 3's kernel, reused                   1
+    h   = linear_residual(att, Wo, x)       O projection, residual add epilogue          1
+    act = norm_gate_up_swiglu(h)            RMSNorm prologue, gate/up GEMM, SwiGLU       1
+    out = linear_residual(act, Wd, h)       down projection, residual add epilogue       1
+
+Five launches per layer forward (plus the KV-cache append, two copies, when prefilling into a
+cache). Decode (one new token, batch 1..8, no autograd): ``decode_layer``, one persistent
+launch per layer on a GPU, five staged launches in the interpreter. Anything the decode
+kernel does not support (batch > 8) takes version 3's layer, after a one-time warning.
+
+Why flash attention is reused rather than fused further: its input (Q, K, V of every head)
+is produced by the QKV GEMM across all heads and its output feeds the O projection across
+all heads, so fusing it into either GEMM would mean one program per (rows, all heads): no
+launch saved that is not paid back in lost parallelism. The final RMSNorm is version 3's
+kernel (the LM head is a cuBLAS GEMM, as in version 3) and the loss is version 3's fused
+cross-entropy.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from version1_baseline import model as v1
+from version3_triton import model as v3
+from version3_triton import runtime
+from version3_triton.kernels.flash_attention import flash_attention
+
+from .kernels.compute_dtype import autocast_dtype
+from .kernels.decode_layer import decode_layer, unsupported_reason
+from .kernels.linear_residual import linear_residual
+from .kernels.norm_gate_up_swiglu import norm_gate_up_swiglu
+from .kernels.norm_qkv_rope import norm_qkv_rope
+
+KERNELS = ("norm_qkv_rope", "flash_attention (v3)", "o_proj_residual", "norm_gate_up_swiglu",
+           "down_residual", "decode_layer", "rms_norm (v3, final norm)",
+           "cross_entropy (v3)")
+
+_warned: set = set()
+
+
+def _warn_once(reason: str) -> None:
+    if reason not in _warned:
+        _warned.add(reason)
+        warnings.warn(f"version 4 decode kernel not used ({reason}); falling back to version "
+                      "3's layer for such inputs", RuntimeWarning, stacklevel=3)
+
+
+class DecoderLayer(v3.DecoderLayer):
+    def forward(self, x, cos, sin, cache=None, layer_idx: int = 0):
+        """x: (B, S, hidden) -> (B, S, hidden)."""
+        if cache is not None and x.shape[1] == 1 and not torch.is_grad_enabled():
+            weights = self._decode_weights()
+            reason = unsupported_reason(x, weights, cache.k[layer_idx], cache.length)
+            if reason is None:
+                return decode_layer(x, weights, cache.k[layer_idx], cache.v[layer_idx],
+                                    cache.length, cos, sin, self.input_layernorm.eps,
+                                    persistent=getattr(self, "persistent_decode", None))
+            _warn_once(reason)
+            return super().forward(x, cos, sin, cache, layer_idx)
+        return self._fused_forward(x, cos, sin, cache, layer_idx)
+
+    def _decode_weights(self):
+        a, m = self.self_attn, self.mlp
+        return (self.input_layernorm.weight, a.q_proj.weight, a.k_proj.weight, a.v_proj.weight,
+                a.o_proj.weight, self.post_attention_layernorm.weight, m.gate_proj.weight,
+                m.up_proj.weight, m.down_proj.weight)
+
+    def _fused_forward(self, x, cos, sin, cache, layer_idx):
+        attn, mlp = self.self_attn, self.mlp
+        bsz, seq, _ = x.shape
+        hq, hkv, d = attn.num_heads, attn.num_kv_heads, attn.head_dim
+        cdt = autocast_dtype(x.device.type)  # None: the weights' dtype
+        with torch.profiler.record_function("attention"):
+            norm = self.input_layernorm
+            qkv = norm_qkv_rope(x, norm.weight, attn.q_proj.weight, attn.k_proj.weight,
+                                attn.v_proj.weight, cos, sin, norm.eps, compute_dtype=cdt)
+            # Strided views of the one buffer: flash attention reads them in place.
+            q, k, v = qkv[:, :, :hq], qkv[:, :, hq:hq + hkv], qkv[:, :, hq + hkv:]
+            if cache is None:
+                out = flash_attention(q, k, v, causal=True)
+            else:
+                k_all, v_all = cache.write(layer_idx, k.transpose(1, 2), v.transpose(1, 2))
+                out = flash_attention(q.to(k_all.dtype), k_all.transpose(1, 2),
+                                      v_all.transpose(1, 2), causal=True).to(q.dtype)
+            h = linear_residual(out.reshape(bsz, seq, hq * d), attn.o_proj.weight, x,
+                                name="o_proj_residual", compute_dtype=cdt)
+        with torch.profiler.record_function("mlp"):
+            norm = self.post_attention_layernorm
+            act = norm_gate_up_swiglu(h, norm.weight, mlp.gate_proj.weight, mlp.up_proj.weight,
+                                      norm.eps, compute_dtype=cdt)
+            return linear_residual(act, mlp.down_proj.weight, h, name="down_residual",
+                                   compute_dtype=cdt)
+
+
+class TinyLlama(v3.TinyLlama):
+    """Version 1's model and weights, version 3's submodules, version 4's fused layers.
+    Same forward signature: ``model(input_ids, cache=None) -> logits (B, S, vocab)``.
+
+    ``persistent_decode``: None (default) uses the one-launch decode kernel where every
+    program can be resident (a GPU), True demands it, False forces the staged launches.
+    """
+
+    def __init__(self, config, persistent_decode: bool | None = None):
+        super().__init__(config)
+        for module in self.modules():
+            if type(module) is v3.DecoderLayer:
+                module.__class__ = DecoderLayer
+        self.set_persistent_decode(persistent_decode)
+
+    def set_persistent_decode(self, value: bool | None) -> None:
+        if value not in (None, True, False):
+            raise ValueError(f"persistent_decode must be None, True or False, got {value!r}")
+        for layer in self.model.layers:
+            layer.persistent_decode = value
+
+
+causal_lm_loss = v3.causal_lm_loss  # version 3's fused cross-entropy: nothing to add
+
+
+def describe(model: torch.nn.Module) -> dict:
+    """Facts for the result JSON: kernels, run mode and per-kernel launch counts."""
+    return {"kernels": list(KERNELS), **runtime.describe()}
