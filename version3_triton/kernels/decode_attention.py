@@ -22,7 +22,7 @@ import triton
 import triton.language as tl
 
 from .. import runtime
-from .flash_attention import MAX_HEAD_DIM, MIN_HEAD_DIM, _dot
+from .flash_attention import MAX_HEAD_DIM, MIN_HEAD_DIM, dot
 
 
 @triton.jit
@@ -53,7 +53,7 @@ def _decode_kernel(Q, K, V, O, sm_scale, length,
         n_ok = offs_n < length
         k_t = tl.load(k_base + offs_n[None, :] * sks + offs_d[:, None],
                       mask=n_ok[None, :] & d_ok[:, None], other=0.0)
-        s = _dot(q, k_t, IEEE) * qk_scale
+        s = dot(q, k_t, IEEE) * qk_scale
         s = tl.where(n_ok[None, :], s, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, axis=1))
         alpha = tl.exp2(m_i - m_new)
@@ -61,7 +61,7 @@ def _decode_kernel(Q, K, V, O, sm_scale, length,
         l_i = l_i * alpha + tl.sum(p, axis=1)
         v = tl.load(v_base + offs_n[:, None] * svs + offs_d[None, :],
                     mask=n_ok[:, None] & d_ok[None, :], other=0.0)
-        acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, IEEE)
+        acc = acc * alpha[:, None] + dot(p.to(v.dtype), v, IEEE)
         m_i = m_new
     acc = acc / l_i[:, None]
     tl.store(O + q_offs, acc.to(O.dtype.element_ty), mask=g_ok[:, None] & d_ok[None, :])

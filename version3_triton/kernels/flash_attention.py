@@ -35,7 +35,7 @@ LOG2E = 1.4426950408889634
 
 
 @triton.jit
-def _dot(a, b, IEEE: tl.constexpr):
+def dot(a, b, IEEE: tl.constexpr):
     # fp32 inputs use true fp32 products (not TF32) so fp32 runs match the eager reference.
     if IEEE:
         return tl.dot(a, b, input_precision="ieee")
@@ -77,7 +77,7 @@ def _fwd_kernel(Q, K, V, O, LSE, sm_scale,
         kv_mask = (kn[:, None] < seq_k) & d_ok[None, :]
         k_t = tl.load(k_base + kn[None, :] * sks + offs_d[:, None],
                       mask=(kn[None, :] < seq_k) & d_ok[:, None], other=0.0)
-        qk = _dot(q, k_t, IEEE) * qk_scale
+        qk = dot(q, k_t, IEEE) * qk_scale
         valid = kn[None, :] < seq_k
         if CAUSAL:
             valid = valid & (kn[None, :] <= offset + offs_m[:, None])
@@ -88,7 +88,7 @@ def _fwd_kernel(Q, K, V, O, LSE, sm_scale,
         p = tl.exp2(qk - m_new[:, None])
         l_i = l_i * alpha + tl.sum(p, axis=1)
         v = tl.load(v_base + kn[:, None] * svs + offs_d[None, :], mask=kv_mask, other=0.0)
-        acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, IEEE)
+        acc = acc * alpha[:, None] + dot(p.to(v.dtype), v, IEEE)
         m_i = m_new
     acc = acc / l_i[:, None]
     out_offs = (b.to(tl.int64) * seq_q * n_heads + offs_m[:, None] * n_heads + h) * head_dim \
@@ -158,16 +158,16 @@ def _bwd_dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, sm_scale,
                          other=0.0)
             lse = tl.load(LSE + bh.to(tl.int64) * seq_q + offs_m, mask=m_ok, other=0.0)
             delta = tl.load(DELTA + bh.to(tl.int64) * seq_q + offs_m, mask=m_ok, other=0.0)
-            qk_t = _dot(k, tl.trans(q), IEEE)                       # (BLOCK_N, BLOCK_M)
+            qk_t = dot(k, tl.trans(q), IEEE)                       # (BLOCK_N, BLOCK_M)
             valid = n_ok[:, None] & m_ok[None, :]
             if CAUSAL:
                 valid = valid & (offs_n[:, None] <= offset + offs_m[None, :])
             p_t = tl.where(valid, tl.exp2(qk_t * qk_scale - lse[None, :] * 1.4426950408889634),
                            0.0)
-            dv += _dot(p_t.to(do.dtype), do, IEEE)
-            dp_t = _dot(v, tl.trans(do), IEEE)
+            dv += dot(p_t.to(do.dtype), do, IEEE)
+            dp_t = dot(v, tl.trans(do), IEEE)
             ds_t = p_t * (dp_t - delta[None, :])
-            dk += _dot(ds_t.to(q.dtype), q, IEEE)
+            dk += dot(ds_t.to(q.dtype), q, IEEE)
     out_offs = (b.to(tl.int64) * seq_k * n_kv_heads + offs_n[:, None] * n_kv_heads + kvh) \
         * head_dim + offs_d[None, :]
     tl.store(DK + out_offs, (dk * sm_scale).to(DK.dtype.element_ty), mask=kv_mask)
@@ -213,14 +213,14 @@ def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, sm_scale,
         kv_mask = n_ok[:, None] & d_ok[None, :]
         k = tl.load(k_base + offs_n[:, None] * sks + offs_d[None, :], mask=kv_mask, other=0.0)
         v = tl.load(v_base + offs_n[:, None] * svs + offs_d[None, :], mask=kv_mask, other=0.0)
-        qk = _dot(q, tl.trans(k), IEEE)
+        qk = dot(q, tl.trans(k), IEEE)
         valid = m_ok[:, None] & n_ok[None, :]
         if CAUSAL:
             valid = valid & (offs_n[None, :] <= offset + offs_m[:, None])
         p = tl.where(valid, tl.exp2(qk * qk_scale - lse[:, None] * 1.4426950408889634), 0.0)
-        dp = _dot(do, tl.trans(v), IEEE)
+        dp = dot(do, tl.trans(v), IEEE)
         ds = p * (dp - delta[:, None])
-        dq += _dot(ds.to(k.dtype), k, IEEE)
+        dq += dot(ds.to(k.dtype), k, IEEE)
     tl.store(DQ + row_offs, (dq * sm_scale).to(DQ.dtype.element_ty), mask=q_mask)
 
 

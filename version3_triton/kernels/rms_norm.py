@@ -110,7 +110,7 @@ def _forward(x2d, residual2d, weight, eps):
     return y, h, rstd
 
 
-def _backward(dy, dh, h, weight, rstd):
+def rms_norm_backward(dy, dh, h, weight, rstd):
     rows, n_cols = h.shape
     block = _block(n_cols)
     # Enough programs to fill the GPU; each owns a contiguous run of rows and one dw partial.
@@ -142,7 +142,7 @@ class RMSNormFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         x2d, weight, rstd = ctx.saved_tensors
-        dx, dw = _backward(dy.reshape(x2d.shape).contiguous(), None, x2d, weight, rstd)
+        dx, dw = rms_norm_backward(dy.reshape(x2d.shape).contiguous(), None, x2d, weight, rstd)
         return dx.view(dy.shape), dw, None
 
 
@@ -168,7 +168,7 @@ class AddRMSNormFunction(torch.autograd.Function):
         # autograd passes None for an output whose gradient is unused.
         dy = torch.zeros_like(h) if dy is None else dy.reshape(h.shape).contiguous()
         dh = None if dh is None else dh.reshape(h.shape).contiguous()
-        dsum, dw = _backward(dy, dh, h, weight, rstd)
+        dsum, dw = rms_norm_backward(dy, dh, h, weight, rstd)
         x_dtype, r_dtype = ctx.dtypes
         dsum = dsum.view(ctx.shape)
         return dsum.to(x_dtype), dsum.to(r_dtype), dw, None

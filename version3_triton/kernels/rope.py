@@ -56,7 +56,7 @@ def _rope_kernel(Q, K, QO, KO, COS, SIN, n_tokens, seq, n_q_heads, n_k_heads, ha
                  BLOCK_T, BLOCK_RK, BLOCK_HALF)
 
 
-def _launch(q, k, cos, sin, sign):
+def launch_rope(q, k, cos, sin, sign):
     bsz, seq, hq, d = q.shape
     hk = k.shape[2]
     n_tokens = bsz * seq
@@ -80,7 +80,7 @@ class RoPEFunction(torch.autograd.Function):
     def forward(ctx, q, k, cos, sin):
         ctx.save_for_backward(cos, sin)
         ctx.meta = (q.shape, q.dtype, k.shape, k.dtype, q.device)
-        return _launch(q, k, cos, sin, 1)
+        return launch_rope(q, k, cos, sin, 1)
 
     @staticmethod
     def backward(ctx, dq, dk):
@@ -89,7 +89,7 @@ class RoPEFunction(torch.autograd.Function):
         # autograd passes None for an unused output: its gradient is zero.
         dq = torch.zeros(q_shape, dtype=q_dtype, device=device) if dq is None else dq.contiguous()
         dk = torch.zeros(k_shape, dtype=k_dtype, device=device) if dk is None else dk.contiguous()
-        dq, dk = _launch(dq, dk, cos, sin, -1)
+        dq, dk = launch_rope(dq, dk, cos, sin, -1)
         return dq, dk, None, None
 
 

@@ -65,13 +65,21 @@ class SwiGLUFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         gate, up = ctx.saved_tensors
-        dy = dy.contiguous()
-        dg = runtime.new_output(gate.shape, gate.dtype, gate.device)
-        du = runtime.new_output(up.shape, up.dtype, up.device)
-        runtime.count("swiglu_bwd")
-        _swiglu_bwd_kernel[_grid(gate.numel())](dy, gate, up, dg, du, gate.numel(), BLOCK=BLOCK,
-                                                num_warps=4)
-        return dg, du
+        return swiglu_backward(dy, gate, up)
+
+
+def swiglu_backward(dy: torch.Tensor, gate: torch.Tensor, up: torch.Tensor):
+    """Gradients of ``silu(gate) * up``: dy, gate, up of one shape -> (dgate, dup), one launch.
+
+    Public because version 4's fused gate/up kernel reuses it in its backward.
+    """
+    dy = dy.to(gate.dtype).contiguous()
+    dg = runtime.new_output(gate.shape, gate.dtype, gate.device)
+    du = runtime.new_output(up.shape, up.dtype, up.device)
+    runtime.count("swiglu_bwd")
+    _swiglu_bwd_kernel[_grid(gate.numel())](dy, gate, up, dg, du, gate.numel(), BLOCK=BLOCK,
+                                            num_warps=4)
+    return dg, du
 
 
 def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:

@@ -38,7 +38,7 @@ import triton
 import triton.language as tl
 
 from version3_triton import runtime
-from version3_triton.kernels.flash_attention import MAX_HEAD_DIM, MIN_HEAD_DIM, _dot
+from version3_triton.kernels.flash_attention import MAX_HEAD_DIM, MIN_HEAD_DIM, dot
 
 MAX_BATCH = 8
 BLOCK_B = 16
@@ -78,8 +78,8 @@ def _stage_qkv(tile, X, NW, WQ, WK, WV, COS, SIN, QS, KC, VC, n_rows, hidden, n_
         w2 = tl.load(w_base + (half + offs_h[None, :]) * hidden + offs_k[:, None], mask=w_mask,
                      other=0.0)
         xn = (x * nw[None, :]).to(w1.dtype)
-        acc1 += _dot(xn, w1, IEEE)
-        acc2 += _dot(xn, w2, IEEE)
+        acc1 += dot(xn, w1, IEEE)
+        acc2 += dot(xn, w2, IEEE)
     rstd = 1.0 / tl.sqrt(sum_sq / hidden + eps)
     a = acc1 * rstd[:, None]
     b = acc2 * rstd[:, None]
@@ -131,7 +131,7 @@ def _stage_attention(tile, QS, KC, VC, ATT, n_q, n_kv, groups, head_dim, length,
         n_ok = offs_n < length
         k_t = tl.load(k_base + offs_n[None, :] * sks + offs_d[:, None],
                       mask=n_ok[None, :] & d_ok[:, None], other=0.0, cache_modifier=".cg")
-        s = _dot(q, k_t, IEEE) * qk_scale
+        s = dot(q, k_t, IEEE) * qk_scale
         s = tl.where(n_ok[None, :], s, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, axis=1))
         alpha = tl.exp2(m_i - m_new)
@@ -139,7 +139,7 @@ def _stage_attention(tile, QS, KC, VC, ATT, n_q, n_kv, groups, head_dim, length,
         l_i = l_i * alpha + tl.sum(p, axis=1)
         v = tl.load(v_base + offs_n[:, None] * svs + offs_d[None, :],
                     mask=n_ok[:, None] & d_ok[None, :], other=0.0, cache_modifier=".cg")
-        acc = acc * alpha[:, None] + _dot(p.to(v.dtype), v, IEEE)
+        acc = acc * alpha[:, None] + dot(p.to(v.dtype), v, IEEE)
         m_i = m_new
     tl.store(ATT + q_offs, acc / l_i[:, None], mask=g_ok[:, None] & d_ok[None, :])
 
@@ -161,7 +161,7 @@ def _stage_linear_residual(tile, A, W, R, OUT, n_rows, N, K, IEEE: tl.constexpr,
                     other=0.0, cache_modifier=".cg")
         w = tl.load(W + offs_n[None, :].to(tl.int64) * K + offs_k[:, None],
                     mask=k_ok[:, None] & n_ok[None, :], other=0.0)
-        acc += _dot(a.to(w.dtype), w, IEEE)
+        acc += dot(a.to(w.dtype), w, IEEE)
     mask = b_ok[:, None] & n_ok[None, :]
     offs = offs_b[:, None] * N + offs_n[None, :]
     r = tl.load(R + offs, mask=mask, other=0.0, cache_modifier=".cg").to(tl.float32)
@@ -192,8 +192,8 @@ def _stage_gate_up(tile, H, NW, WG, WU, ACT, n_rows, N, K, eps, IEEE: tl.constex
         wg = tl.load(WG + w_offs, mask=w_mask, other=0.0)
         wu = tl.load(WU + w_offs, mask=w_mask, other=0.0)
         hn = (h * nw[None, :]).to(wg.dtype)
-        acc_g += _dot(hn, wg, IEEE)
-        acc_u += _dot(hn, wu, IEEE)
+        acc_g += dot(hn, wg, IEEE)
+        acc_u += dot(hn, wu, IEEE)
     rstd = 1.0 / tl.sqrt(sum_sq / K + eps)
     g = acc_g * rstd[:, None]
     u = acc_u * rstd[:, None]

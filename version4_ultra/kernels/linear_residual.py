@@ -20,7 +20,7 @@ import triton
 import triton.language as tl
 
 from version3_triton import runtime
-from version3_triton.kernels.flash_attention import _dot
+from version3_triton.kernels.flash_attention import dot
 
 from .compute_dtype import TL, resolve
 
@@ -54,7 +54,7 @@ def _linear_residual_kernel(A, W, R, OUT, M, N, K, DOT: tl.constexpr, IEEE: tl.c
                     other=0.0)
         w = tl.load(W + offs_n[None, :].to(tl.int64) * K + offs_k[:, None],
                     mask=k_ok[:, None] & n_ok[None, :], other=0.0)
-        acc += _dot(a.to(DOT), w.to(DOT), IEEE)
+        acc += dot(a.to(DOT), w.to(DOT), IEEE)
     mask = m_ok[:, None] & n_ok[None, :]
     offs = offs_m[:, None] * N + offs_n[None, :]
     r = tl.load(R + offs, mask=mask, other=0.0).to(tl.float32)

@@ -24,7 +24,7 @@ import triton.language as tl
 from version3_triton import runtime
 from version3_triton.kernels import rms_norm as v3_rms_norm
 from version3_triton.kernels import swiglu as v3_swiglu
-from version3_triton.kernels.flash_attention import _dot
+from version3_triton.kernels.flash_attention import dot
 
 from .compute_dtype import TL, resolve
 
@@ -57,8 +57,8 @@ def _norm_gate_up_swiglu_kernel(X, NW, WG, WU, Y, RSTD, M, N, K, eps, DOT: tl.co
         wg = tl.load(WG + w_offs, mask=w_mask, other=0.0)
         wu = tl.load(WU + w_offs, mask=w_mask, other=0.0)
         xn = (x * nw[None, :]).to(DOT)
-        acc_g += _dot(xn, wg.to(DOT), IEEE)
-        acc_u += _dot(xn, wu.to(DOT), IEEE)
+        acc_g += dot(xn, wg.to(DOT), IEEE)
+        acc_u += dot(xn, wu.to(DOT), IEEE)
     rstd = 1.0 / tl.sqrt(sum_sq / K + eps)
     if pid_n == 0:
         tl.store(RSTD + offs_m, rstd, mask=m_ok)
@@ -102,15 +102,10 @@ class NormGateUpSwiGLUFunction(torch.autograd.Function):
         xn = ((x.float() * rstd[:, None]) * norm_w.float()).to(cdt)
         wg_c, wu_c = wg.to(cdt), wu.to(cdt)  # no copy when already cdt
         g, u = xn @ wg_c.t(), xn @ wu_c.t()
-        dy = dy.to(cdt).contiguous()
-        dg = runtime.new_output(g.shape, g.dtype, g.device)
-        du = runtime.new_output(u.shape, u.dtype, u.device)
-        runtime.count("swiglu_bwd")
-        v3_swiglu._swiglu_bwd_kernel[v3_swiglu._grid(g.numel())](
-            dy, g, u, dg, du, g.numel(), BLOCK=v3_swiglu.BLOCK, num_warps=4)
+        dg, du = v3_swiglu.swiglu_backward(dy, g, u)
         dxn = dg @ wg_c + du @ wu_c
         dwg, dwu = (dg.t() @ xn).to(wg.dtype), (du.t() @ xn).to(wu.dtype)
-        dx, dnw = v3_rms_norm._backward(dxn.contiguous(), None, x, norm_w, rstd)
+        dx, dnw = v3_rms_norm.rms_norm_backward(dxn.contiguous(), None, x, norm_w, rstd)
         return dx, dnw, dwg, dwu, None, None
 
 

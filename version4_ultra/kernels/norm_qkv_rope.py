@@ -31,7 +31,7 @@ import triton.language as tl
 from version3_triton import runtime
 from version3_triton.kernels import rms_norm as v3_rms_norm
 from version3_triton.kernels import rope as v3_rope
-from version3_triton.kernels.flash_attention import _dot
+from version3_triton.kernels.flash_attention import dot
 
 from .compute_dtype import TL, resolve
 
@@ -73,8 +73,8 @@ def _norm_qkv_rope_kernel(X, NW, WQ, WK, WV, COS, SIN, OUT, RSTD,
         w2 = tl.load(w_base + (half + offs_h[None, :]) * K + offs_k[:, None], mask=w_mask,
                      other=0.0)
         xn = (x * nw[None, :]).to(DOT)
-        acc1 += _dot(xn, w1.to(DOT), IEEE)
-        acc2 += _dot(xn, w2.to(DOT), IEEE)
+        acc1 += dot(xn, w1.to(DOT), IEEE)
+        acc2 += dot(xn, w2.to(DOT), IEEE)
     rstd = 1.0 / tl.sqrt(sum_sq / K + eps)
     if head == 0:
         tl.store(RSTD + offs_m, rstd, mask=m_ok)  # one writer per row, for the backward
@@ -130,7 +130,7 @@ class NormQKVRoPEFunction(torch.autograd.Function):
         bsz, seq, _ = x_shape
         dqkv = dqkv.contiguous()
         # Undo the rotation (version 3's RoPE kernel, sign -1 = the transpose).
-        dq, dk = v3_rope._launch(dqkv[:, :, :n_q].contiguous(),
+        dq, dk = v3_rope.launch_rope(dqkv[:, :, :n_q].contiguous(),
                                  dqkv[:, :, n_q:n_q + n_kv].contiguous(), cos, sin, -1)
         dv = dqkv[:, :, n_q + n_kv:]
         dq, dk, dv = (t.reshape(bsz * seq, -1) for t in (dq, dk, dv))
@@ -138,7 +138,7 @@ class NormQKVRoPEFunction(torch.autograd.Function):
         wq_c, wk_c, wv_c = wq.to(cdt), wk.to(cdt), wv.to(cdt)  # no copy when already cdt
         dxn = dq @ wq_c + dk @ wk_c + dv @ wv_c
         dwq, dwk, dwv = ((g.t() @ xn).to(w.dtype) for g, w in ((dq, wq), (dk, wk), (dv, wv)))
-        dx, dnw = v3_rms_norm._backward(dxn.contiguous(), None, x2d, norm_w, rstd)
+        dx, dnw = v3_rms_norm.rms_norm_backward(dxn.contiguous(), None, x2d, norm_w, rstd)
         return dx.view(x_shape), dnw, dwq, dwk, dwv, None, None, None, None, None
 
 
