@@ -17,15 +17,15 @@ RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
 def _machine_line(folder: Path) -> str:
-    desc = folder / "machine.md"
-    if desc.is_file():
+    for desc in sorted(folder.rglob("machine.md")):
         return desc.read_text().strip().splitlines()[0].lstrip("# ").strip()
     return folder.name
 
 
-def render() -> str:
+def render(results: Path = RESULTS, root: Path = REPO_ROOT) -> str:
+    """The generated section: one heading per machine folder, one link per result file."""
     lines = [BEGIN, ""]
-    machines = sorted(p for p in RESULTS.iterdir() if p.is_dir()) if RESULTS.is_dir() else []
+    machines = sorted(p for p in results.iterdir() if p.is_dir()) if results.is_dir() else []
     if not machines:
         lines.append("No results committed yet.")
     for machine in machines:
@@ -33,7 +33,7 @@ def render() -> str:
         for table in sorted(machine.rglob("*.md")):
             if table.name == "machine.md":
                 continue
-            rel = table.relative_to(REPO_ROOT)
+            rel = table.relative_to(root)
             title = table.read_text().strip().splitlines()[0].lstrip("# ").strip()
             lines.append(f"- [{rel}]({rel}): {title}")
         lines.append("")
@@ -41,14 +41,14 @@ def render() -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path = REPO_ROOT / "README.md") -> bool:
+def update_readme(readme: Path = REPO_ROOT / "README.md", results: Path = RESULTS) -> bool:
     """Rewrite the results section in place; returns True when the file changed."""
     text = readme.read_text()
     if BEGIN not in text or END not in text:
         raise ValueError(f"{readme}: results markers not found; expected {BEGIN!r} ... {END!r}")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    new = head + render() + tail
+    new = head + render(results, readme.parent) + tail
     if new != text:
         readme.write_text(new)
         return True

@@ -49,10 +49,21 @@ def markdown_table(rows: list, machine: dict) -> str:
     return "\n".join(lines)
 
 
+def machine_markdown(machine: dict) -> str:
+    """A short description of the machine a result came from (first line: its name)."""
+    lines = [f"# {machine['device_name']}", ""]
+    for key in ("device", "driver", "cpu", "cpu_count", "host", "python", "torch", "triton",
+                "git_sha"):
+        lines.append(f"- {key}: {machine.get(key)}")
+    return "\n".join(lines) + "\n"
+
+
 def write_reports(rows: list, machine: dict, out: Path, settings: dict) -> dict[str, Path]:
     """Write table.md, results.csv and results.json into ``out``; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"md": out / "table.md", "csv": out / "results.csv", "json": out / "results.json"}
+    paths = {"md": out / "table.md", "csv": out / "results.csv", "json": out / "results.json",
+             "machine": out / "machine.md"}
+    paths["machine"].write_text(machine_markdown(machine))
     paths["md"].write_text(markdown_table(rows, machine) + "\n")
     records = [r.to_json() for r in rows]
     with paths["csv"].open("w", newline="") as f:

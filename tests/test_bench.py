@@ -111,3 +111,22 @@ def test_gate_passes_v1_against_itself_and_fails_a_wrong_model():
 def test_unknown_version_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown version"):
         versions.parse_names("v1,v9")
+
+
+def test_readme_results_section_lists_committed_results_with_their_machine(tmp_path):
+    from benchmarks.readme_results import BEGIN, END, update_readme
+    results = tmp_path / "benchmarks" / "results"
+    (results / "cpu-2core" / "bench").mkdir(parents=True)
+    (results / "cpu-2core" / "bench" / "machine.md").write_text("# CPU: Test EPYC (2 cores)\n")
+    (results / "cpu-2core" / "bench" / "table.md").write_text("# tiny speedups\n| a |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{BEGIN}\nold text\n{END}\nafter\n")
+    assert update_readme(readme, results)
+    text = readme.read_text()
+    assert "old text" not in text and text.startswith("intro\n") and text.endswith("after\n")
+    assert "`cpu-2core`: CPU: Test EPYC (2 cores)" in text
+    assert "[benchmarks/results/cpu-2core/bench/table.md]" in text and "tiny speedups" in text
+    assert not update_readme(readme, results)      # idempotent
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="markers"):
+        update_readme(readme, results)
