@@ -79,8 +79,8 @@ def weight_rows(b: np.ndarray, n: int) -> np.ndarray:
 class _Alloc:
     """Bump allocator of SRAM rows with a bound and a clear error."""
 
-    def __init__(self, name: str, limit: int):
-        self.name, self.limit, self.next = name, limit, 0
+    def __init__(self, name: str, limit: int, start: int = 0):
+        self.name, self.limit, self.next = name, limit, start
 
     def take(self, rows: int) -> int:
         base = self.next
@@ -115,22 +115,32 @@ def _pad_heads_out(w: np.ndarray, heads: int, d: int, perm: np.ndarray) -> np.nd
     return out
 
 
-def compile_block(qb: QuantizedBlock, seq_len: int, hw: HwConfig | None = None) -> BlockProgram:
-    """Compile one decoder block for prefill of ``seq_len`` tokens at positions 0..seq_len-1."""
-    hw = hw or HwConfig()
-    n, s, d = hw.n, seq_len, qb.head_dim
-    if qb.hidden % n or qb.intermediate % n or s % n:
-        raise ValueError(f"hidden ({qb.hidden}), intermediate ({qb.intermediate}) and seq_len ({s}) "
-                         f"must be multiples of N={n}")
-    bph, rope_w, perm = head_layout(d, n)
-    _, _, v_perm = head_layout(d, n) if d <= n else (None, None, np.arange(d))
-    dp = bph * n                         # padded head width
-    hb, ib, sb = qb.hidden // n, qb.intermediate // n, s // n
-    H, KV, groups = qb.heads, qb.kv_heads, qb.heads // qb.kv_heads
-    sc, ws, gs = qb.act_scales, qb.weight_scales, qb.gamma_scales
+@dataclass
+class WeightLayout:
+    """One block's weight-SRAM image: where each matrix, gain and the RoPE table start.
 
-    # ---------------- weight SRAM image ----------------
-    w_alloc = _Alloc("weight", hw.w_rows)
+    ``image`` (uint8) is copied to W rows ``[base, base + rows)``; ``at`` maps q, k, v, o, gate,
+    up, down, g1, g2, table to their first W row. The RoPE table covers positions
+    ``0 .. positions-1``; each position takes ``bph * table_rows`` rows.
+    """
+
+    image: np.ndarray
+    base: int
+    rows: int
+    at: dict[str, int]
+    bph: int
+    rope_w: int
+    table_rows: int
+    positions: int
+
+
+def layout_weights(qb: QuantizedBlock, hw: HwConfig, positions: int, w_base: int = 0) -> WeightLayout:
+    """Place one block's weights, gains and RoPE table (positions 0..positions-1) at W row w_base."""
+    n, d = hw.n, qb.head_dim
+    bph, rope_w, perm = head_layout(d, n)
+    v_perm = np.arange(d) if d > n else perm
+    H, KV, hb = qb.heads, qb.kv_heads, qb.hidden // n
+    w_alloc = _Alloc("weight", hw.w_rows, start=w_base)
     images: list[np.ndarray] = []
 
     def place(rows: np.ndarray) -> int:
@@ -140,25 +150,73 @@ def compile_block(qb: QuantizedBlock, seq_len: int, hw: HwConfig | None = None) 
 
     wq = _pad_heads_out(qb.weights["q"], H, d, perm)
     wk = _pad_heads_out(qb.weights["k"], KV, d, perm)
-    wv = _pad_heads_out(qb.weights["v"], KV, d, v_perm if d > n else perm)
-    wo = _pad_heads_out(qb.weights["o"].T, H, d, v_perm if d > n else perm).T  # pad input dims
-    W = {"q": place(weight_rows(wq.T, n)), "k": place(weight_rows(wk.T, n)),
-         "v": place(weight_rows(wv.T, n)), "o": place(weight_rows(wo.T, n)),
-         "gate": place(weight_rows(qb.weights["gate"].T, n)),
-         "up": place(weight_rows(qb.weights["up"].T, n)),
-         "down": place(weight_rows(qb.weights["down"].T, n))}
-    G1 = place(qb.gammas["input_norm"].reshape(hb, n))
-    G2 = place(qb.gammas["post_norm"].reshape(hb, n))
+    wv = _pad_heads_out(qb.weights["v"], KV, d, v_perm)
+    wo = _pad_heads_out(qb.weights["o"].T, H, d, v_perm).T  # pad input dims
+    at = {"q": place(weight_rows(wq.T, n)), "k": place(weight_rows(wk.T, n)),
+          "v": place(weight_rows(wv.T, n)), "o": place(weight_rows(wo.T, n)),
+          "gate": place(weight_rows(qb.weights["gate"].T, n)),
+          "up": place(weight_rows(qb.weights["up"].T, n)),
+          "down": place(weight_rows(qb.weights["down"].T, n))}
+    at["g1"] = place(qb.gammas["input_norm"].reshape(hb, n))
+    at["g2"] = place(qb.gammas["post_norm"].reshape(hb, n))
     # RoPE table: (position, block-in-head) records of rope_w/2 {cos16, sin16} entries.
-    cos, sin = rope_q14(np.arange(s), d, qb.rope_theta)
+    cos, sin = rope_q14(np.arange(positions), d, qb.rope_theta)
     tr = rope_rows_per_position(rope_w, n)
-    table = np.zeros((s, bph, tr * n // 2), dtype=np.int16)
+    table = np.zeros((positions, bph, tr * n // 2), dtype=np.int16)
     for j in range(bph):
         freq = perm[j * n:j * n + rope_w // 2] if d > n else np.arange(rope_w // 2)
         table[:, j, 0:rope_w:2] = cos[:, freq]
         table[:, j, 1:rope_w:2] = sin[:, freq]
-    T = place(table.view(np.int8).reshape(s * bph * tr, n))
-    weight_image = np.concatenate(images).view(np.uint8).reshape(-1)
+    at["table"] = place(table.view(np.int8).reshape(positions * bph * tr, n))
+    image = np.concatenate(images).view(np.uint8).reshape(-1)
+    return WeightLayout(image=image, base=w_base, rows=image.size // n, at=at, bph=bph,
+                        rope_w=rope_w, table_rows=tr, positions=positions)
+
+
+def weight_load_program(layout: WeightLayout, weight_dram: int, n: int) -> list[Insn]:
+    """LOADs copying the image from DRAM ``weight_dram`` to W rows from ``layout.base`` (no HALT)."""
+    load: list[Insn] = []
+    for off in range(0, layout.rows, 0xFFFF):
+        rows = min(0xFFFF, layout.rows - off)
+        load.append(Insn(OP_LOAD, flags=MEM_W, rows=rows, dst=layout.base + off,
+                         dram=weight_dram + off * n))
+    return load
+
+
+def rescales(qb: QuantizedBlock) -> dict[str, tuple[int, ...]]:
+    """Every integer rescale (multiplier, shift) of the block, from its scales (ISA.md)."""
+    sc, ws, gs, d = qb.act_scales, qb.weight_scales, qb.gamma_scales, qb.head_dim
+    mq = multiplier
+    return {
+        # RMSNorm: x_q * g_q * inv / 2^22 is x/rms * g in units of s_gamma
+        "rms1": mq(gs["input_norm"] / (sc["xn"] * 2.0 ** 22)),
+        "rope_q": mq(sc["xn"] * ws["q"] / (sc["q"] * 2.0 ** 14)),
+        "rope_k": mq(sc["xn"] * ws["k"] / (sc["k"] * 2.0 ** 14)),
+        "req_v": mq(sc["xn"] * ws["v"] / sc["v"]),
+        "scores": mq(sc["q"] * sc["k"] / math.sqrt(d) * 2.0 ** 10),   # scores -> Q10 logits
+        "req_o": mq(sc["v"] / 127.0 / sc["attn"]),
+        "res1": pair_multiplier(sc["x"] / sc["h1"], sc["attn"] * ws["o"] / sc["h1"]),
+        "rms2": mq(gs["post_norm"] / (sc["h1n"] * 2.0 ** 22)),
+        "silu_in": mq(sc["h1n"] * ws["gate"] * 2.0 ** 10),
+        "swiglu_out": mq(sc["h1n"] * ws["up"] / sc["mid"]),
+        "res2": pair_multiplier(sc["h1"] / sc["y"], sc["mid"] * ws["down"] / sc["y"]),
+    }
+
+
+def compile_block(qb: QuantizedBlock, seq_len: int, hw: HwConfig | None = None) -> BlockProgram:
+    """Compile one decoder block for prefill of ``seq_len`` tokens at positions 0..seq_len-1."""
+    hw = hw or HwConfig()
+    n, s, d = hw.n, seq_len, qb.head_dim
+    if qb.hidden % n or qb.intermediate % n or s % n:
+        raise ValueError(f"hidden ({qb.hidden}), intermediate ({qb.intermediate}) and seq_len ({s}) "
+                         f"must be multiples of N={n}")
+    wl = layout_weights(qb, hw, s)
+    W, bph, rope_w, T = wl.at, wl.bph, wl.rope_w, wl.at["table"]
+    G1, G2 = W["g1"], W["g2"]
+    weight_image = wl.image
+    hb, ib, sb = qb.hidden // n, qb.intermediate // n, s // n
+    H, KV, groups = qb.heads, qb.kv_heads, qb.heads // qb.kv_heads
+    r = rescales(qb)
 
     # ---------------- DRAM map ----------------
     weight_dram = 0
@@ -187,26 +245,22 @@ def compile_block(qb: QuantizedBlock, seq_len: int, hw: HwConfig | None = None) 
         prog.append(Insn(OP_GEMM, flags=flags, rows=m, blocks=kb, aux=nb, dst=dst, src0=src0, src1=src1))
         gemms.append(GemmInfo(name, m, kb * n, nb * n, useful if useful is not None else m * kb * n * nb * n))
 
-    def mq(real):
-        return multiplier(real)
-
     prog.append(Insn(OP_LOAD, flags=MEM_A, rows=s * hb, dst=X, dram=x_dram))
-    # RMSNorm 1: x_q * g_q * inv / 2^22 is x/rms * g in units of s_gamma
-    m, sh = mq(gs["input_norm"] / (sc["xn"] * 2.0 ** 22))
+    m, sh = r["rms1"]
     prog.append(Insn(OP_RMS, rows=s, blocks=hb, dst=XN, src0=X, src1=G1, mult0=m, shift0=sh))
     real_qkv = lambda kv: s * qb.hidden * kv * d  # noqa: E731
     gemm("q_proj", s, hb, H * bph, QA, XN, W["q"], useful=real_qkv(H))
     gemm("k_proj", s, hb, KV * bph, KA, XN, W["k"], useful=real_qkv(KV))
     gemm("v_proj", s, hb, KV * bph, VA, XN, W["v"], useful=real_qkv(KV))
-    m, sh = mq(sc["xn"] * ws["q"] / (sc["q"] * 2.0 ** 14))
+    m, sh = r["rope_q"]
     prog.append(Insn(OP_ROPE, rows=s, blocks=H * bph, aux=rope_w, dst=QR, src0=QA, src1=T, src2=bph,
                      mult0=m, shift0=sh))
-    m, sh = mq(sc["xn"] * ws["k"] / (sc["k"] * 2.0 ** 14))
+    m, sh = r["rope_k"]
     prog.append(Insn(OP_ROPE, rows=s, blocks=KV * bph, aux=rope_w, dst=KR, src0=KA, src1=T, src2=bph,
                      mult0=m, shift0=sh))
-    m, sh = mq(sc["xn"] * ws["v"] / sc["v"])
+    m, sh = r["req_v"]
     prog.append(Insn(OP_REQ, rows=s, blocks=KV * bph, dst=V, src0=VA, mult0=m, shift0=sh))
-    m_sc, sh_sc = mq(sc["q"] * sc["k"] / math.sqrt(d) * 2.0 ** 10)   # scores -> Q10 logits
+    m_sc, sh_sc = r["scores"]
     for h in range(H):
         kvh = h // groups
         gemm(f"qk_h{h}", s, bph, sb, SC, QR + h * bph * s, KR + kvh * bph * s,
@@ -214,22 +268,22 @@ def compile_block(qb: QuantizedBlock, seq_len: int, hw: HwConfig | None = None) 
         prog.append(Insn(OP_SMAX, rows=s, blocks=sb, dst=P, src0=SC, src2=0, mult0=m_sc, shift0=sh_sc))
         gemm(f"pv_h{h}", s, sb, bph, OA + h * bph * s, P, V + kvh * bph * s,
              flags=GEMM_B_FROM_A, useful=s * s * d)
-    m, sh = mq(sc["v"] / 127.0 / sc["attn"])
+    m, sh = r["req_o"]
     prog.append(Insn(OP_REQ, rows=s, blocks=H * bph, dst=O, src0=OA, mult0=m, shift0=sh))
     gemm("o_proj", s, H * bph, hb, ATT, O, W["o"], useful=s * H * d * qb.hidden)
-    ma, mb, sh, shb = pair_multiplier(sc["x"] / sc["h1"], sc["attn"] * ws["o"] / sc["h1"])
+    ma, mb, sh, shb = r["res1"]
     prog.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=H1, src0=X, src1=ATT, mult0=ma, mult1=mb,
                      shift0=sh, shift1=shb))
-    m, sh = mq(gs["post_norm"] / (sc["h1n"] * 2.0 ** 22))
+    m, sh = r["rms2"]
     prog.append(Insn(OP_RMS, rows=s, blocks=hb, dst=H1N, src0=H1, src1=G2, mult0=m, shift0=sh))
     gemm("gate_proj", s, hb, ib, GA, H1N, W["gate"])
     gemm("up_proj", s, hb, ib, UA, H1N, W["up"])
-    mg, shg = mq(sc["h1n"] * ws["gate"] * 2.0 ** 10)
-    m, sh = mq(sc["h1n"] * ws["up"] / sc["mid"])
+    mg, shg = r["silu_in"]
+    m, sh = r["swiglu_out"]
     prog.append(Insn(OP_SWIGLU, rows=s, blocks=ib, dst=MID, src0=GA, src1=UA,
                      mult0=mg, shift0=shg, mult1=m, shift1=sh))
     gemm("down_proj", s, ib, hb, DA, MID, W["down"])
-    ma, mb, sh, shb = pair_multiplier(sc["h1"] / sc["y"], sc["mid"] * ws["down"] / sc["y"])
+    ma, mb, sh, shb = r["res2"]
     prog.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=Y, src0=H1, src1=DA, mult0=ma, mult1=mb,
                      shift0=sh, shift1=shb))
     prog.append(Insn(OP_STORE, flags=MEM_A, rows=s * hb, src0=Y, dram=y_dram))
@@ -237,13 +291,8 @@ def compile_block(qb: QuantizedBlock, seq_len: int, hw: HwConfig | None = None) 
     if len(prog) > hw.imem_depth:
         raise ValueError(f"program of {len(prog)} instructions exceeds IMEM depth {hw.imem_depth}")
 
-    w_rows_total = weight_image.size // n
-    load: list[Insn] = []
-    for base in range(0, w_rows_total, 0xFFFF):
-        rows = min(0xFFFF, w_rows_total - base)
-        load.append(Insn(OP_LOAD, flags=MEM_W, rows=rows, dst=base, dram=weight_dram + base * n))
-    load.append(Insn(OP_HALT))
+    load = weight_load_program(wl, weight_dram, n) + [Insn(OP_HALT)]
     return BlockProgram(hw=hw, seq_len=s, hidden=qb.hidden, weight_image=weight_image,
                         weight_dram=weight_dram, load_program=encode_program(load),
                         run_program=encode_program(prog), x_dram=x_dram, y_dram=y_dram,
-                        x_scale=sc["x"], y_scale=sc["y"], gemms=gemms, run_insns=prog)
+                        x_scale=qb.act_scales["x"], y_scale=qb.act_scales["y"], gemms=gemms, run_insns=prog)

@@ -25,3 +25,35 @@ class Counters:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class LinkCounters:
+    """Host-link traffic, counted by the driver (and identically by the golden model).
+
+    ``bytes_to_device`` / ``bytes_from_device``: payload of host writes / reads of device memory
+    (DRAM and instruction memory). ``transactions``: host-initiated transfers: one per memory
+    write or read, one per START_PC write, and two per run (the start doorbell and the
+    completion status read). Counter and status reads made only for instrumentation are not
+    counted: a production driver would not make them on every call.
+    """
+
+    bytes_to_device: int = 0
+    bytes_from_device: int = 0
+    transactions: int = 0
+
+    def copy(self) -> "LinkCounters":
+        return LinkCounters(self.bytes_to_device, self.bytes_from_device, self.transactions)
+
+    def __sub__(self, other: "LinkCounters") -> "LinkCounters":
+        return LinkCounters(self.bytes_to_device - other.bytes_to_device,
+                            self.bytes_from_device - other.bytes_from_device,
+                            self.transactions - other.transactions)
+
+    def __add__(self, other: "LinkCounters") -> "LinkCounters":
+        return LinkCounters(self.bytes_to_device + other.bytes_to_device,
+                            self.bytes_from_device + other.bytes_from_device,
+                            self.transactions + other.transactions)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

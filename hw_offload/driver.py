@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .build import build
-from .counters import Counters
+from .counters import Counters, LinkCounters
 from .errors import AcceleratorError, AddressError, CycleLimitError
 from .isa import (COUNTER_REGS, IMEM_BASE, INSN_BYTES, REG_A_ROWS, REG_ACC_ROWS, REG_DRAM_BYTES,
                   REG_ERR_CODE, REG_ERR_PC, REG_IMEM_DEPTH, REG_N, REG_PC, REG_START_PC,
@@ -60,6 +60,7 @@ class Accelerator:
                                imem_depth=r(REG_IMEM_DEPTH))
         self.start_pc = 0
         self._counters = Counters()
+        self.link = LinkCounters()   # host-link traffic (cost.py turns it into time)
 
     # ---------------- lifetime ----------------
     def close(self) -> None:
@@ -105,6 +106,8 @@ class Accelerator:
         self._check_window(addr, len(buf))
         if self._lib.accel_write_mem(self._handle(), addr, buf, len(buf)) != 0:
             raise AddressError(self._error())
+        self.link.bytes_to_device += len(buf)
+        self.link.transactions += 1
 
     def read_mem(self, addr: int, nbytes: int) -> np.ndarray:
         """-> uint8[nbytes]."""
@@ -112,6 +115,8 @@ class Accelerator:
         out = np.zeros(nbytes, dtype=np.uint8)
         if self._lib.accel_read_mem(self._handle(), addr, out.ctypes.data, nbytes) != 0:
             raise AddressError(self._error())
+        self.link.bytes_from_device += nbytes
+        self.link.transactions += 1
         return out
 
     def write_reg(self, index: int, value: int) -> None:
@@ -135,6 +140,7 @@ class Accelerator:
             raise ValueError(f"program must be uint32[n, 8], got shape {words.shape}")
         self.write_mem(IMEM_BASE + start_pc * INSN_BYTES, words.reshape(-1))
         self.write_reg(REG_START_PC, start_pc)
+        self.link.transactions += 1
         self.start_pc = start_pc
 
     # ---------------- execution ----------------
@@ -144,6 +150,7 @@ class Accelerator:
         h = self._handle()
         cycles = ctypes.c_uint64()
         rc = self._lib.accel_run(h, max_cycles, ctypes.byref(cycles))
+        self.link.transactions += 2   # start doorbell + completion status
         if rc == 1:
             pc = self.read_reg(REG_PC)
             self._lib.accel_reset(h)  # leave it idle so the next run can start

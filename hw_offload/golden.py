@@ -17,7 +17,7 @@ from .isa import (ERR_FIELD, ERR_NONE, ERR_OPCODE, ERR_PC, ERR_RANGE, IMEM_BASE,
                   MEM_A, MEM_ACC, MEM_W, OP_GEMM, OP_HALT, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS,
                   OP_ROPE, OP_SMAX, OP_STORE, OP_SWIGLU, VECTOR_OPS, HwConfig, Insn,
                   rope_rows_per_position)
-from .counters import Counters
+from .counters import Counters, LinkCounters
 
 
 def validate(i: Insn, cfg: HwConfig) -> int:
@@ -77,6 +77,7 @@ class GoldenAccelerator:
         self.start_pc = 0
         self.pc = 0
         self._counters = Counters()
+        self.link = LinkCounters()   # counted exactly as driver.Accelerator counts it
 
     # ---------------- host interface ----------------
     def _check_window(self, addr: int, n: int) -> None:
@@ -97,6 +98,8 @@ class GoldenAccelerator:
     def write_mem(self, addr: int, data) -> None:
         buf = np.frombuffer(bytes(np.ascontiguousarray(data).tobytes()), dtype=np.uint8)
         self._check_window(addr, buf.size)
+        self.link.bytes_to_device += buf.size
+        self.link.transactions += 1
         if addr < IMEM_BASE:
             self.dram[addr:addr + buf.size] = buf
         else:
@@ -106,6 +109,8 @@ class GoldenAccelerator:
 
     def read_mem(self, addr: int, nbytes: int) -> np.ndarray:
         self._check_window(addr, nbytes)
+        self.link.bytes_from_device += nbytes
+        self.link.transactions += 1
         if addr < IMEM_BASE:
             return self.dram[addr:addr + nbytes].copy()
         off = addr - IMEM_BASE
@@ -115,6 +120,7 @@ class GoldenAccelerator:
         """words: uint32[n, 8] (isa.encode_program)."""
         words = np.asarray(words, dtype=np.uint32)
         self.write_mem(IMEM_BASE + start_pc * INSN_BYTES, words.reshape(-1))
+        self.link.transactions += 1   # START_PC register write
         self.start_pc = start_pc
 
     def counters(self) -> Counters:
@@ -124,6 +130,7 @@ class GoldenAccelerator:
     def run(self, max_cycles: int | None = None) -> Counters:
         """Execute from start_pc to HALT. ``max_cycles`` is accepted for interface parity."""
         del max_cycles
+        self.link.transactions += 2   # start doorbell + completion status, as the driver counts
         cfg = self.config
         self.pc = self.start_pc
         c = Counters(cycles=None, array_busy=None, vector_busy=None, dma_busy=None, stall=None)

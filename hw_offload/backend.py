@@ -1,0 +1,310 @@
+"""torch.compile backend "rtl": whole decoder blocks on the (simulated) accelerator.
+
+    compiled = torch.compile(model, backend="rtl")                  # calibrates on the first call
+    compiled = torch.compile(model, backend="rtl", options={"target": "verilator"})
+    compiled = hw_offload.offload(model, calibration=ids, target="golden", weights="auto")
+
+Knows torch.fx, nothing about instruction encodings: partition.py finds and checks the blocks,
+calibrate.py quantizes them, model_session.py runs them (golden or Verilator), cost.py prices
+the recorded calls. Each offloaded block becomes one ``call_module`` node (``RtlBlock``) taking
+(x, past); embeddings, final norm, LM head and every block that fails a check stay on the host.
+
+Errors: a request the accelerator cannot hold (batch or positions beyond the SRAM plan or
+max_seq_len) raises before anything is sent. A failure while running falls back, with a
+warning, to the float block on the host for that block from then on; it never returns
+numbers that did not come from a completed run.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from torch.fx import GraphModule
+
+from . import calibrate
+from .cost import HostLink
+from .model_session import TARGETS, ModelSession
+from .partition import BlockGroup, describe, find_blocks
+from .quant import QuantizedBlock, quantize
+from .sram_plan import WEIGHT_MODES
+
+log = logging.getLogger("hw_offload")
+
+
+@dataclass(frozen=True)
+class RtlOptions:
+    """Switches of the backend (``torch.compile(..., options={...})`` takes the same names)."""
+
+    target: str = "golden"             # "golden" (fast, bit-exact) or "verilator" (counted cycles)
+    variant: str = "fast"              # Verilator build: "fast" or "test" (assertions on)
+    weights: str = "auto"              # "auto", "resident" or "stream"
+    max_seq_len: int | None = None     # KV / RoPE capacity; default: the KV cache's, or the input's
+    clock_mhz: float = 200.0
+    link: HostLink = HostLink()
+    progress: bool | None = None       # tqdm bar; None: on for multi-run Verilator calls
+    max_cycles: int = 500_000_000
+    calibration: dict | None = None    # {id(q_proj.weight): (x, y)} from calibrate.capture_model
+
+    def __post_init__(self):
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if self.weights not in WEIGHT_MODES:
+            raise ValueError(f"weights must be one of {WEIGHT_MODES}, got {self.weights!r}")
+
+
+@dataclass
+class OffloadedBlock:
+    layer: int
+    float_layer: torch.nn.Module
+    qb: QuantizedBlock
+    theta: float
+    source_q: torch.Tensor | None = None   # the model's q_proj weight: identifies the block
+    on_host: str | None = None       # set after a runtime failure
+    history: torch.Tensor | None = None   # float inputs by position, for the host fallback
+
+
+@dataclass
+class OffloadContext:
+    """Device state shared by every graph compiled from one model (prefill and decode graphs)."""
+
+    options: RtlOptions
+    blocks: list[OffloadedBlock] = field(default_factory=list)
+    session: ModelSession | None = None
+    report: str = ""
+
+    # ---------------- device ----------------
+    def ensure_session(self, batch: int, end: int) -> ModelSession:
+        """A session holding ``batch`` sequences up to position ``end``; raises if it cannot fit."""
+        want_len = max(end, self.options.max_seq_len or 0)
+        s = self.session
+        if s is None or s.max_seq_len < want_len:
+            if s is not None:
+                s.close()
+            self.session = s = ModelSession([b.qb for b in self.blocks], want_len, batch,
+                                            self.options.target, self.options.weights,
+                                            variant=self.options.variant,
+                                            max_cycles=self.options.max_cycles,
+                                            progress=self.options.progress)
+            log.info("rtl: SRAM plan %s", s.plan.summary())
+        return s
+
+    def run(self, slot: int, x: torch.Tensor, past: int, keep_kv: bool) -> torch.Tensor:
+        """x: float (B, S, hidden) at positions past..past+S-1 -> block output, same shape/dtype.
+        keep_kv: the caller has a KV cache (decode follows), so the device keeps one too."""
+        blk, (bsz, seq, _) = self.blocks[slot], x.shape
+        if blk.on_host:
+            self._remember(blk, x, past)
+            return self._host(blk, past, seq).to(x.dtype)
+        session = self.ensure_session(bsz if keep_kv else 0, past + seq)
+        session.check_request(slot, bsz, seq, past, keep_kv)   # bad requests raise here, nothing sent
+        self._remember(blk, x, past)
+        x_q = quantize(x.detach().double().numpy(), blk.qb.act_scales["x"])
+        try:
+            y_q = session.run_block(slot, x_q, past, keep_kv)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:   # noqa: BLE001 - any device failure: host fallback, loudly
+            blk.on_host = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"rtl backend: layer {blk.layer} failed on the {self.options.target} "
+                          f"target ({blk.on_host}); running it on the host in float from now on",
+                          RuntimeWarning, stacklevel=2)
+            return self._host(blk, past, seq).to(x.dtype)
+        return torch.from_numpy(y_q.astype(np.float32) * np.float32(blk.qb.act_scales["y"])).to(x.dtype)
+
+    def _remember(self, blk: OffloadedBlock, x: torch.Tensor, past: int) -> None:
+        bsz, seq, hidden = x.shape
+        h = blk.history
+        if h is None or h.shape[0] < bsz or h.shape[1] < past + seq:
+            grown = torch.zeros(max(bsz, h.shape[0] if h is not None else 0),
+                                max(past + seq, h.shape[1] if h is not None else 0), hidden)
+            if h is not None:
+                grown[:h.shape[0], :h.shape[1]] = h
+            blk.history = h = grown
+        h[:bsz, past:past + seq] = x.detach().float()
+
+    def _host(self, blk: OffloadedBlock, past: int, seq: int) -> torch.Tensor:
+        """The float block over every position so far (it has no KV cache of its own)."""
+        bsz = blk.history.shape[0]
+        x = blk.history[:, :past + seq]
+        cos, sin = calibrate.rotary(_cfg(blk), 0, past + seq)
+        with torch.no_grad():
+            return blk.float_layer(x, cos, sin)[:bsz, past:]
+
+    def records(self):
+        return self.session.records if self.session else []
+
+
+def _cfg(blk: OffloadedBlock):
+    return calibrate.TinyLlamaConfig(vocab_size=1, hidden_size=blk.qb.hidden, num_layers=1,
+                                     num_heads=blk.qb.heads, num_kv_heads=blk.qb.kv_heads,
+                                     intermediate_size=blk.qb.intermediate, rope_theta=blk.theta)
+
+
+class RtlBlock(torch.nn.Module):
+    """The call_module node that replaces one decoder block in the graph."""
+
+    def __init__(self, ctx: OffloadContext, slot: int, keep_kv: bool):
+        super().__init__()
+        self.ctx, self.slot, self.keep_kv = ctx, slot, keep_kv
+
+    def forward(self, x: torch.Tensor, past) -> torch.Tensor:
+        # x is (B, S, hidden); the host fallback may hold more sequences: slice to the caller's
+        return self.ctx.run(self.slot, x, int(past), self.keep_kv)[:x.shape[0]]
+
+
+# (id of the calibration, id of a block's q_proj weight) -> the model's accelerator state
+_CONTEXTS: dict[tuple[int, int], OffloadContext] = {}
+
+
+def context_of(model: torch.nn.Module) -> OffloadContext | None:
+    """The accelerator state of the model most recently compiled with the rtl backend."""
+    ids = {id(p) for p in model.parameters()}
+    found = [ctx for (_, pid), ctx in _CONTEXTS.items() if pid in ids]
+    return found[-1] if found else None
+
+
+class _Compiled:
+    """What the backend returns: calibrates on the first call if needed, then runs the graph
+    with the supported blocks replaced."""
+
+    def __init__(self, gm: GraphModule, example_inputs, options: RtlOptions):
+        self.gm, self.options = gm, options
+        self.placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        self.groups = find_blocks(gm)
+        self.final = None
+        self.example = example_inputs
+        if options.calibration is not None:
+            self.final = self._finalize(example_inputs)
+
+    def __call__(self, *args):
+        if self.final is None:
+            self.final = self._finalize(args)
+        return self.final(*args)
+
+    def _value(self, node, args):
+        return args[self.placeholders.index(node)]
+
+    def _key(self, g: BlockGroup, args) -> tuple[int, int]:
+        """Identity of a block across the graphs of one compiled model: its q_proj weight
+        tensor, and the calibration it was (or will be) quantized with."""
+        return id(self.options.calibration), id(self._value(g.params["self_attn.q_proj.weight"], args))
+
+    def _finalize(self, args):
+        groups = [g for g in self.groups if g.reason is None]
+        if not groups:
+            log.warning("rtl: no block offloaded; the whole graph runs on the host\n%s",
+                        describe(self.groups))
+            return self.gm.forward
+        ctx = _CONTEXTS.get(self._key(groups[0], args))
+        if ctx is None:
+            ctx = self._new_context(groups, args)
+            for b in ctx.blocks:
+                _CONTEXTS[(id(self.options.calibration), id(b.source_q))] = ctx
+        slot_of = {(id(self.options.calibration), id(b.source_q)): i for i, b in enumerate(ctx.blocks)}
+        replaced: dict = {}   # a block output -> the call that now produces it (next block's x)
+        for g in groups:
+            slot = slot_of.get(self._key(g, args))
+            if slot is None:
+                g.reason = g.reason or "rejected when this model was calibrated"
+                continue
+            _replace(self.gm, g, RtlBlock(ctx, slot, g.uses_cache), replaced)
+        self.gm.recompile()
+        ctx.report = describe(self.groups)
+        log.info("rtl backend (%s target), graph with %d blocks:\n%s", ctx.options.target,
+                 len(self.groups), describe(self.groups))
+        return self.gm.forward
+
+    def _new_context(self, groups: list[BlockGroup], args) -> OffloadContext:
+        opts = self.options
+        theta_src = next((n for n in self.placeholders if "inv_freq" in n.name), None)
+        max_len = opts.max_seq_len or _cache_len(self.placeholders, args)
+        if opts.calibration is not None:
+            lookup = lambda g: opts.calibration.get(self._key(g, args)[1])  # noqa: E731
+        else:
+            if any(not isinstance(g.past, int) or g.past != 0 for g in groups):
+                raise RuntimeError("rtl backend: the first call must be a prefill from position 0 "
+                                   "(it is the calibration pass), or calibrate with "
+                                   "hw_offload.offload(model, calibration=ids)")
+            io = calibrate.capture_graph(self.gm, groups, args)
+            lookup = lambda g: io.get(g.layer)  # noqa: E731
+        ctx = OffloadContext(replace(opts, calibration=None, max_seq_len=max_len))
+        for g in groups:
+            xy = lookup(g)
+            if theta_src is None or xy is None:
+                g.reason = "no rotary inv_freq buffer in the graph" if theta_src is None else \
+                    "no calibration data reached this block"
+                continue
+            params = {k: self._value(n, args) for k, n in g.params.items()}
+            theta = calibrate.rope_theta(self._value(theta_src, args), g.head_dim)
+            layer, cfg = calibrate.rebuild_layer(params, g.head_dim, g.eps, theta,
+                                                 max_len or xy[0].shape[1])
+            g.reason = calibrate.semantic_mismatch(layer, cfg, *xy)
+            if g.reason is None:
+                qb = calibrate.quantize_calibrated(layer, cfg, xy[0])
+                ctx.blocks.append(OffloadedBlock(g.layer, layer, qb, theta,
+                                                 source_q=params["self_attn.q_proj.weight"]))
+        return ctx
+
+
+def _cache_len(placeholders, args) -> int | None:
+    for n, a in zip(placeholders, args):
+        if "cache" in n.name and isinstance(a, torch.Tensor) and a.dim() == 4:
+            return int(a.shape[2])
+    return None
+
+
+def _replace(gm: GraphModule, g: BlockGroup, module: RtlBlock, replaced: dict) -> None:
+    """Swap the group's nodes for one call_module node taking (x, past)."""
+    name = f"rtl_block_{g.layer}"
+    gm.add_submodule(name, module)
+    with gm.graph.inserting_before(g.y):
+        call = gm.graph.call_module(name, (replaced.get(g.x, g.x), g.past))
+    call.meta.update(g.y.meta)
+    g.y.replace_all_uses_with(call)
+    replaced[g.y] = call
+    for n in reversed(g.nodes):
+        if not n.users:
+            gm.graph.erase_node(n)
+    gm.graph.lint()
+
+
+def rtl_backend(gm: GraphModule, example_inputs, options: dict | None = None):
+    """The torch.compile backend. ``options``: the fields of ``RtlOptions``."""
+    opts = options if isinstance(options, RtlOptions) else RtlOptions(**(options or {}))
+    return _Compiled(gm, example_inputs, opts)
+
+
+def offload(model: torch.nn.Module, calibration: torch.Tensor | None = None, *,
+            calibration_seed: int = 0, **options) -> torch.nn.Module:
+    """``torch.compile(model, backend="rtl")`` with calibration done here, eagerly.
+
+    calibration: int64 token ids (B, S) for the calibration pass; default: 2 sequences of
+    ``max_seq_len`` random tokens (generator seeded with ``calibration_seed``).
+    options: the fields of RtlOptions (target, weights, clock_mhz, link, progress, ...).
+    """
+    cfg = model.config
+    if calibration is None:
+        g = torch.Generator().manual_seed(calibration_seed)
+        calibration = torch.randint(0, cfg.vocab_size, (2, cfg.max_seq_len), generator=g)
+    options.setdefault("max_seq_len", cfg.max_seq_len)
+    opts = RtlOptions(calibration=calibrate.capture_model(model, calibration), **options)
+    return torch.compile(model, backend=lambda gm, ex: rtl_backend(gm, ex, opts), dynamic=None)
+
+
+def _register() -> None:
+    """Register "rtl" with Dynamo unless the installed entry point will (a second registration
+    under the same name is an error in torch._dynamo)."""
+    from importlib.metadata import entry_points
+
+    from torch._dynamo.backends.registry import _COMPILER_FNS, register_backend
+    if "rtl" in _COMPILER_FNS:
+        return
+    if any(ep.name == "rtl" for ep in entry_points(group="torch_dynamo_backends")):
+        return
+    register_backend(rtl_backend, name="rtl")
+
+
+_register()

@@ -1,0 +1,120 @@
+"""Static activation scales for the offloaded blocks, from a float calibration pass.
+
+Scheme (BACKEND.md has the full text): run the float model once on calibration inputs and
+record, for every decoder block, its input hidden state x (B, S, hidden) and its output y.
+Then, per block, part 1's ``quant.quantize_block`` runs the block's float pieces on each
+calibration sequence (positions 0..S-1) and sets every activation scale to absmax / 127 over
+all of them; weights are quantized there too (int8, absmax / 127). Scales are then frozen:
+every later call, prefill or decode, uses them. Before quantizing, the rebuilt v1 block must
+reproduce the recorded y from the recorded x; a block that computes anything else stays on
+the host.
+
+Two sources of calibration inputs:
+* ``capture_model`` (``hw_offload.offload(model, calibration=ids)``): forward hooks on
+  ``model.model.layers`` during an eager forward over ``ids``;
+* ``capture_graph`` (``torch.compile(model, backend="rtl")``, which never sees the model):
+  the Dynamo graph itself, interpreted in float on the first call's inputs, with every
+  non-parameter tensor input cloned so the caller's KV cache is not written.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch.fx import GraphModule, Interpreter
+
+from version1_baseline.config import TinyLlamaConfig
+from version1_baseline.model import DecoderLayer, RotaryEmbedding
+
+from .partition import BlockGroup
+from .quant import QuantizedBlock, quantize_block
+
+SEMANTIC_RTOL = 1e-4   # the rebuilt block vs the recorded float output, relative to max |y|
+
+
+def capture_graph(gm: GraphModule, groups: list[BlockGroup], args) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Interpret ``gm`` in float on ``args``; -> {layer: (x, y)} for every group with x and y."""
+    want: dict = {}   # node -> [(kind, layer)]: one node is layer i's y and layer i+1's x
+    for g in groups:
+        for kind, node in (("x", g.x), ("y", g.y)):
+            if node is not None:
+                want.setdefault(node, []).append((kind, g.layer))
+    seen: dict[int, dict[str, torch.Tensor]] = {}
+
+    class Recorder(Interpreter):
+        def run_node(self, n):
+            out = super().run_node(n)
+            for kind, layer in want.get(n, ()):
+                seen.setdefault(layer, {})[kind] = out.detach().clone()
+            return out
+
+    safe = [a.clone() if isinstance(a, torch.Tensor) and not isinstance(a, torch.nn.Parameter) else a
+            for a in args]
+    with torch.no_grad():
+        Recorder(gm).run(*safe)
+    return {layer: (v["x"], v["y"]) for layer, v in seen.items() if "x" in v and "y" in v}
+
+
+def capture_model(model, input_ids: torch.Tensor) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Eager forward of a v1-layout model; -> {id(q_proj.weight): (x, y)} per decoder layer."""
+    found: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    hooks = []
+    for layer in model.model.layers:
+        key = id(layer.self_attn.q_proj.weight)
+
+        def hook(mod, inputs, output, key=key):
+            found[key] = (inputs[0].detach().clone(), output.detach().clone())
+        hooks.append(layer.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(input_ids)
+    finally:
+        for h in hooks:
+            h.remove()
+    return found
+
+
+def rope_theta(inv_freq: torch.Tensor, head_dim: int) -> float:
+    """Invert v1's inv_freq = theta^(-2i/d) at i = 1."""
+    return float(inv_freq[1].double() ** (-head_dim / 2))
+
+
+def rebuild_layer(params: dict[str, torch.Tensor], head_dim: int, eps: float, theta: float,
+                  max_seq_len: int) -> tuple[DecoderLayer, TinyLlamaConfig]:
+    """A float v1 DecoderLayer holding these weights (HF names relative to the layer)."""
+    q, k, gate = (params[f"{p}.weight"] for p in ("self_attn.q_proj", "self_attn.k_proj", "mlp.gate_proj"))
+    hidden = q.shape[1]
+    cfg = TinyLlamaConfig(vocab_size=1, hidden_size=hidden, num_layers=1,
+                          num_heads=q.shape[0] // head_dim, num_kv_heads=k.shape[0] // head_dim,
+                          intermediate_size=gate.shape[0], max_seq_len=max_seq_len,
+                          rope_theta=theta, rms_norm_eps=eps)
+    if cfg.head_dim != head_dim:
+        raise ValueError(f"q_proj {tuple(q.shape)} with head_dim {head_dim} is not hidden/num_heads")
+    layer = DecoderLayer(cfg)
+    layer.load_state_dict({k: v.detach().float() for k, v in params.items()}, strict=True)
+    return layer.eval(), cfg
+
+
+def rotary(cfg: TinyLlamaConfig, start: int, length: int):
+    """cos, sin (length, head_dim) for positions start..start+length-1, as v1 computes them."""
+    return RotaryEmbedding(cfg.head_dim, cfg.rope_theta)(torch.arange(start, start + length))
+
+
+def semantic_mismatch(layer: DecoderLayer, cfg: TinyLlamaConfig, x: torch.Tensor, y: torch.Tensor) -> str | None:
+    """None if the rebuilt v1 block maps the recorded x to the recorded y; else the reason."""
+    cos, sin = rotary(cfg, 0, x.shape[1])
+    with torch.no_grad():
+        got = layer(x.float(), cos, sin)
+    err = float((got - y.float()).abs().max())
+    tol = SEMANTIC_RTOL * max(float(y.abs().max()), 1e-6)
+    if not math.isfinite(err) or err > tol:
+        return (f"computes something other than a Llama decoder block (max difference {err:.3g} "
+                f"from the v1 block with its weights, tolerance {tol:.3g})")
+    return None
+
+
+def quantize_calibrated(layer: DecoderLayer, cfg: TinyLlamaConfig, x: torch.Tensor) -> QuantizedBlock:
+    """Part 1's quantize_block over calibration inputs x (B, S, hidden) at positions 0..S-1."""
+    cos, sin = rotary(cfg, 0, x.shape[1])
+    return quantize_block(layer, cfg, np.asarray(x.detach().double()), cos, sin)

@@ -1,0 +1,190 @@
+"""Run a model's quantized blocks on one accelerator, with on-device KV caches.
+
+    session = ModelSession(blocks, max_seq_len, batch, target="golden")   # or "verilator"
+    y_q = session.run_block(i, x_q, past)        # x_q int8 (B, S, hidden) -> y_q int8 (B, S, hidden)
+    session.records                              # one CallRecord per device run (cost.py prices them)
+
+Knows devices and instruction programs (via kv_compiler), nothing about torch.fx. Every check
+on the request (batch, positions, dtype, shape) happens before anything is written to the device.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from .compiler import WeightLayout, layout_weights, rescales, to_blocks, from_blocks, weight_load_program
+from .counters import Counters, LinkCounters
+from .golden import GoldenAccelerator
+from .isa import OP_HALT, HwConfig, Insn, encode_program
+from .kv_compiler import BlockDims, step_program
+from .quant import QuantizedBlock
+from .sram_plan import SramFitError, SramPlan, plan_sram
+
+TARGETS = ("golden", "verilator")
+
+
+@dataclass
+class CallRecord:
+    """One device run. ``kind``: "weights" (loading a block's image) or "step"."""
+
+    kind: str
+    block: int
+    seq: int
+    past: int
+    tokens: int
+    counters: Counters
+    link: LinkCounters
+
+
+def make_device(target: str, hw: HwConfig | None = None, variant: str = "fast"):
+    """``golden`` (numpy, bit-exact, no cycles) or ``verilator`` (cycle-accurate, counted cycles)."""
+    if target == "golden":
+        return GoldenAccelerator(hw)
+    if target == "verilator":
+        from .driver import Accelerator
+        acc = Accelerator(variant)
+        if hw is not None and acc.config != hw:
+            raise ValueError(f"the Verilator build is {acc.config}, requested {hw}")
+        return acc
+    raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+
+
+def _rebase(wl: WeightLayout, base: int) -> WeightLayout:
+    return dataclasses.replace(wl, base=base, at={k: v - wl.base + base for k, v in wl.at.items()})
+
+
+def plan_blocks(blocks: list[QuantizedBlock], hw: HwConfig, max_seq_len: int, batch: int,
+                weights: str = "auto") -> tuple[SramPlan, list[WeightLayout], list[BlockDims]]:
+    """The SRAM plan for these blocks (raises SramFitError), their rebased weight layouts and dims."""
+    layouts = [layout_weights(qb, hw, max_seq_len) for qb in blocks]
+    dims = [BlockDims.of(qb, hw.n, wl.bph) for qb, wl in zip(blocks, layouts)]
+    plan = plan_sram(hw, [wl.rows for wl in layouts], dims, max_seq_len, batch, weights)
+    return plan, [_rebase(wl, b) for wl, b in zip(layouts, plan.w_bases)], dims
+
+
+class ModelSession:
+    """All offloaded blocks of one model on one device; weights resident or streamed."""
+
+    def __init__(self, blocks: list[QuantizedBlock], max_seq_len: int, batch: int,
+                 target: str = "golden", weights: str = "auto", device=None,
+                 max_cycles: int = 500_000_000, progress: bool | None = None, variant: str = "fast"):
+        self.blocks, self.target, self.max_seq_len = blocks, target, max_seq_len
+        self.device = device if device is not None else make_device(target, variant=variant)
+        self.hw: HwConfig = self.device.config
+        self.max_cycles, self.progress, self.weights_mode = max_cycles, progress, weights
+        self.plan, self.layouts, self.dims = plan_blocks(blocks, self.hw, max_seq_len, batch, weights)
+        self.rescales = [rescales(qb) for qb in blocks]
+        self.records: list[CallRecord] = []
+        self.setup_records: list[CallRecord] = []
+        self._loaded: int | None = None      # block whose weights are in W SRAM (streaming)
+        self._kv_len: dict[tuple[int, int], int] = {}   # (block, seq) -> positions written
+        if self.plan.resident:
+            for i in range(len(blocks)):
+                self.setup_records.append(self._load_weights(i, past=0))
+
+    # ---------------- checks ----------------
+    def check_request(self, block: int, batch: int, seq: int, past: int, keep_kv: bool = True) -> None:
+        """Raise before anything is sent when a request cannot run on this plan.
+
+        keep_kv: the sequences keep their KV cache on the device for later steps (decode);
+        False for a plain forward, which uses the one transient region and must start at 0."""
+        if not 0 <= block < len(self.blocks):
+            raise IndexError(f"block {block} is not offloaded (have {len(self.blocks)})")
+        if seq < 1:
+            raise ValueError(f"a step needs at least one token, got {seq}")
+        if past < 0 or past + seq > self.max_seq_len:
+            raise ValueError(f"positions {past}..{past + seq - 1} exceed max_seq_len "
+                             f"{self.max_seq_len} (the accelerator's RoPE table and KV cache size)")
+        if not keep_kv:
+            if past:
+                raise ValueError(f"a call without a KV cache must start at position 0, got {past}")
+            return
+        if batch > self.plan.batch:
+            if past > 0:
+                raise SramFitError(f"batch {batch} > {self.plan.batch} sequences with a KV cache on "
+                                   "the device; a larger batch can only start a new sequence")
+            self.replan(batch)
+        for s in range(batch):
+            have = self._kv_len.get((block, s), 0)
+            if past > have:
+                raise ValueError(f"block {block} sequence {s}: step at position {past} but the "
+                                 f"device KV cache holds only {have} positions (interrupted or "
+                                 "skipped steps); start again from position 0")
+
+    def replan(self, batch: int) -> None:
+        """A new plan for a larger batch (KV regions move; weights stay where they are)."""
+        plan = plan_sram(self.hw, self.plan.weight_rows, self.dims, self.max_seq_len, batch,
+                         self.weights_mode)
+        self.plan, self._kv_len = plan, {}
+
+    # ---------------- execution ----------------
+    def _run(self, program: list[Insn]) -> Counters:
+        self.device.write_program(encode_program(program + [Insn(OP_HALT)]))
+        return self.device.run(self.max_cycles)
+
+    def _load_weights(self, block: int, past: int) -> CallRecord:
+        wl, before = self.layouts[block], self.device.link.copy()
+        self.device.write_mem(0, wl.image)
+        c = self._run(weight_load_program(wl, 0, self.hw.n))
+        self._loaded = block
+        return CallRecord("weights", block, -1, past, 0, c, self.device.link - before)
+
+    def run_block(self, block: int, x_q: np.ndarray, past: int, keep_kv: bool = True) -> np.ndarray:
+        """x_q: int8 (B, S, hidden) at positions past..past+S-1 -> y_q int8 (B, S, hidden).
+
+        keep_kv: append to each sequence's KV cache on the device (see check_request)."""
+        x_q = np.asarray(x_q)
+        hidden = self.blocks[block].hidden if 0 <= block < len(self.blocks) else None
+        if x_q.dtype != np.int8 or x_q.ndim != 3 or x_q.shape[2] != hidden:
+            raise ValueError(f"x_q must be int8 (batch, seq, {hidden}), got {x_q.dtype} {x_q.shape}")
+        bsz, seq = x_q.shape[:2]
+        self.check_request(block, bsz, seq, past, keep_kv)
+        chunks = [(p, min(self.plan.chunk, past + seq - p)) for p in range(past, past + seq, self.plan.chunk)]
+        runs = bsz * len(chunks) + (0 if self.plan.resident else 1)
+        bar = self._bar(runs, block)
+        y = np.empty_like(x_q)
+        n, wl, rs = self.hw.n, self.layouts[block], self.rescales[block]
+        try:
+            if not self.plan.resident:
+                self.records.append(self._load_weights(block, past))
+                bar.update()
+            for s in range(bsz):
+                region = self.plan.kv[(block, s)] if keep_kv else self.plan.transient
+                for p, length in chunks:
+                    before = self.device.link.copy()
+                    rows = x_q[s, p - past:p - past + length]
+                    self.device.write_mem(self.plan.x_dram, to_blocks(rows, n).reshape(-1))
+                    c = self._run(step_program(self.blocks[block], wl, rs, self.hw, region, length, p,
+                                               self.plan.scratch_a, self.plan.x_dram, self.plan.y_dram))
+                    out = self.device.read_mem(self.plan.y_dram, length * hidden)
+                    if c.bytes_out != length * hidden or c.bytes_in != length * hidden:
+                        raise RuntimeError(f"device moved {c.bytes_in}/{c.bytes_out} bytes, expected "
+                                           f"{length * hidden} each: the output was not written")
+                    y[s, p - past:p - past + length] = from_blocks(out.view(np.int8), length,
+                                                                   hidden // n, n)
+                    if keep_kv:
+                        self._kv_len[(block, s)] = p + length
+                    self.records.append(CallRecord("step", block, s, p, length, c,
+                                                   self.device.link - before))
+                    bar.update()
+        except BaseException:
+            # Interrupted or failed mid-step: the KV caches of this block are now incomplete.
+            for s in range(bsz):
+                self._kv_len[(block, s)] = min(self._kv_len.get((block, s), 0), past)
+            raise
+        finally:
+            bar.close()
+        return y
+
+    def _bar(self, runs: int, block: int):
+        from tqdm.auto import tqdm
+        show = self.progress if self.progress is not None else (self.target == "verilator" and runs > 1)
+        return tqdm(total=runs, desc=f"rtl block {block} ({self.target})", unit="run",
+                    leave=False, disable=not show)
+
+    def close(self) -> None:
+        close = getattr(self.device, "close", None)
+        if close:
+            close()

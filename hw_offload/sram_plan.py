@@ -1,0 +1,139 @@
+"""Where a whole model's blocks live on one accelerator, and whether they fit.
+
+Weight SRAM: every offloaded block's image (weights, gains, RoPE table for every position)
+side by side when resident; one block's image at row 0, reloaded per call, when streaming.
+Activation SRAM: one KV cache region per (layer, sequence) that keeps a KV cache across
+calls (decode), plus one transient region shared by calls that keep none (a plain forward),
+at the bottom; the step scratch above them. The step length is chunked so the scratch fits (chunking is exact: kv_compiler).
+DRAM: a staging area for one weight image, then the x and y buffers of one chunk.
+
+Pure arithmetic: nothing here touches a device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .compiler import WeightLayout
+from .isa import HwConfig
+from .kv_compiler import BlockDims, KvRegion
+
+WEIGHT_MODES = ("auto", "resident", "stream")
+
+
+class SramFitError(ValueError):
+    """The model (or this batch / sequence) does not fit the accelerator build."""
+
+
+def _mib(rows: int, n: int) -> str:
+    return f"{rows * n / 2**20:.2f} MiB"
+
+
+@dataclass
+class SramPlan:
+    hw: HwConfig
+    cap: int                       # KV positions per sequence (max_seq_len rounded up to N)
+    batch: int                     # sequences with a persistent KV region per layer (may be 0)
+    resident: bool
+    weight_rows: list[int]         # per offloaded block
+    weight_rows_needed: int        # all blocks resident
+    w_bases: list[int]
+    kv_rows_per_block: int         # one sequence, one layer
+    kv: dict[tuple[int, int], KvRegion] = field(default_factory=dict)   # (block, seq) -> region
+    transient: KvRegion | None = None   # for calls that keep no KV cache
+    scratch_a: int = 0
+    chunk: int = 0                 # max tokens per accelerator run
+    staging_bytes: int = 0
+    x_dram: int = 0
+    y_dram: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        n = self.hw.n
+        return {"weights": "resident" if self.resident else "streamed per call",
+                "weight_sram_rows_needed_resident": self.weight_rows_needed,
+                "weight_sram_rows_available": self.hw.w_rows,
+                "weight_sram_bytes_needed_resident": self.weight_rows_needed * n,
+                "kv_cache_rows": self.kv_rows_per_block * (len(self.weight_rows) * self.batch + 1),
+                "activation_sram_rows_available": self.hw.a_rows,
+                "max_tokens_per_run": self.chunk, "batch": self.batch, "kv_positions": self.cap,
+                "notes": list(self.notes)}
+
+
+def plan_sram(hw: HwConfig, layouts_rows: list[int], dims: list[BlockDims], max_seq_len: int,
+              batch: int, weights: str = "auto") -> SramPlan:
+    """Lay out ``len(dims)`` blocks for ``batch`` sequences of up to ``max_seq_len`` tokens.
+
+    layouts_rows: W rows of each block's image. Raises SramFitError saying by how much
+    something does not fit (weights in "resident" mode, or the KV caches for this batch).
+    """
+    if weights not in WEIGHT_MODES:
+        raise ValueError(f"weights must be one of {WEIGHT_MODES}, got {weights!r}")
+    if batch < 0 or max_seq_len < 1:
+        raise ValueError(f"batch ({batch}) must be >= 0 and max_seq_len ({max_seq_len}) >= 1")
+    n = hw.n
+    cap = -(-max_seq_len // n) * n
+    need = sum(layouts_rows)
+    notes = []
+    resident = need <= hw.w_rows
+    if not resident:
+        short = f"{need} weight-SRAM rows ({_mib(need, n)}) needed with all {len(dims)} blocks " \
+                f"resident, the build has {hw.w_rows} ({_mib(hw.w_rows, n)}): " \
+                f"{need - hw.w_rows} rows ({_mib(need - hw.w_rows, n)}) short"
+        if weights == "resident":
+            raise SramFitError(short + "; use weights='stream' (or 'auto')")
+        notes.append(short + "; streaming each block's weights per call")
+    elif weights == "stream":
+        resident = False
+        notes.append("weights streamed per call (requested)")
+    if not resident and max(layouts_rows) > hw.w_rows:
+        raise SramFitError(f"one block's image needs {max(layouts_rows)} weight-SRAM rows, the build "
+                           f"has {hw.w_rows}: {max(layouts_rows) - hw.w_rows} rows short even streaming")
+    w_bases, at = [], 0
+    for rows in layouts_rows:
+        w_bases.append(at if resident else 0)
+        at += rows
+    kv_one = dims[0].kv_rows(cap)
+    if any(d.kv_rows(cap) != kv_one for d in dims):
+        raise ValueError("all offloaded blocks must have the same attention shape")
+    kv_total = kv_one * (len(dims) * batch + 1)
+    # smallest useful step: one token
+    a1, acc1 = max(d.scratch_rows(1, cap)[0] for d in dims), max(d.scratch_rows(1, cap)[1] for d in dims)
+    if kv_total + a1 > hw.a_rows or acc1 > hw.acc_rows:
+        fits = max(0, (hw.a_rows - a1 - kv_one) // (kv_one * len(dims)))
+        raise SramFitError(f"KV caches for batch {batch} x {len(dims)} blocks x {cap} positions (+1 "
+                           f"transient) need {kv_total} activation-SRAM rows ({_mib(kv_total, n)}) "
+                           f"plus {a1} scratch, "
+                           f"the build has {hw.a_rows}: {kv_total + a1 - hw.a_rows} rows short; "
+                           f"the largest batch that fits is {fits}")
+    plan = SramPlan(hw=hw, cap=cap, batch=batch, resident=resident, weight_rows=list(layouts_rows),
+                    weight_rows_needed=need, w_bases=w_bases, kv_rows_per_block=kv_one, notes=notes)
+    for blk in range(len(dims)):
+        for seq in range(batch):
+            base = (blk * batch + seq) * kv_one
+            plan.kv[(blk, seq)] = KvRegion(k_base=base, v_base=base + kv_one // 2, cap=cap)
+    base = len(dims) * batch * kv_one
+    plan.transient = KvRegion(k_base=base, v_base=base + kv_one // 2, cap=cap)
+    plan.scratch_a = kv_total
+    hidden = max(d.hb for d in dims) * n
+    plan.staging_bytes = -(-max(layouts_rows) * n // 256) * 256
+    chunk = 0
+    for s in range(1, cap + 1):
+        a, acc = (max(d.scratch_rows(s, cap)[i] for d in dims) for i in (0, 1))
+        dram = plan.staging_bytes + 2 * (-(-s * hidden // 256) * 256)
+        if (kv_total + a > hw.a_rows or acc > hw.acc_rows or dram > hw.dram_bytes
+                or s * max(d.hb for d in dims) > 0xFFFF):
+            break
+        chunk = s
+    if chunk == 0:
+        raise SramFitError(f"not even a one-token step fits the DRAM ({hw.dram_bytes} bytes) next to "
+                           f"a {plan.staging_bytes}-byte weight staging area")
+    plan.chunk = chunk
+    if chunk < cap:
+        notes.append(f"steps longer than {chunk} tokens run as several accelerator runs")
+    plan.x_dram = plan.staging_bytes
+    plan.y_dram = plan.x_dram + -(-chunk * hidden // 256) * 256
+    return plan
+
+
+def layout_rows(layouts: list[WeightLayout]) -> list[int]:
+    return [wl.rows for wl in layouts]
