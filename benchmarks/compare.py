@@ -26,7 +26,7 @@ class Row:
     version: str
     preset: str
     mode: str
-    status: str                       # "ok", "FAILED" (gate), "ERROR" (raised), "n/a" (cannot run)
+    status: str    # "ok", "estimated" (rtl), "FAILED" (gate), "ERROR" (raised), "n/a" (cannot run)
     detail: str = ""
     dtype: str = ""
     batch_size: int | None = None
@@ -41,6 +41,8 @@ class Row:
     kernel_launches_per_step: int | None = None
     ops_per_step: int | None = None
     gate_relative_error: float | None = None
+    estimated_compute_ms: float | None = None  # rtl rows: accelerator compute at its clock
+    estimated_transfer_ms: float | None = None  # rtl rows: host-link time
     workload_flops: int | None = None          # counted on v1 eager: the work, not the method
     achieved_flops_per_s: float | None = None  # workload_flops / median time
     fraction_of_matmul_ceiling: float | None = None   # vs the matmul rate measured this run
@@ -125,6 +127,8 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
     rows: dict[str, Row] = {}
     models = {}
     for name in names:
+        if name == "rtl":
+            continue    # estimated, not timed: added after the measured rows
         say(f"{preset}: build + gate {name}")
         try:
             spec, model = _build(name, preset, device, state, settings)
@@ -194,9 +198,37 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
                 if settings.matmul_ceiling:
                     row.fraction_of_matmul_ceiling = (row.achieved_flops_per_s
                                                       / settings.matmul_ceiling)
+    if "rtl" in names:
+        say(f"{preset}: rtl estimate (Verilator)")
+        out += rtl_rows(preset, modes, state, batch, seq)
+    for mode in modes:
         base_ms = next((r.median_ms for r in out
                         if r.version == "v1" and r.mode == mode and r.status == "ok"), None)
         for row in out:
-            if row.mode == mode and row.status == "ok" and base_ms:
+            if row.mode == mode and row.status in ("ok", "estimated") and base_ms:
                 row.speedup_vs_v1 = base_ms / row.median_ms
     return out
+
+
+def rtl_rows(preset: str, modes: list[str], state: dict, batch: int, seq: int) -> list[Row]:
+    """The accelerator's rows: times ESTIMATED at its clock from cycles counted in simulation.
+
+    Status "estimated" keeps them apart from measured rows in every table and plot.
+    """
+    try:
+        from hw_offload.estimate import estimate_rows
+        estimates = estimate_rows(preset, modes, state, batch, seq)
+    except ImportError as exc:
+        return [Row("rtl", preset, m, "n/a", f"hw_offload not importable: {exc}") for m in modes]
+    except Exception as exc:
+        return [Row("rtl", preset, m, "ERROR", f"{type(exc).__name__}: {exc}") for m in modes]
+    rows = []
+    for est in estimates:
+        ok = est["status"] == "ok"
+        rows.append(Row(
+            "rtl", preset, est["mode"], "estimated" if ok else "n/a", est["detail"],
+            dtype="int8 (accelerator)", batch_size=batch, seq_len=seq,
+            median_ms=est["median_ms"], tokens_per_s=est["tokens_per_s"],
+            estimated_compute_ms=est["compute_ms"], estimated_transfer_ms=est["transfer_ms"],
+            extra={"clock_mhz": est["clock_mhz"], "target": est["target"]}))
+    return rows

@@ -21,8 +21,32 @@ def _bars(ax, labels, values, ylabel, title):
         ax.annotate(f"{v:.3g}", (i, v), ha="center", va="bottom", fontsize=7)
 
 
+def _rtl_breakdown(rows, path: Path, device_name: str) -> Path | None:
+    """Stacked bars of the accelerator's estimated compute and host-link time per mode."""
+    est = [r for r in rows if r.version == "rtl" and r.status == "estimated"]
+    if not est:
+        return None
+    labels = [f"{r.preset}/{r.mode}" for r in est]
+    compute = [r.estimated_compute_ms for r in est]
+    transfer = [r.estimated_transfer_ms for r in est]
+    fig, ax = plt.subplots(figsize=(1.6 * len(est) + 2, 3.6))
+    ax.bar(labels, compute, label="compute (cycles at clock)", color="#4C72B0")
+    ax.bar(labels, transfer, bottom=compute, label="host link", color="#DD8452")
+    ax.set_ylabel("ms per step (ESTIMATED)")
+    clock = est[0].extra.get("clock_mhz")
+    ax.set_title(f"RTL accelerator, estimated at {clock:g} MHz", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.suptitle(f"v1 measured on {device_name}; accelerator cycles counted in simulation",
+                 fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _grid(rows, key, ylabel, title_prefix, path: Path, device_name: str) -> Path | None:
-    ok = [r for r in rows if r.status == "ok" and getattr(r, key) is not None]
+    # Estimated rows (the accelerator) are drawn too, labelled "(est.)" on their bar.
+    ok = [r for r in rows if r.status in ("ok", "estimated") and getattr(r, key) is not None]
     if not ok:
         return None
     groups: dict[tuple[str, str], list] = {}
@@ -30,7 +54,8 @@ def _grid(rows, key, ylabel, title_prefix, path: Path, device_name: str) -> Path
         groups.setdefault((r.preset, r.mode), []).append(r)
     fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.6), squeeze=False)
     for ax, ((preset, mode), group) in zip(axes[0], groups.items()):
-        _bars(ax, [r.version for r in group], [getattr(r, key) for r in group], ylabel,
+        _bars(ax, [r.version + (" (est.)" if r.status == "estimated" else "") for r in group],
+              [getattr(r, key) for r in group], ylabel,
               f"{title_prefix}: {preset} / {mode}")
     fig.suptitle(device_name, fontsize=9)
     fig.tight_layout()
@@ -40,8 +65,8 @@ def _grid(rows, key, ylabel, title_prefix, path: Path, device_name: str) -> Path
 
 
 def write_plots(rows: list, out: Path, device_name: str) -> list[Path]:
-    """speedup.png, ceiling_fraction.png, kernel_launches.png (GPU) or aten_ops.png, and
-    peak_memory.png."""
+    """speedup.png, ceiling_fraction.png, kernel_launches.png (GPU) or aten_ops.png,
+    rtl_compute_vs_transfer.png (when the rtl row ran) and peak_memory.png."""
     made = [
         _grid(rows, "speedup_vs_v1", "speedup vs v1 (×)", "speedup", out / "speedup.png",
               device_name),
@@ -52,6 +77,7 @@ def write_plots(rows: list, out: Path, device_name: str) -> list[Path]:
         _grid(rows, "ops_per_step", "aten operator calls / step", "operator calls",
               out / "aten_ops.png", device_name),
     ]
+    made.append(_rtl_breakdown(rows, out / "rtl_compute_vs_transfer.png", device_name))
     mem_rows = [r for r in rows if r.peak_memory_bytes is not None]
     made.append(_grid([_Mib(r) for r in mem_rows], "peak_mib", "peak MiB", "peak memory",
                       out / "peak_memory.png", device_name))

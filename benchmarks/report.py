@@ -37,6 +37,9 @@ def markdown_table(rows: list, machine: dict) -> str:
             spread = f"{r.p10_ms:.2f}–{r.p90_ms:.2f}" if r.p10_ms is not None else ""
             peak = "" if r.peak_memory_bytes is None else f"{r.peak_memory_bytes / 2**20:.1f}"
             status = r.status if not r.detail else f"{r.status}: {r.detail}"
+            if r.status == "estimated":
+                status = (f"ESTIMATED (compute {r.estimated_compute_ms:.3f} ms + link "
+                          f"{r.estimated_transfer_ms:.3f} ms): {r.detail}")
             lines.append(
                 f"| {r.version} | {what} | {status} | {_num(r.median_ms, '.2f')} | {spread} | "
                 f"{_num(r.tokens_per_s, ',.0f')} | "

@@ -20,6 +20,7 @@ from .cost import ZERO, HostLink, call_cost
 from .isa import HwConfig
 from .model_session import ModelSession, plan_blocks
 from .quant import quantize
+from .build import VerilatorNotFoundError
 from .sram_plan import SramFitError
 
 MODES = ("train", "prefill", "decode")
@@ -126,7 +127,9 @@ def estimate_rows(preset: str, modes: list[str], state_dict: dict, batch_size: i
             blocks = blocks or quantized_blocks(model, default_calibration(cfg))
             est = estimate_model(model, mode, batch_size, seq_len, target=target,
                                  clock_mhz=clock_mhz, link=link, blocks=blocks)
-        except (SramFitError, ImportError, RuntimeError) as exc:
+        except (SramFitError, VerilatorNotFoundError, ImportError) as exc:
+            # Cannot run here (does not fit, or no simulator); anything else is a real failure
+            # and propagates, so the harness reports it as ERROR rather than n/a.
             rows.append({**base, "status": "n/a", "detail": f"{type(exc).__name__}: {exc}"})
             continue
         step = est["step"]

@@ -130,3 +130,23 @@ def test_readme_results_section_lists_committed_results_with_their_machine(tmp_p
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         update_readme(readme, results)
+
+
+@pytest.mark.rtl
+def test_rtl_rows_are_estimates_kept_apart_from_measurements(tmp_path):
+    out = tmp_path / "bench"
+    rc = bench_main(["run", "--versions", "v1,rtl", "--presets", "chip16", "--modes",
+                     "train,decode", "--steps", "2", "--warmup", "1", "--device", "cpu",
+                     "--no-progress", "--no-ceilings", "--out", str(out)])
+    assert rc == 0
+    rows = {(r["version"], r["mode"]): r
+            for r in json.loads((out / "results.json").read_text())["rows"]}
+    train, decode = rows[("rtl", "train")], rows[("rtl", "decode")]
+    assert train["status"] == "n/a" and "inference only" in train["detail"]
+    assert decode["status"] == "estimated" and "estimated at 200 MHz" in decode["detail"]
+    assert decode["median_ms"] == pytest.approx(
+        decode["estimated_compute_ms"] + decode["estimated_transfer_ms"])
+    assert decode["speedup_vs_v1"] == pytest.approx(
+        rows[("v1", "decode")]["median_ms"] / decode["median_ms"])
+    assert "ESTIMATED" in (out / "table.md").read_text()
+    assert (out / "rtl_compute_vs_transfer.png").read_bytes()[:4] == b"\x89PNG"
