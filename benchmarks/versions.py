@@ -53,6 +53,10 @@ def parse_names(text: str) -> list[str]:
 def load_spec(name: str, device: torch.device, allow_interpreter: bool = False) -> VersionSpec:
     """Import the version's SPEC, or raise ``Unavailable`` with a reason a reader can act on."""
     entry = ENTRIES[name]
+    if name == "rtl":
+        raise Unavailable("rtl: the accelerator's time is estimated from simulated cycles, not "
+                          "run as a PyTorch model, so no profiler applies; its rows are in the "
+                          "speedup table and in `python -m benchmarks.hw`")
     if entry.triton:
         try:
             import triton  # noqa: F401
