@@ -11,7 +11,9 @@ aten ops (CPU) and peak memory are counted on one extra step per row, after timi
 from __future__ import annotations
 
 import argparse
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -36,13 +38,28 @@ def _slug(row: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", row.lower()).strip("_")
 
 
-def row_fusions(compile_mode: str | None) -> dict[str, FusionConfig | None]:
-    """Row name -> fusions (None = version 1), in table order."""
-    rows: dict[str, FusionConfig | None] = {"v1": None, "v2 none": FusionConfig.none()}
-    rows.update({f"v2 {name} only": FusionConfig.only(name) for name in SWITCHES})
-    rows["v2 all"] = FusionConfig()
+@dataclass(frozen=True)
+class Row:
+    """One ablation row: version 1 (fusions None) or version 2 with ``fusions``, run at
+    ``dtype`` (None: the run's dtype). A row's dtype is how bf16 autocast is ablated."""
+
+    fusions: FusionConfig | None
+    dtype: torch.dtype | None = None
+
+
+def ablation_rows(compile_mode: str | None, device: torch.device, dtype: torch.dtype
+                  ) -> dict[str, Row]:
+    """Row name -> Row, in table order."""
+    rows = {"v1": Row(None), "v2 none": Row(FusionConfig.none())}
+    rows.update({f"v2 {name} only": Row(FusionConfig.only(name)) for name in SWITCHES})
+    rows["v2 all"] = Row(FusionConfig())
     if compile_mode:
-        rows[f"v2 all + compile({compile_mode})"] = FusionConfig(compile_mode=compile_mode)
+        rows[f"v2 all + compile({compile_mode})"] = Row(FusionConfig(compile_mode=compile_mode))
+    if device.type == "cuda":   # autocast is GPU-only here; the other precision is one row
+        if dtype == torch.float32:
+            rows["v2 all + bf16 autocast"] = Row(FusionConfig(), torch.bfloat16)
+        else:
+            rows["v2 all, fp32 (autocast off)"] = Row(FusionConfig(), torch.float32)
     return rows
 
 
@@ -51,13 +68,15 @@ def build_rows(config, rows: dict, seed: int, device: torch.device) -> dict:
     torch.manual_seed(seed)
     state = ReferenceTinyLlama(config).state_dict()
     models = {}
-    for name, fusions in rows.items():
+    for name, row in rows.items():
+        fusions = row.fusions
         if fusions is None:
             model = ReferenceTinyLlama(config)
             model.load_hf_state_dict(state)
         else:
             model = TinyLlama.from_hf_state_dict(config, state, fusions)
-        models[name] = compile_model(model.to(device), device) if fusions else model.to(device)
+        model = model.to(device)
+        models[name] = model if fusions is None else compile_model(model, device)
     return models
 
 
@@ -65,10 +84,14 @@ def measure_mode(models: dict, rows: dict, *, preset: str, mode: str, batch: int
                  device: torch.device, dtype: torch.dtype, warmup: int, repeats: int,
                  seed: int, count: bool) -> dict[str, RunResult]:
     """Interleaved timing of every row on one workload; one RunResult per row."""
-    works = {name: make_workload(m, mode, batch, seq, device, dtype, seed=seed)
+    dtypes = {name: rows[name].dtype or dtype for name in models}
+    works = {name: make_workload(m, mode, batch, seq, device, dtypes[name], seed=seed)
              for name, m in models.items()}
+    load_before = os.getloadavg()[0]
     seconds = time_interleaved({name: w.step for name, w in works.items()}, device,
                                warmup=warmup, repeats=repeats)
+    # Other processes competing for the CPU show up here; recorded, not corrected for.
+    load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     baseline = summarize(seconds["v1"])["median"] if "v1" in seconds else None
     results = {}
     for name, model in models.items():
@@ -79,18 +102,19 @@ def measure_mode(models: dict, rows: dict, *, preset: str, mode: str, batch: int
         peak, peak_method = peak_memory(work.step, device) if count else (None, "not measured")
         synchronize(device)
         times = summarize(seconds[name])
-        fusions = rows[name]
+        fusions = rows[name].fusions
         extra = {"row": name, "timing": f"interleaved with rows {list(models)}",
+                 "loadavg_1min_before_after_timing": load,
                  "speedup_vs_v1": baseline / times["median"] if baseline else None}
         if fusions is not None:
             extra.update({"fusions": fusions.enabled(), "fusion_label": fusions.label(),
                           "compile_mode": fusions.compile_mode})
-            extra.update(describe_sdpa(model, mode, batch, seq, device, dtype))
+            extra.update(describe_sdpa(model, mode, batch, seq, device, dtypes[name]))
         notes = [] if device.type == "cuda" else [
             "CPU run: no device kernels to count; ops_per_step counts aten operator calls"]
         results[name] = RunResult(
             version="v1" if fusions is None else "v2", preset=preset, mode=mode,
-            batch_size=batch, seq_len=seq, dtype=dtype_label(dtype),
+            batch_size=batch, seq_len=seq, dtype=dtype_label(dtypes[name]),
             config=model.config.to_dict(), machine=machine_info(device), step_time_ms=times,
             warmup=warmup, tokens_per_step=work.tokens_per_step,
             tokens_per_s=work.tokens_per_step / (times["median"] / 1e3),
@@ -107,6 +131,11 @@ def format_table(results: dict[str, RunResult], device: torch.device) -> str:
     first = next(iter(results.values()))
     lines = [f"### {first.mode}: preset {first.preset}, batch {first.batch_size}, "
              f"seq {first.seq_len}, {first.dtype}, {first.machine['device_name']}",
+             "",
+             f"1-minute load average before / after timing: "
+             f"{' / '.join(map(str, first.extra['loadavg_1min_before_after_timing']))} "
+             f"on {first.machine['cpu_count']} cores (above the core count, other processes "
+             "were competing for the CPU).",
              "",
              "| row | median ms (p10-p90) | tokens/s | vs v1 | peak MiB | "
              "kernels/step | aten ops/step | SDPA backend | last loss |",
@@ -135,12 +164,12 @@ def run_ablation(preset: str, modes: list[str], out: Path | None, *, device: tor
     """Every mode of the ablation; writes ``<out>/<mode>_<row>.json`` and ``ablation.md``."""
     config = get_preset(preset)
     batch, seq = batch or config.batch_size, seq or config.max_seq_len
-    rows = row_fusions(compile_mode)
+    rows = ablation_rows(compile_mode, device, dtype)
     if only:
         unknown = sorted(set(only) - set(rows))
         if unknown:
             raise ValueError(f"unknown ablation row(s) {unknown}; rows are {list(rows)}")
-        rows = {name: f for name, f in rows.items() if name in only}
+        rows = {name: row for name, row in rows.items() if name in only}
     all_results, tables = {}, []
     for mode in modes:
         models = build_rows(config, rows, seed, device)   # fresh weights for every mode
