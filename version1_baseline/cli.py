@@ -99,6 +99,8 @@ def main(spec, argv=None) -> int:
         print(f"  kernel launches per step: {result.kernel_launches_per_step}")
     if result.ops_per_step is not None:
         print(f"  aten ops per step: {result.ops_per_step}")
+    if result.extra.get("summary"):     # a version's one-line account of what it ran
+        print(f"  {result.extra['summary']}")
     if args.json:
         result.write(args.json)
         print(f"  wrote {args.json}")

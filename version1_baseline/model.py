@@ -58,6 +58,26 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return (x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype))
 
 
+def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int) -> torch.Tensor:
+    """Causal GQA attention spelled out: repeat K/V, scores, explicit mask, softmax.
+
+    q: (B, heads, S, D) for absolute positions ``[past, past+S)``; k, v: (B, kv_heads,
+    past+S, D). Returns (B, heads, S, D) in q's dtype; the softmax runs in fp32.
+    """
+    # GQA: each key/value head serves heads // kv_heads query heads.
+    groups = q.shape[1] // k.shape[1]
+    k = k.repeat_interleave(groups, dim=1)
+    v = v.repeat_interleave(groups, dim=1)
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    seq, total = q.shape[2], k.shape[2]
+    # Query i (absolute position past+i) may see keys at positions <= past+i.
+    q_pos = torch.arange(past, past + seq, device=q.device)[:, None]
+    k_pos = torch.arange(total, device=q.device)[None, :]
+    scores = scores.masked_fill(k_pos > q_pos, float("-inf"))
+    probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+    return probs @ v
+
+
 class Attention(nn.Module):
     """Causal grouped-query self-attention with an explicit mask and softmax."""
 
@@ -82,19 +102,8 @@ class Attention(nn.Module):
         if cache is not None:
             past = cache.length
             k, v = cache.write(layer_idx, k, v)
-        # GQA: each key/value head serves num_heads // num_kv_heads query heads.
-        groups = self.num_heads // self.num_kv_heads
-        k = k.repeat_interleave(groups, dim=1)
-        v = v.repeat_interleave(groups, dim=1)
-
-        scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
-        total = k.shape[2]
-        # Query i (absolute position past+i) may see keys at positions <= past+i.
-        q_pos = torch.arange(past, past + seq, device=x.device)[:, None]
-        k_pos = torch.arange(total, device=x.device)[None, :]
-        scores = scores.masked_fill(k_pos > q_pos, float("-inf"))
-        probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
-        out = (probs @ v).transpose(1, 2).reshape(bsz, seq, self.num_heads * self.head_dim)
+        out = eager_attention(q, k, v, past)
+        out = out.transpose(1, 2).reshape(bsz, seq, self.num_heads * self.head_dim)
         return self.o_proj(out)
 
 

@@ -6,7 +6,6 @@ drops into version 1's ``DecoderLayer`` unchanged.
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn as nn
@@ -14,7 +13,7 @@ import torch.nn.functional as F
 
 from version1_baseline.config import TinyLlamaConfig
 from version1_baseline.kv_cache import KVCache
-from version1_baseline.model import apply_rotary
+from version1_baseline.model import apply_rotary, eager_attention
 
 from . import fusions as fusion_support
 from .fusions import FusionConfig
@@ -34,25 +33,6 @@ def expand_kv_heads(kv: torch.Tensor, groups: int) -> torch.Tensor:
         return kv.expand(bsz, groups, seq, dim)
     return kv[:, :, None].expand(bsz, kv_heads, groups, seq, dim).reshape(
         bsz, kv_heads * groups, seq, dim)
-
-
-def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int
-                    ) -> torch.Tensor:
-    """Version 1's attention core, for the ``sdpa`` switch off.
-
-    q: (B, H, S, D); k, v: (B, KV, past + S, D) -> (B, H, S, D) in q's dtype.
-    Kept operation for operation as in version 1 so that "all switches off" is v1's math.
-    """
-    groups = q.shape[1] // k.shape[1]
-    k = k.repeat_interleave(groups, dim=1)
-    v = v.repeat_interleave(groups, dim=1)
-    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
-    seq, total = q.shape[2], k.shape[2]
-    q_pos = torch.arange(past, past + seq, device=q.device)[:, None]
-    k_pos = torch.arange(total, device=q.device)[None, :]
-    scores = scores.masked_fill(k_pos > q_pos, float("-inf"))
-    probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
-    return probs @ v
 
 
 def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int

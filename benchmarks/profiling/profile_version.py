@@ -28,7 +28,8 @@ def profile_version(name: str, preset: str, mode: str, device: torch.device, out
     spec = load_spec(name, device, allow_interpreter=allow_interpreter)
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    argv = ["--preset", preset, "--mode", mode, "--device", str(device), *(version_args or [])]
+    argv = ["--preset", preset, "--mode", mode, "--device", str(device), "--dtype", dtype_name,
+            *(version_args or [])]
     args = build_parser(spec).parse_args(argv)
     dtype = resolve_dtype(dtype_name, device)
     model = build_model(spec, args, device)
