@@ -13,7 +13,7 @@ from .counters import count_step, peak_memory
 from .environment import machine_info, synchronize
 from .schema import RunResult
 from .timing import summarize, time_repeats
-from .workloads import dtype_label, make_workload
+from .workloads import Workload, dtype_label, make_workload
 
 
 def run_workload(model: torch.nn.Module, *, version: str, preset: str, mode: str,
@@ -21,14 +21,26 @@ def run_workload(model: torch.nn.Module, *, version: str, preset: str, mode: str
                  steps: int, warmup: int, seed: int = 0, count: bool = True,
                  describe: Callable[[torch.nn.Module], dict] | None = None,
                  loss_fn=None) -> RunResult:
-    """Warm up, time ``steps`` repeats, then count kernels/ops and peak memory on extra steps.
-
-    The counting steps run after timing so that profiler overhead never enters a time.
-    """
+    """Warm up, time ``steps`` repeats, then count kernels/ops and peak memory on extra steps."""
     work = make_workload(model, mode, batch_size, seq_len, device, dtype, seed=seed,
                          loss_fn=loss_fn)
     seconds = time_repeats(work.step, device, warmup=warmup, repeats=steps)
-    losses = work.loss_values()          # before the counting steps add more
+    return result_from_times(model, work, seconds, version=version, preset=preset,
+                             batch_size=batch_size, seq_len=seq_len, device=device, dtype=dtype,
+                             warmup=warmup, count=count,
+                             extra=describe(model) if describe else {})
+
+
+def result_from_times(model: torch.nn.Module, work: Workload, seconds: list[float], *,
+                      version: str, preset: str, batch_size: int, seq_len: int,
+                      device: torch.device, dtype: torch.dtype, warmup: int, count: bool = True,
+                      extra: dict | None = None) -> RunResult:
+    """The ``RunResult`` of a workload already timed (alone or interleaved with others).
+
+    Counting steps (profiler: kernels/ops, peak memory) run after timing so that profiler
+    overhead never enters a time; the losses are read before they add steps of their own.
+    """
+    losses = work.loss_values()
     counts = count_step(work.step, device) if count else {
         "kernel_launches_per_step": None, "ops_per_step": None}
     peak, peak_method = peak_memory(work.step, device) if count else (None, "not measured")
@@ -39,7 +51,7 @@ def run_workload(model: torch.nn.Module, *, version: str, preset: str, mode: str
         notes.append("CPU run: no device kernels to count; ops_per_step counts aten operator "
                      "calls instead")
     return RunResult(
-        version=version, preset=preset, mode=mode, batch_size=batch_size, seq_len=seq_len,
+        version=version, preset=preset, mode=work.mode, batch_size=batch_size, seq_len=seq_len,
         dtype=dtype_label(dtype), config=model.config.to_dict(), machine=machine_info(device),
         step_time_ms=times, warmup=warmup, tokens_per_step=work.tokens_per_step,
         tokens_per_s=work.tokens_per_step / (times["median"] / 1e3),
@@ -47,5 +59,5 @@ def run_workload(model: torch.nn.Module, *, version: str, preset: str, mode: str
         kernel_launches_per_step=counts["kernel_launches_per_step"],
         ops_per_step=counts["ops_per_step"],
         first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
-        notes=notes, extra=describe(model) if describe else {},
+        notes=notes, extra=extra or {},
     )

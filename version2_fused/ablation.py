@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.counters import count_step, peak_memory
-from benchmarks.environment import best_device, machine_info, machine_slug, synchronize
+from benchmarks.environment import best_device, machine_info, machine_slug
+from benchmarks.runner import result_from_times
 from benchmarks.schema import RunResult
 from benchmarks.timing import summarize, time_interleaved
-from benchmarks.workloads import dtype_label, make_workload, resolve_dtype
+from benchmarks.workloads import make_workload, resolve_dtype
 from version1_baseline.config import PRESETS, get_preset
 from version1_baseline.model import TinyLlama as ReferenceTinyLlama
 
@@ -95,12 +95,6 @@ def measure_mode(models: dict, rows: dict, *, preset: str, mode: str, batch: int
     baseline = summarize(seconds["v1"])["median"] if "v1" in seconds else None
     results = {}
     for name, model in models.items():
-        work = works[name]
-        losses = work.loss_values()
-        counts = count_step(work.step, device) if count else {
-            "kernel_launches_per_step": None, "ops_per_step": None}
-        peak, peak_method = peak_memory(work.step, device) if count else (None, "not measured")
-        synchronize(device)
         times = summarize(seconds[name])
         fusions = rows[name].fusions
         extra = {"row": name, "timing": f"interleaved with rows {list(models)}",
@@ -110,19 +104,10 @@ def measure_mode(models: dict, rows: dict, *, preset: str, mode: str, batch: int
             extra.update({"fusions": fusions.enabled(), "fusion_label": fusions.label(),
                           "compile_mode": fusions.compile_mode})
             extra.update(describe_sdpa(model, mode, batch, seq, device, dtypes[name]))
-        notes = [] if device.type == "cuda" else [
-            "CPU run: no device kernels to count; ops_per_step counts aten operator calls"]
-        results[name] = RunResult(
-            version="v1" if fusions is None else "v2", preset=preset, mode=mode,
-            batch_size=batch, seq_len=seq, dtype=dtype_label(dtypes[name]),
-            config=model.config.to_dict(), machine=machine_info(device), step_time_ms=times,
-            warmup=warmup, tokens_per_step=work.tokens_per_step,
-            tokens_per_s=work.tokens_per_step / (times["median"] / 1e3),
-            peak_memory_bytes=peak, peak_memory_method=peak_method,
-            kernel_launches_per_step=counts["kernel_launches_per_step"],
-            ops_per_step=counts["ops_per_step"],
-            first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
-            notes=notes, extra=extra)
+        results[name] = result_from_times(
+            model, works[name], seconds[name], version="v1" if fusions is None else "v2",
+            preset=preset, batch_size=batch, seq_len=seq, device=device, dtype=dtypes[name],
+            warmup=warmup, count=count, extra=extra)
     return results
 
 

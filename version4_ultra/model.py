@@ -29,7 +29,6 @@ import warnings
 
 import torch
 
-from version1_baseline import model as v1
 from version3_triton import model as v3
 from version3_triton import runtime
 from version3_triton.kernels.flash_attention import flash_attention

@@ -101,7 +101,7 @@ def v1_chip16_cpu(reps: int = 2000) -> dict:
 
 def to_markdown(res: dict) -> str:
     m, clk = res["machine"], res["clock_mhz"]
-    lines = [f"# hw_offload accelerator benchmark", "",
+    lines = ["# hw_offload accelerator benchmark", "",
              f"Machine: {m['device_name']} (host {m['host']}), Python {m['python']}, "
              f"torch {m['torch']}, git {m['git_sha']}. Simulator: Verilator fast build "
              f"({res['build_flags']}). Array N = {res['n']}.", "",

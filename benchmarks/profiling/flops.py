@@ -11,7 +11,6 @@ import contextlib
 import io
 from pathlib import Path
 
-import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .steps import StepStatus
