@@ -207,7 +207,8 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
         for row in out:
             if row.mode == mode and row.status in ("ok", "estimated") and base_ms:
                 row.speedup_vs_v1 = base_ms / row.median_ms
-    return out
+    # Table order: by mode, then in the order the versions were asked for.
+    return sorted(out, key=lambda r: (modes.index(r.mode), names.index(r.version)))
 
 
 def rtl_rows(preset: str, modes: list[str], state: dict, batch: int, seq: int) -> list[Row]:
