@@ -18,6 +18,7 @@ import numpy as np
 from .isa import (GEMM_B_FROM_A, GEMM_TRANSPOSE_B, MEM_A, MEM_W, OP_GEMM, OP_HALT, OP_LOAD,
                   OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE, OP_SWIGLU, HwConfig, Insn,
                   encode_program, rope_rows_per_position)
+from .errors import SramFitError
 from .quant import QuantizedBlock, multiplier, pair_multiplier, rope_q14
 
 
@@ -86,7 +87,7 @@ class _Alloc:
         base = self.next
         self.next += rows
         if self.next > self.limit or base > 0xFFFF:
-            raise ValueError(f"{self.name} SRAM overflow: need {self.next} rows, have {self.limit}; "
+            raise SramFitError(f"{self.name} SRAM overflow: need {self.next} rows, have {self.limit}; "
                              "use a shorter sequence or a build with a larger SRAM")
         return base
 

@@ -25,3 +25,7 @@ class CycleLimitError(TimeoutError):
 
 class AddressError(ValueError):
     """A host access outside DRAM / instruction memory, or misaligned."""
+
+
+class SramFitError(ValueError):
+    """The model (or this batch / sequence) does not fit the accelerator build's SRAMs."""

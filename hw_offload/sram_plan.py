@@ -14,14 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .compiler import WeightLayout
+from .errors import SramFitError  # noqa: F401  (raised here; importers use this name too)
 from .isa import HwConfig
 from .kv_compiler import BlockDims, KvRegion
 
 WEIGHT_MODES = ("auto", "resident", "stream")
-
-
-class SramFitError(ValueError):
-    """The model (or this batch / sequence) does not fit the accelerator build."""
 
 
 def _mib(rows: int, n: int) -> str:

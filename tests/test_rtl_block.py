@@ -17,11 +17,15 @@ from version1_baseline import TinyLlama, get_preset
 
 pytestmark = pytest.mark.rtl
 
-# Measured on this design (seeds 0, 1): cosine 0.9995-0.9997, relative error 0.025-0.033,
-# residual-branch cosine 0.9986-0.9992. The bounds leave a small margin for other seeds.
-MIN_COSINE = 0.999
-MAX_REL_ERR = 0.05
-MIN_BRANCH_COSINE = 0.995
+# Bounds per size, from a sweep of the golden model over 300 (chip16) and 100 (h64_gqa)
+# seeds on this design: chip16 cosine >= 0.9934, relative error <= 0.121, branch cosine
+# >= 0.9885; h64_gqa cosine >= 0.9991, relative error <= 0.042, branch cosine >= 0.9979.
+# Each run draws fresh seeds, so the bounds sit below the sweep's worst case, not its typical
+# case. hidden 16 is the hardest: one int8 step is a large share of each of 16 channels.
+BOUNDS = {   # size: (min cosine, max relative error, min branch cosine)
+    "chip16": (0.99, 0.15, 0.985),
+    "h64_gqa": (0.998, 0.05, 0.995),
+}
 
 SIZES = {
     "chip16": get_preset("chip16"),
@@ -86,9 +90,10 @@ def test_block_rtl_equals_golden_and_tracks_float(rtl, size, seed, record_proper
     record_property("branch_cosine", branch)
     print(f"{size} seed {seed}: cosine {cos_sim:.5f} rel.err {rel:.4f} branch cosine {branch:.5f} "
           f"cycles {counters.cycles}")
-    assert cos_sim >= MIN_COSINE, f"cosine {cos_sim:.5f} < {MIN_COSINE}"
-    assert rel <= MAX_REL_ERR, f"relative error {rel:.4f} > {MAX_REL_ERR}"
-    assert branch >= MIN_BRANCH_COSINE, f"branch cosine {branch:.5f} < {MIN_BRANCH_COSINE}"
+    min_cos, max_rel, min_branch = BOUNDS[size]
+    assert cos_sim >= min_cos, f"cosine {cos_sim:.5f} < {min_cos}"
+    assert rel <= max_rel, f"relative error {rel:.4f} > {max_rel}"
+    assert branch >= min_branch, f"branch cosine {branch:.5f} < {min_branch}"
 
 
 def test_weights_stay_resident_across_runs(rtl):
