@@ -6,19 +6,39 @@ writes table.md, results.csv, results.json and PNG plots into the run folder.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
+from version1_baseline import get_preset
+
 from .ceilings import measure_ceilings
-from .compare import BenchSettings, run_preset
+from .compare import BenchSettings, Row, run_preset
 from .environment import REPO_ROOT, best_device, machine_info
 from .plots import write_plots
 from .report import markdown_table, write_reports
+from .roofline import write_roofline
 from .versions import parse_names
 from .workloads import resolve_dtype
+
+
+def _plot_all(rows, machine, presets, out: Path) -> list[Path]:
+    plots = write_plots(rows, out, machine["device_name"])
+    roofline = write_roofline(rows, machine, {p: get_preset(p).to_dict() for p in presets},
+                              out / "roofline.png")
+    return plots + ([roofline] if roofline else [])
+
+
+def _replot(folder: Path) -> int:
+    """Redraw every plot of a finished run from its results.json (nothing is re-measured)."""
+    data = json.loads((folder / "results.json").read_text())
+    rows = [Row(**record) for record in data["rows"]]
+    plots = _plot_all(rows, data["machine"], data["settings"]["presets"], folder)
+    print(f"wrote {', '.join(str(p) for p in plots)}")
+    return 0
 
 
 def _run(args) -> int:
@@ -55,7 +75,7 @@ def _run(args) -> int:
         "versions": names, "presets": presets, "modes": modes, "steps": settings.steps,
         "warmup": settings.warmup, "seq_len": settings.seq_len,
         "batch_size": settings.batch_size, "dtype": str(settings.dtype), "quick": args.quick})
-    plots = write_plots(rows, out, machine["device_name"])
+    plots = _plot_all(rows, machine, presets, out)
     print(markdown_table(rows, machine))
     print(f"wrote {', '.join(str(p) for p in [*paths.values(), *plots])}")
     failed = [r for r in rows if r.status in ("FAILED", "ERROR")]
@@ -85,9 +105,13 @@ def main(argv=None) -> int:
     run.add_argument("--strict", action="store_true", help="exit 1 if any version FAILED/ERROR")
     run.add_argument("--no-progress", action="store_true")
     run.add_argument("--out", default=None, help="default: results/bench-<time>")
+    plot = sub.add_parser("plot", help="redraw the plots of a run folder from its results.json")
+    plot.add_argument("folder")
     sub.add_parser("readme", help="regenerate the README's results section from "
                    "benchmarks/results/")
     args = p.parse_args(argv)
+    if args.command == "plot":
+        return _replot(Path(args.folder))
     if args.command == "readme":
         from .readme_results import update_readme
         print("README.md updated" if update_readme() else "README.md already up to date")

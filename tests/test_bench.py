@@ -93,7 +93,8 @@ def test_quick_run_writes_table_csv_json_and_plots(tmp_path, fake_versions, caps
     assert table.startswith("# Side-by-side benchmark: chip16 / train, prefill, decode")
     printed = capsys.readouterr().out
     assert "### chip16 / decode" in printed and "kernel exploded" in printed
-    for png in ("speedup.png", "aten_ops.png", "peak_memory.png", "ceiling_fraction.png"):
+    for png in ("speedup.png", "aten_ops.png", "peak_memory.png", "ceiling_fraction.png",
+                "roofline.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -152,3 +153,15 @@ def test_rtl_rows_are_estimates_kept_apart_from_measurements(tmp_path):
         rows[("v1", "decode")]["median_ms"] / decode["median_ms"])
     assert "ESTIMATED" in (out / "table.md").read_text()
     assert (out / "rtl_compute_vs_transfer.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_roofline_minimum_bytes_by_hand():
+    from benchmarks.roofline import minimum_bytes
+    cfg = {"hidden_size": 8, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1,
+           "vocab_size": 10, "tie_word_embeddings": True, "intermediate_size": 16}
+    # params: embed 80 + norm 8 + layer (q 64 + o 64 + k 32 + v 32 + mlp 384 + norms 16) = 680
+    params = 680
+    kv = 1 * 2 * 3 * 5 * 4 * 4          # layers * (K,V) * batch * seq * kv_dim * fp32
+    assert minimum_bytes(cfg, "prefill", 3, 5) == params * 4 + kv + 15 * 10 * 4 + 15 * 8
+    assert minimum_bytes(cfg, "decode", 3, 5) == params * 4 + kv + 3 * 10 * 4 + 3 * 8
+    assert minimum_bytes(cfg, "train", 3, 5) == params * 4 * 3 + params * 4 * 7 + 15 * 10 * 4 * 2
