@@ -96,6 +96,9 @@ def test_quick_run_writes_table_csv_json_and_plots(tmp_path, fake_versions, caps
     for png in ("speedup.png", "aten_ops.png", "peak_memory.png", "ceiling_fraction.png",
                 "roofline.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The plots can be redrawn from results.json alone.
+    (out / "speedup.png").unlink()
+    assert bench_main(["plot", str(out)]) == 0 and (out / "speedup.png").is_file()
 
 
 def test_gate_passes_v1_against_itself_and_fails_a_wrong_model():
