@@ -9,6 +9,8 @@ import torch
 import version1_baseline as v1
 import version3_triton as v3
 from version1_baseline.cli import main
+
+from parity import assert_gradients_match, assert_training_matches, make_pair, token_ids
 from version3_triton import runtime
 
 DEV = runtime.DEVICE
@@ -17,15 +19,11 @@ CONFIG = v1.TinyLlamaConfig(vocab_size=97, hidden_size=64, num_layers=2, num_hea
 
 
 def pair(config=CONFIG, seed=0):
-    torch.manual_seed(seed)
-    ref = v1.TinyLlama(config).to(DEV)
-    model = v3.TinyLlama.from_hf_state_dict(config, ref.to_hf_state_dict()).to(DEV)
-    return ref, model
+    return make_pair(v3.TinyLlama, config, seed, DEV)
 
 
 def ids(bsz, seq, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, CONFIG.vocab_size, (bsz, seq), generator=g).to(DEV)
+    return token_ids(CONFIG.vocab_size, bsz, seq, seed, DEV)
 
 
 @pytest.mark.parametrize("bsz,seq", [(1, 1), (2, 17), (5, 9)])
@@ -42,13 +40,7 @@ def test_every_parameter_gradient_matches_v1():
     with runtime.poison_outputs():
         v3.causal_lm_loss(model, x).backward()
     v1.causal_lm_loss(ref(x), x).backward()
-    ref_params = dict(ref.named_parameters())
-    names = [name for name, _ in model.named_parameters()]
-    assert names == list(ref_params)  # same HF names, same order
-    for name, p in model.named_parameters():
-        assert p.grad is not None, f"{name} got no gradient: the graph was cut"
-        torch.testing.assert_close(p.grad, ref_params[name].grad, rtol=1e-4, atol=1e-6,
-                                   msg=lambda m, name=name: f"{name}: {m}")
+    assert_gradients_match(model, ref)
 
 
 def test_kernels_run_in_forward_and_backward():
@@ -73,17 +65,7 @@ def test_kernels_run_in_forward_and_backward():
 
 def test_training_trajectory_matches_v1():
     ref, model = pair(seed=3)
-    corpus = v1.MarkovCorpus(CONFIG.vocab_size, seed=0)
-    batches = corpus.batches(2, 9, seed=1)
-    trainers = (v1.Trainer(ref, lr=3e-3), v1.Trainer(model, lr=3e-3, loss_fn=v3.causal_lm_loss))
-    losses = ([], [])
-    for _ in range(20):
-        batch = next(batches).to(DEV)
-        for trainer, out in zip(trainers, losses):
-            out.append(float(trainer.step(batch)))
-    assert losses[0][-1] < losses[0][0]  # the reference learns, so the comparison means something
-    torch.testing.assert_close(torch.tensor(losses[1]), torch.tensor(losses[0]),
-                               rtol=1e-4, atol=1e-4)
+    assert_training_matches(ref, model, v3.causal_lm_loss, CONFIG.vocab_size, DEV)
 
 
 def test_kv_cache_decode_equals_full_recompute():
