@@ -40,6 +40,8 @@ import triton.language as tl
 from version3_triton import runtime
 from version3_triton.kernels.flash_attention import MAX_HEAD_DIM, MIN_HEAD_DIM, dot
 
+from .norm_prologue import normed_x_tile, qkv_weight_base
+
 MAX_BATCH = 8
 BLOCK_B = 16
 N_STAGES = 5
@@ -57,27 +59,20 @@ def _stage_qkv(tile, X, NW, WQ, WK, WV, COS, SIN, QS, KC, VC, n_rows, hidden, n_
     offs_k0 = tl.arange(0, BLOCK_K)
     b_ok = offs_b < n_rows
     h_ok = offs_h < half
-    if head < n_q:
-        w_base = WQ + head.to(tl.int64) * head_dim * hidden
-    elif head < n_q + n_kv:
-        w_base = WK + (head - n_q).to(tl.int64) * head_dim * hidden
-    else:
-        w_base = WV + (head - n_q - n_kv).to(tl.int64) * head_dim * hidden
+    w_base = qkv_weight_base(WQ, WK, WV, head, n_q, n_kv, head_dim, hidden)
     acc1 = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)
     acc2 = tl.zeros([BLOCK_B, BLOCK_H], dtype=tl.float32)
     sum_sq = tl.zeros([BLOCK_B], dtype=tl.float32)
     for k0 in range(0, hidden, BLOCK_K):
         offs_k = k0 + offs_k0
         k_ok = offs_k < hidden
-        x = tl.load(X + offs_b[:, None] * hidden + offs_k[None, :],
-                    mask=b_ok[:, None] & k_ok[None, :], other=0.0).to(tl.float32)
-        sum_sq += tl.sum(x * x, axis=1)
-        nw = tl.load(NW + offs_k, mask=k_ok, other=0.0).to(tl.float32)
+        xg, tile_sq = normed_x_tile(X, NW, offs_b, b_ok, offs_k, k_ok, hidden)
+        sum_sq += tile_sq
         w_mask = k_ok[:, None] & h_ok[None, :]
         w1 = tl.load(w_base + offs_h[None, :] * hidden + offs_k[:, None], mask=w_mask, other=0.0)
         w2 = tl.load(w_base + (half + offs_h[None, :]) * hidden + offs_k[:, None], mask=w_mask,
                      other=0.0)
-        xn = (x * nw[None, :]).to(w1.dtype)
+        xn = xg.to(w1.dtype)
         acc1 += dot(xn, w1, IEEE)
         acc2 += dot(xn, w2, IEEE)
     rstd = 1.0 / tl.sqrt(sum_sq / hidden + eps)

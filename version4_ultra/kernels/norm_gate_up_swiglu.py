@@ -27,6 +27,7 @@ from version3_triton.kernels import swiglu as v3_swiglu
 from version3_triton.kernels.flash_attention import dot
 
 from .compute_dtype import TL, resolve
+from .norm_prologue import normed_x_tile
 
 
 @triton.jit
@@ -48,15 +49,13 @@ def _norm_gate_up_swiglu_kernel(X, NW, WG, WU, Y, RSTD, M, N, K, eps, DOT: tl.co
     for k0 in range(0, K, BLOCK_K):
         offs_k = k0 + offs_k0
         k_ok = offs_k < K
-        x = tl.load(X + offs_m[:, None] * K + offs_k[None, :],
-                    mask=m_ok[:, None] & k_ok[None, :], other=0.0).to(tl.float32)
-        sum_sq += tl.sum(x * x, axis=1)
-        nw = tl.load(NW + offs_k, mask=k_ok, other=0.0).to(tl.float32)
+        xg, tile_sq = normed_x_tile(X, NW, offs_m, m_ok, offs_k, k_ok, K)
+        sum_sq += tile_sq
         w_offs = offs_n[None, :].to(tl.int64) * K + offs_k[:, None]
         w_mask = k_ok[:, None] & n_ok[None, :]
         wg = tl.load(WG + w_offs, mask=w_mask, other=0.0)
         wu = tl.load(WU + w_offs, mask=w_mask, other=0.0)
-        xn = (x * nw[None, :]).to(DOT)
+        xn = xg.to(DOT)
         acc_g += dot(xn, wg.to(DOT), IEEE)
         acc_u += dot(xn, wu.to(DOT), IEEE)
     rstd = 1.0 / tl.sqrt(sum_sq / K + eps)

@@ -34,6 +34,7 @@ from version3_triton.kernels import rope as v3_rope
 from version3_triton.kernels.flash_attention import dot
 
 from .compute_dtype import TL, resolve
+from .norm_prologue import normed_x_tile, qkv_weight_base
 
 
 @triton.jit
@@ -51,28 +52,21 @@ def _norm_qkv_rope_kernel(X, NW, WQ, WK, WV, COS, SIN, OUT, RSTD,
     offs_k0 = tl.arange(0, BLOCK_K)
     m_ok = offs_m < M
     h_ok = offs_h < half
-    if head < n_q:
-        w_base = WQ + head.to(tl.int64) * head_dim * K
-    elif head < n_q + n_kv:
-        w_base = WK + (head - n_q).to(tl.int64) * head_dim * K
-    else:
-        w_base = WV + (head - n_q - n_kv).to(tl.int64) * head_dim * K
+    w_base = qkv_weight_base(WQ, WK, WV, head, n_q, n_kv, head_dim, K)
     acc1 = tl.zeros([BLOCK_M, BLOCK_H], dtype=tl.float32)
     acc2 = tl.zeros([BLOCK_M, BLOCK_H], dtype=tl.float32)
     sum_sq = tl.zeros([BLOCK_M], dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         offs_k = k0 + offs_k0
         k_ok = offs_k < K
-        x = tl.load(X + offs_m[:, None] * K + offs_k[None, :],
-                    mask=m_ok[:, None] & k_ok[None, :], other=0.0).to(tl.float32)
-        sum_sq += tl.sum(x * x, axis=1)
-        nw = tl.load(NW + offs_k, mask=k_ok, other=0.0).to(tl.float32)
+        xg, tile_sq = normed_x_tile(X, NW, offs_m, m_ok, offs_k, k_ok, K)
+        sum_sq += tile_sq
         w_mask = k_ok[:, None] & h_ok[None, :]
         # W^T tiles (BLOCK_K, BLOCK_H) of the head's first and second half.
         w1 = tl.load(w_base + offs_h[None, :] * K + offs_k[:, None], mask=w_mask, other=0.0)
         w2 = tl.load(w_base + (half + offs_h[None, :]) * K + offs_k[:, None], mask=w_mask,
                      other=0.0)
-        xn = (x * nw[None, :]).to(DOT)
+        xn = xg.to(DOT)
         acc1 += dot(xn, w1.to(DOT), IEEE)
         acc2 += dot(xn, w2.to(DOT), IEEE)
     rstd = 1.0 / tl.sqrt(sum_sq / K + eps)
