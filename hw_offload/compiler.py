@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .isa import (GEMM_B_FROM_A, GEMM_TRANSPOSE_B, MEM_A, MEM_W, OP_GEMM, OP_HALT, OP_LOAD,
-                  OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE, OP_SWIGLU, HwConfig, Insn,
-                  encode_program, rope_rows_per_position)
+from .isa import (COLSCALE_A, COLSCALE_B, GEMM_B_FROM_A, GEMM_TRANSPOSE_B, MEM_A, MEM_W, OP_GEMM,
+                  OP_HALT, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE,
+                  OP_SWIGLU, HwConfig, Insn, colscale_rows, encode_program, rope_rows_per_position)
 from .errors import SramFitError
-from .quant import QuantizedBlock, multiplier, pair_multiplier, rope_q14
+from .quant import QuantizedBlock, column_multipliers, multiplier, pair_multiplier, rope_q14
 
 
 @dataclass(frozen=True)
@@ -118,10 +118,12 @@ def _pad_heads_out(w: np.ndarray, heads: int, d: int, perm: np.ndarray) -> np.nd
 
 @dataclass
 class WeightLayout:
-    """One block's weight-SRAM image: where each matrix, gain and the RoPE table start.
+    """One block's weight-SRAM image: where each matrix, gain, column-scale table and the RoPE
+    table start.
 
     ``image`` (uint8) is copied to W rows ``[base, base + rows)``; ``at`` maps q, k, v, o, gate,
-    up, down, g1, g2, table to their first W row. The RoPE table covers positions
+    up, down, g1, g2, table, and cs_<matrix> (the matrix's per-output-channel multipliers,
+    in the same padded column order as its GEMM output) to their first W row. The RoPE table covers positions
     ``0 .. positions-1``; each position takes ``bph * table_rows`` rows.
     """
 
@@ -158,6 +160,15 @@ def layout_weights(qb: QuantizedBlock, hw: HwConfig, positions: int, w_base: int
           "gate": place(weight_rows(qb.weights["gate"].T, n)),
           "up": place(weight_rows(qb.weights["up"].T, n)),
           "down": place(weight_rows(qb.weights["down"].T, n))}
+    # column-scale tables: uint16 per GEMM output column, padded/permuted like the weights
+    cm = {name: column_multipliers(qb.channel_scales[name], qb.weight_scales[name])[:, None]
+          for name in ("q", "k", "v", "o", "gate", "up", "down")}
+    cols = {"q": _pad_heads_out(cm["q"], H, d, perm), "k": _pad_heads_out(cm["k"], KV, d, perm),
+            "v": _pad_heads_out(cm["v"], KV, d, v_perm), "o": cm["o"], "gate": cm["gate"],
+            "up": cm["up"], "down": cm["down"]}
+    for name, col in cols.items():
+        table = np.ascontiguousarray(col[:, 0], dtype=np.uint16).view(np.int8)
+        at[f"cs_{name}"] = place(table.reshape(colscale_rows(col.shape[0] // n), n))
     at["g1"] = place(qb.gammas["input_norm"].reshape(hb, n))
     at["g2"] = place(qb.gammas["post_norm"].reshape(hb, n))
     # RoPE table: (position, block-in-head) records of rope_w/2 {cos16, sin16} entries.
@@ -184,8 +195,20 @@ def weight_load_program(layout: WeightLayout, weight_dram: int, n: int) -> list[
     return load
 
 
+def colscale(at: dict[str, int], name: str, first_block: int = 0) -> dict[str, int]:
+    """Insn fields applying matrix ``name``'s column scales to a vector op's ACC operand,
+    starting at output column block ``first_block``. SWIGLU takes ``name="gate_up"``."""
+    if name == "gate_up":
+        return {"flags": COLSCALE_A | COLSCALE_B, "cs0": at["cs_gate"], "cs1": at["cs_up"]}
+    return {"flags": COLSCALE_A, "cs0": at[f"cs_{name}"] + colscale_rows(first_block)}
+
+
 def rescales(qb: QuantizedBlock) -> dict[str, tuple[int, ...]]:
-    """Every integer rescale (multiplier, shift) of the block, from its scales (ISA.md)."""
+    """Every integer rescale (multiplier, shift) of the block, from its scales (ISA.md).
+
+    Weight scales here are each matrix's reference (largest channel) scale: the column scale
+    has already brought every accumulator column to it.
+    """
     sc, ws, gs, d = qb.act_scales, qb.weight_scales, qb.gamma_scales, qb.head_dim
     mq = multiplier
     return {
@@ -255,12 +278,13 @@ def compile_block(qb: QuantizedBlock, seq_len: int, hw: HwConfig | None = None) 
     gemm("v_proj", s, hb, KV * bph, VA, XN, W["v"], useful=real_qkv(KV))
     m, sh = r["rope_q"]
     prog.append(Insn(OP_ROPE, rows=s, blocks=H * bph, aux=rope_w, dst=QR, src0=QA, src1=T, src2=bph,
-                     mult0=m, shift0=sh))
+                     mult0=m, shift0=sh, **colscale(W, "q")))
     m, sh = r["rope_k"]
     prog.append(Insn(OP_ROPE, rows=s, blocks=KV * bph, aux=rope_w, dst=KR, src0=KA, src1=T, src2=bph,
-                     mult0=m, shift0=sh))
+                     mult0=m, shift0=sh, **colscale(W, "k")))
     m, sh = r["req_v"]
-    prog.append(Insn(OP_REQ, rows=s, blocks=KV * bph, dst=V, src0=VA, mult0=m, shift0=sh))
+    prog.append(Insn(OP_REQ, rows=s, blocks=KV * bph, dst=V, src0=VA, mult0=m, shift0=sh,
+                     **colscale(W, "v")))
     m_sc, sh_sc = r["scores"]
     for h in range(H):
         kvh = h // groups
@@ -274,7 +298,7 @@ def compile_block(qb: QuantizedBlock, seq_len: int, hw: HwConfig | None = None) 
     gemm("o_proj", s, H * bph, hb, ATT, O, W["o"], useful=s * H * d * qb.hidden)
     ma, mb, sh, shb = r["res1"]
     prog.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=H1, src0=X, src1=ATT, mult0=ma, mult1=mb,
-                     shift0=sh, shift1=shb))
+                     shift0=sh, shift1=shb, **colscale(W, "o")))
     m, sh = r["rms2"]
     prog.append(Insn(OP_RMS, rows=s, blocks=hb, dst=H1N, src0=H1, src1=G2, mult0=m, shift0=sh))
     gemm("gate_proj", s, hb, ib, GA, H1N, W["gate"])
@@ -282,11 +306,11 @@ def compile_block(qb: QuantizedBlock, seq_len: int, hw: HwConfig | None = None) 
     mg, shg = r["silu_in"]
     m, sh = r["swiglu_out"]
     prog.append(Insn(OP_SWIGLU, rows=s, blocks=ib, dst=MID, src0=GA, src1=UA,
-                     mult0=mg, shift0=shg, mult1=m, shift1=sh))
+                     mult0=mg, shift0=shg, mult1=m, shift1=sh, **colscale(W, "gate_up")))
     gemm("down_proj", s, ib, hb, DA, MID, W["down"])
     ma, mb, sh, shb = r["res2"]
     prog.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=Y, src0=H1, src1=DA, mult0=ma, mult1=mb,
-                     shift0=sh, shift1=shb))
+                     shift0=sh, shift1=shb, **colscale(W, "down")))
     prog.append(Insn(OP_STORE, flags=MEM_A, rows=s * hb, src0=Y, dram=y_dram))
     prog.append(Insn(OP_HALT))
     if len(prog) > hw.imem_depth:

@@ -13,10 +13,10 @@ import numpy as np
 
 from . import int_arith as ia
 from .errors import AcceleratorError, AddressError
-from .isa import (ERR_FIELD, ERR_NONE, ERR_OPCODE, ERR_PC, ERR_RANGE, IMEM_BASE, INSN_BYTES,
+from .isa import (COLSCALE_A, COLSCALE_B, COLSCALE_FLAGS, CS_SHIFT, ERR_FIELD, ERR_NONE, ERR_OPCODE, ERR_PC, ERR_RANGE, IMEM_BASE, INSN_BYTES,
                   MEM_A, MEM_ACC, MEM_W, OP_GEMM, OP_HALT, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS,
                   OP_ROPE, OP_SMAX, OP_STORE, OP_SWIGLU, VECTOR_OPS, HwConfig, Insn,
-                  rope_rows_per_position)
+                  colscale_rows, rope_rows_per_position)
 from .counters import Counters, LinkCounters
 
 
@@ -25,6 +25,10 @@ def validate(i: Insn, cfg: HwConfig) -> int:
     n = cfg.n
     rb, cb = i.rows * i.blocks, i.rows * i.aux
     if i.reserved:
+        return ERR_FIELD
+    # a column-scale table address without its flag (or on a non-vector op) is a stray field
+    vec_flags = i.flags if i.op in VECTOR_OPS else 0
+    if (i.cs0 and not vec_flags & COLSCALE_A) or (i.cs1 and not vec_flags & COLSCALE_B):
         return ERR_FIELD
     if i.op == OP_HALT:
         return ERR_NONE
@@ -46,10 +50,15 @@ def validate(i: Insn, cfg: HwConfig) -> int:
             return ERR_RANGE
         return ERR_NONE
     if i.op in VECTOR_OPS:
-        if (i.flags or i.rows == 0 or i.blocks == 0 or i.shift0 > 62 or i.shift1 > 62
+        if (i.flags & ~COLSCALE_FLAGS[i.op] or i.rows == 0 or i.blocks == 0 or i.shift0 > 62
+                or i.shift1 > 62
                 or (i.op == OP_ROPE and (i.aux < 2 or i.aux % 2 or i.aux > n or i.src2 == 0))):
             return ERR_FIELD
         if i.dst + rb > cfg.a_rows:
+            return ERR_RANGE
+        table = colscale_rows(i.blocks)
+        if ((i.flags & COLSCALE_A and i.cs0 + table > cfg.w_rows)
+                or (i.flags & COLSCALE_B and i.cs1 + table > cfg.w_rows)):
             return ERR_RANGE
         bad = {
             OP_REQ: i.src0 + rb > cfg.acc_rows,
@@ -194,10 +203,19 @@ class GoldenAccelerator:
         rows = mat.shape[0]
         self.asram[base:base + blocks * rows] = mat.reshape(rows, blocks, -1).transpose(1, 0, 2).reshape(blocks * rows, -1)
 
+    def _acc_operand(self, base: int, rows: int, blocks: int, scaled: bool, table: int) -> np.ndarray:
+        """An ACC operand as (rows, blocks*N) int64, column-scaled when its flag is set."""
+        x = self._blocks(self.acc, base, rows, blocks).astype(np.int64)
+        if not scaled:
+            return x
+        mults = self.wsram[table:table + colscale_rows(blocks)].view(np.uint16).reshape(-1)
+        return ia.column_scale(x, mults, CS_SHIFT)
+
     def _vector(self, i: Insn) -> None:
         n, rows, blocks = self.config.n, i.rows, i.blocks
+        acc_a = lambda base: self._acc_operand(base, rows, blocks, bool(i.flags & COLSCALE_A), i.cs0)  # noqa: E731
         if i.op == OP_REQ:
-            out = ia.requant(self._blocks(self.acc, i.src0, rows, blocks), i.mult0, i.shift0)
+            out = ia.requant(acc_a(i.src0), i.mult0, i.shift0)
         elif i.op == OP_RMS:
             x = self._blocks(self.asram, i.src0, rows, blocks)
             gamma = self.wsram[i.src1:i.src1 + blocks].reshape(-1)
@@ -209,7 +227,7 @@ class GoldenAccelerator:
             table = self.wsram[i.src1:i.src1 + rows * bph * tr].reshape(rows, bph, tr * n)
             pairs = np.ascontiguousarray(table).view(np.int16)  # (rows, bph, tr*n/2)
             half = i.aux // 2
-            x = self._blocks(self.acc, i.src0, rows, blocks).reshape(rows, blocks, n)
+            x = acc_a(i.src0).reshape(rows, blocks, n)
             out = np.stack([ia.rope_rows(x[:, b], pairs[:, b % bph, 0:2 * half:2],
                                          pairs[:, b % bph, 1:2 * half:2], i.aux, i.mult0, i.shift0)
                             for b in range(blocks)], axis=1).reshape(rows, -1)
@@ -217,12 +235,12 @@ class GoldenAccelerator:
             out = ia.softmax_rows(self._blocks(self.acc, i.src0, rows, blocks),
                                   i.mult0, i.shift0, i.src2)
         elif i.op == OP_SWIGLU:
-            out = ia.swiglu(self._blocks(self.acc, i.src0, rows, blocks),
-                            self._blocks(self.acc, i.src1, rows, blocks),
+            out = ia.swiglu(acc_a(i.src0),
+                            self._acc_operand(i.src1, rows, blocks, bool(i.flags & COLSCALE_B), i.cs1),
                             i.mult0, i.shift0, i.mult1, i.shift1)
         elif i.op == OP_RESADD:
             out = ia.resadd(self._blocks(self.asram, i.src0, rows, blocks),
-                            self._blocks(self.acc, i.src1, rows, blocks), i.mult0, i.mult1, i.shift0,
+                            acc_a(i.src1), i.mult0, i.mult1, i.shift0,
                             i.shift1)
         else:  # validate() rejects every other opcode before we get here
             raise AssertionError(f"unhandled opcode {i.op}")

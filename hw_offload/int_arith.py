@@ -41,6 +41,15 @@ def requant(v, m: int, s: int) -> np.ndarray:
     return sat8(rshift_round(i64(v) * m, s))
 
 
+def column_scale(x, mults, shift: int = 15) -> np.ndarray:
+    """Per-column rescale of accumulator values: round(x[:, c] * mults[c] / 2^shift).
+
+    x: (rows, cols) int32/int64, mults: (cols,) unsigned 16-bit -> (rows, cols) int64. Brings
+    the columns of a GEMM with per-output-channel weight scales to one common scale.
+    """
+    return rshift_round(i64(x) * i64(mults)[None, :], shift)
+
+
 def iexp_q15(d) -> np.ndarray:
     """exp(d / 2^10) in Q15 for d <= 0 (I-BERT i-exp: split off powers of two, 2nd-order poly)."""
     d = i64(d)

@@ -23,6 +23,14 @@ VECTOR_OPS = (OP_REQ, OP_RMS, OP_ROPE, OP_SMAX, OP_SWIGLU, OP_RESADD)
 MEM_A, MEM_W, MEM_ACC = 0, 1, 2
 # ---- GEMM flags ----
 GEMM_ACCUMULATE, GEMM_B_FROM_A, GEMM_TRANSPOSE_B = 1, 2, 4
+# ---- vector-op flags: per-column scaling of accumulator operands (ISA.md, "Column scales") ----
+# COLSCALE_A: the first ACC operand (REQ/ROPE/SWIGLU src0, RESADD src1), table at cs0.
+# COLSCALE_B: SWIGLU's second ACC operand (src1, "up"), table at cs1.
+COLSCALE_A, COLSCALE_B = 1, 2
+# the flags each vector op accepts (RMS and SMAX read no weight-GEMM output: none)
+COLSCALE_FLAGS = {OP_REQ: COLSCALE_A, OP_ROPE: COLSCALE_A, OP_RESADD: COLSCALE_A,
+                  OP_SWIGLU: COLSCALE_A | COLSCALE_B, OP_RMS: 0, OP_SMAX: 0}
+CS_SHIFT = 15   # x' = rshift_round(x * m_col, 15): a multiplier of 2^15 is 1.0
 
 # ---- error codes (register ERR_CODE) ----
 ERR_NONE, ERR_OPCODE, ERR_FIELD, ERR_RANGE, ERR_PC = 0, 1, 2, 3, 4
@@ -73,11 +81,13 @@ class Insn:
     shift0: int = 0
     mult1: int = 0
     shift1: int = 0
+    cs0: int = 0       # W row of the column-scale table of the first ACC operand (COLSCALE_A)
+    cs1: int = 0       # W row of the column-scale table of SWIGLU's up operand (COLSCALE_B)
     reserved: int = 0  # OR of every reserved bit; must be 0
 
     _WIDTHS = {"op": 8, "flags": 8, "rows": 16, "blocks": 8, "aux": 8, "dst": 16, "src0": 16,
                "src1": 16, "src2": 16, "dram": 32, "mult0": 16, "shift0": 8, "mult1": 16,
-               "shift1": 8}
+               "shift1": 8, "cs0": 16, "cs1": 16}
 
     def encode(self) -> np.ndarray:
         """-> uint32[8]. Raises ValueError naming a field that does not fit its width."""
@@ -93,17 +103,19 @@ class Insn:
         w[4] = self.dram
         w[5] = self.mult0 | (self.shift0 << 16)
         w[6] = self.mult1 | (self.shift1 << 16)
+        w[7] = self.cs0 | (self.cs1 << 16)
         return w
 
     @staticmethod
     def decode(words) -> "Insn":
         w = [int(x) for x in np.asarray(words, dtype=np.uint32)]
-        reserved = (w[0] >> 16) | (w[5] >> 24) | (w[6] >> 24) | w[7]
+        reserved = (w[0] >> 16) | (w[5] >> 24) | (w[6] >> 24)
         return Insn(op=w[0] & 0xFF, flags=(w[0] >> 8) & 0xFF, rows=w[1] & 0xFFFF,
                     blocks=(w[1] >> 16) & 0xFF, aux=w[1] >> 24, dst=w[2] & 0xFFFF,
                     src0=w[2] >> 16, src1=w[3] & 0xFFFF, src2=w[3] >> 16, dram=w[4],
                     mult0=w[5] & 0xFFFF, shift0=(w[5] >> 16) & 0xFF, mult1=w[6] & 0xFFFF,
-                    shift1=(w[6] >> 16) & 0xFF, reserved=reserved)
+                    shift1=(w[6] >> 16) & 0xFF, cs0=w[7] & 0xFFFF, cs1=w[7] >> 16,
+                    reserved=reserved)
 
     def replace(self, **kw) -> "Insn":
         return dataclasses.replace(self, **kw)
@@ -125,3 +137,9 @@ def encode_program(insns: list[Insn]) -> np.ndarray:
 def rope_rows_per_position(head_dim: int, n: int) -> int:
     """Weight-SRAM rows one position's table takes: head_dim/2 entries of {cos16, sin16}."""
     return (2 * head_dim + n - 1) // n
+
+
+def colscale_rows(blocks: int) -> int:
+    """Weight-SRAM rows of a column-scale table for ``blocks`` column blocks: one uint16 per
+    column, 2N bytes per block, so 2 rows of N bytes per block whatever N is."""
+    return 2 * blocks

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .compiler import WeightLayout, _Alloc
+from .compiler import WeightLayout, _Alloc, colscale
 from .isa import (GEMM_ACCUMULATE, GEMM_B_FROM_A, GEMM_TRANSPOSE_B, MEM_A, OP_GEMM, OP_LOAD,
                   OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE, OP_SWIGLU, HwConfig, Insn)
 from .quant import QuantizedBlock
@@ -104,16 +104,16 @@ def step_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig, k
         p.append(Insn(OP_GEMM, rows=s, blocks=hb, aux=nb, dst=dst, src0=XN, src1=W[name]))
     m, sh = rs["rope_q"]
     p.append(Insn(OP_ROPE, rows=s, blocks=H * bph, aux=wl.rope_w, dst=QR, src0=QA,
-                  src1=T + past * bph * tr, src2=bph, mult0=m, shift0=sh))
+                  src1=T + past * bph * tr, src2=bph, mult0=m, shift0=sh, **colscale(W, "q")))
     mk, shk = rs["rope_k"]
     mv, shv = rs["req_v"]
     for j in range(KV * bph):
         # blocks=1 means block-in-head 0 for ROPE, so point the table at this block's records
         p.append(Insn(OP_ROPE, rows=s, blocks=1, aux=wl.rope_w, dst=kv.k_base + j * kv.cap + past,
                       src0=KA + j * s, src1=T + (past * bph + j % bph) * tr, src2=bph,
-                      mult0=mk, shift0=shk))
+                      mult0=mk, shift0=shk, **colscale(W, "k", j)))
         p.append(Insn(OP_REQ, rows=s, blocks=1, dst=kv.v_base + j * kv.cap + past,
-                      src0=VA + j * s, mult0=mv, shift0=shv))
+                      src0=VA + j * s, mult0=mv, shift0=shv, **colscale(W, "v", j)))
     m_sc, sh_sc = rs["scores"]
     for h in range(H):
         g = h // groups
@@ -130,17 +130,17 @@ def step_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig, k
     p.append(Insn(OP_GEMM, rows=s, blocks=H * bph, aux=hb, dst=ATT, src0=O, src1=W["o"]))
     ma, mb, sh, shb = rs["res1"]
     p.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=H1, src0=X, src1=ATT, mult0=ma, mult1=mb,
-                  shift0=sh, shift1=shb))
+                  shift0=sh, shift1=shb, **colscale(W, "o")))
     m, sh = rs["rms2"]
     p.append(Insn(OP_RMS, rows=s, blocks=hb, dst=H1N, src0=H1, src1=W["g2"], mult0=m, shift0=sh))
     p.append(Insn(OP_GEMM, rows=s, blocks=hb, aux=ib, dst=GA, src0=H1N, src1=W["gate"]))
     p.append(Insn(OP_GEMM, rows=s, blocks=hb, aux=ib, dst=UA, src0=H1N, src1=W["up"]))
     (mg, shg), (m, sh) = rs["silu_in"], rs["swiglu_out"]
     p.append(Insn(OP_SWIGLU, rows=s, blocks=ib, dst=MID, src0=GA, src1=UA, mult0=mg, shift0=shg,
-                  mult1=m, shift1=sh))
+                  mult1=m, shift1=sh, **colscale(W, "gate_up")))
     p.append(Insn(OP_GEMM, rows=s, blocks=ib, aux=hb, dst=DA, src0=MID, src1=W["down"]))
     ma, mb, sh, shb = rs["res2"]
     p.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=Y, src0=H1, src1=DA, mult0=ma, mult1=mb,
-                  shift0=sh, shift1=shb))
+                  shift0=sh, shift1=shb, **colscale(W, "down")))
     p.append(Insn(OP_STORE, flags=MEM_A, rows=s * hb, src0=Y, dram=y_dram))
     return p

@@ -1,9 +1,13 @@
-"""Quantization scheme of the accelerator: symmetric per-tensor int8, static scales.
+"""Quantization scheme of the accelerator: symmetric int8, static scales.
 
-* Weights: int8, one scale per matrix (absmax / 127). RMSNorm gains likewise.
+* Weights: int8, one scale per output channel (that row's absmax / 127), quantized once.
+  The accelerator brings a GEMM's columns to one common scale, the matrix's largest channel
+  scale, with a per-column 16-bit multiplier (``column_multipliers``; ISA.md "Column scales")
+  applied where the accumulator is read, so every later rescale is per tensor.
+* RMSNorm gains: int8, one scale per vector.
 * Activations: int8, one scale per tensor, calibrated as absmax / 127 of the float block's
   intermediate on a calibration input (``calibrate``).
-* Accumulators: int32 with scale s_a * s_w; every rescale is an integer multiply by a 16-bit
+* Accumulators: int32 with scale s_a * s_w[c]; after the column scale s_a * max(s_w); every rescale is an integer multiply by a 16-bit
   multiplier and a rounding right shift (``multiplier``), exactly as int_arith.requant.
 
 This module may use torch (to run the float block for calibration); compiler.py does not.
@@ -53,9 +57,28 @@ def scale_of(x) -> float:
     return max(float(np.abs(np.asarray(x, dtype=np.float64)).max()), 1e-8) / 127.0
 
 
-def quantize(x, scale: float) -> np.ndarray:
-    """float -> int8, round to nearest, saturate."""
+def quantize(x, scale) -> np.ndarray:
+    """float -> int8, round to nearest, saturate. ``scale``: a float or an array broadcasting
+    against ``x`` (e.g. (out, 1) for one scale per output channel)."""
     return np.clip(np.rint(np.asarray(x, dtype=np.float64) / scale), -128, 127).astype(np.int8)
+
+
+def channel_scales(w) -> np.ndarray:
+    """Per-output-channel int8 scales of a weight [out, in]: each row's absmax / 127 (float64
+    [out]; a tiny floor keeps an all-zero row legal)."""
+    absmax = np.abs(np.asarray(w, dtype=np.float64)).max(axis=1)
+    return np.maximum(absmax, 1e-8) / 127.0
+
+
+def column_multipliers(scales: np.ndarray, reference: float) -> np.ndarray:
+    """uint16 multipliers m_c = round(scales[c] / reference * 2^15) for the accelerator's
+    column scale (isa.CS_SHIFT = 15). ``reference`` is the largest channel scale, so every
+    factor is <= 1 and m_c <= 2^15 fits 16 bits."""
+    from .isa import CS_SHIFT
+    ratio = np.asarray(scales, dtype=np.float64) / reference
+    if ratio.max() > 1.0 + 1e-12:
+        raise ValueError("the reference scale must be the largest channel scale")
+    return np.rint(ratio * (1 << CS_SHIFT)).astype(np.uint16)
 
 
 def rope_q14(positions: np.ndarray, head_dim: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +100,8 @@ class QuantizedBlock:
     intermediate: int
     rope_theta: float
     weights: dict[str, np.ndarray]        # q,k,v,o,gate,up,down: int8 [out, in]
-    weight_scales: dict[str, float]
+    weight_scales: dict[str, float]       # per matrix: the largest channel scale (reference)
+    channel_scales: dict[str, np.ndarray]  # per matrix: float64 [out], one scale per output row
     gammas: dict[str, np.ndarray]         # input_norm, post_norm: int8 [hidden]
     gamma_scales: dict[str, float]
     act_scales: dict[str, float] = field(default_factory=dict)  # see calibrate()
@@ -137,11 +161,12 @@ def quantize_block(layer, config, calib_x, cos, sin) -> QuantizedBlock:
     att, mlp = layer.self_attn, layer.mlp
     mats = {"q": att.q_proj, "k": att.k_proj, "v": att.v_proj, "o": att.o_proj,
             "gate": mlp.gate_proj, "up": mlp.up_proj, "down": mlp.down_proj}
-    weights, wscales = {}, {}
+    weights, wscales, cscales = {}, {}, {}
     for name, lin in mats.items():
         w = lin.weight.detach().double().numpy()
-        wscales[name] = scale_of(w)
-        weights[name] = quantize(w, wscales[name])
+        cscales[name] = channel_scales(w)
+        wscales[name] = float(cscales[name].max())
+        weights[name] = quantize(w, cscales[name][:, None])
     gammas, gscales = {}, {}
     for name, norm in (("input_norm", layer.input_layernorm), ("post_norm", layer.post_attention_layernorm)):
         g = norm.weight.detach().double().numpy()
@@ -154,5 +179,6 @@ def quantize_block(layer, config, calib_x, cos, sin) -> QuantizedBlock:
     return QuantizedBlock(hidden=config.hidden_size, heads=config.num_heads,
                           kv_heads=config.num_kv_heads, head_dim=config.head_dim,
                           intermediate=config.intermediate_size, rope_theta=config.rope_theta,
-                          weights=weights, weight_scales=wscales, gammas=gammas,
+                          weights=weights, weight_scales=wscales, channel_scales=cscales,
+                          gammas=gammas,
                           gamma_scales=gscales, act_scales=acts)

@@ -7,8 +7,9 @@ import pytest
 from hw_offload.driver import Accelerator
 from hw_offload.errors import AcceleratorError, AddressError, CycleLimitError
 from hw_offload.golden import GoldenAccelerator
-from hw_offload.isa import (ERR_FIELD, ERR_OPCODE, ERR_PC, ERR_RANGE, IMEM_BASE, MEM_A, MEM_ACC,
-                            OP_GEMM, OP_HALT, OP_LOAD, OP_REQ, OP_ROPE, Insn, encode_program)
+from hw_offload.isa import (COLSCALE_A, COLSCALE_B, ERR_FIELD, ERR_OPCODE, ERR_PC, ERR_RANGE,
+                            IMEM_BASE, MEM_A, MEM_ACC, OP_GEMM, OP_HALT, OP_LOAD, OP_REQ, OP_RMS,
+                            OP_ROPE, OP_SMAX, OP_SWIGLU, Insn, encode_program)
 
 pytestmark = pytest.mark.rtl
 
@@ -33,6 +34,14 @@ BAD = [
     ("LOAD past DRAM end", Insn(OP_LOAD, flags=MEM_A, rows=16, dram=2 * 1024 * 1024 - 16), ERR_RANGE),
     ("LOAD misaligned DRAM", Insn(OP_LOAD, flags=MEM_A, rows=1, dram=8), ERR_RANGE),
     ("LOAD into SRAM past end", Insn(OP_LOAD, flags=MEM_ACC, rows=2, dst=16383), ERR_RANGE),
+    # per-column scaling (COLSCALE flags) only on ops whose ACC operand is a weight GEMM's
+    ("column scale on RMS", Insn(OP_RMS, flags=COLSCALE_A, rows=1, blocks=1), ERR_FIELD),
+    ("column scale on SMAX", Insn(OP_SMAX, flags=COLSCALE_A, rows=1, blocks=1), ERR_FIELD),
+    ("second column scale on REQ", Insn(OP_REQ, flags=COLSCALE_B, rows=1, blocks=1), ERR_FIELD),
+    ("table address without its flag", Insn(OP_REQ, rows=1, blocks=1, cs0=4), ERR_FIELD),
+    ("table address on a GEMM", Insn(OP_GEMM, rows=1, blocks=1, aux=1, cs1=4), ERR_FIELD),
+    ("column-scale table past W end",
+     Insn(OP_SWIGLU, flags=COLSCALE_A | COLSCALE_B, rows=1, blocks=3, cs1=65536 - 5), ERR_RANGE),
 ]
 
 

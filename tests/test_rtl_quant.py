@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from hw_offload import int_arith as ia
-from hw_offload.quant import multiplier, pair_multiplier, quantize, rope_q14, scale_of
+from hw_offload.isa import CS_SHIFT
+from hw_offload.quant import (channel_scales, column_multipliers, multiplier, pair_multiplier,
+                              quantize, rope_q14, scale_of)
 from hw_offload.testing import seeds
 from version1_baseline.model import RMSNorm, apply_rotary, RotaryEmbedding
 
@@ -34,6 +36,38 @@ def test_requant_within_half_lsb(seed):
     m, s = multiplier(s_acc / s_out)
     err = lsb_error(ia.requant(acc, m, s), s_out, ref)
     assert err <= 0.5 + 1e-3, f"requant error {err:.4f} LSB"
+
+
+@pytest.mark.parametrize("seed", seeds(3))
+def test_weights_are_quantized_per_output_channel(seed):
+    """Every row uses its own full int8 range, so dequantization error is half a step of
+    that row's scale, however small the row is next to the largest one."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, 1, (37, 19)) * np.exp(2 * rng.normal(size=(37, 1)))   # rows differ ~100x
+    sc = channel_scales(w)
+    w_q = quantize(w, sc[:, None])
+    np.testing.assert_array_equal(np.abs(w_q.astype(np.int64)).max(axis=1), 127)
+    assert np.all(np.abs(w_q * sc[:, None] - w) <= sc[:, None] / 2 + 1e-12)
+
+
+@pytest.mark.parametrize("seed", seeds(3))
+def test_per_channel_gemm_with_column_scale_within_0p6_lsb(seed):
+    """int8 GEMM with per-row weight scales, then the accelerator's column scale and REQ,
+    against the float product of the same int8 values: <= 0.5 LSB of requant plus the
+    column multipliers' rounding (rows here are at least 1/20 of the largest)."""
+    rng = np.random.default_rng(seed)
+    m, k, n = 23, 48, 40
+    x = rng.normal(0, 1, (m, k))
+    w = rng.normal(0, 1, (n, k)) * np.exp(rng.uniform(np.log(0.05), 0, (n, 1)))
+    s_x, sc = scale_of(x), channel_scales(w)
+    x_q, w_q = quantize(x, s_x), quantize(w, sc[:, None])
+    ref = (torch.tensor(x_q * s_x) @ torch.tensor(w_q * sc[:, None]).T).numpy()
+    acc = x_q.astype(np.int64) @ w_q.astype(np.int64).T
+    s_ref, s_out = float(sc.max()), scale_of(ref)
+    common = ia.column_scale(acc, column_multipliers(sc, s_ref), CS_SHIFT)
+    mult, shift = multiplier(s_x * s_ref / s_out)
+    err = lsb_error(ia.requant(common, mult, shift), s_out, ref)
+    assert err <= 0.6, f"per-channel GEMM + column scale error {err:.4f} LSB"
 
 
 @pytest.mark.parametrize("seed", seeds(3))

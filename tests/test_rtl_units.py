@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from hw_offload.driver import Accelerator
-from hw_offload.isa import (GEMM_ACCUMULATE, GEMM_B_FROM_A, GEMM_TRANSPOSE_B, OP_GEMM, OP_REQ,
-                            OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_SWIGLU, Insn)
+from hw_offload.isa import (COLSCALE_A, COLSCALE_B, GEMM_ACCUMULATE, GEMM_B_FROM_A,
+                            GEMM_TRANSPOSE_B, OP_GEMM, OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX,
+                            OP_SWIGLU, Insn)
 from hw_offload.testing import MEM_A, MEM_ACC, MEM_W, Staging, seeds
 
 pytestmark = pytest.mark.rtl
@@ -178,3 +179,69 @@ def test_resadd_matches_golden(rtl, seed):
     st.store("y", MEM_A, 100, rows * blocks)
     got, want, _ = st.run_both(rtl)
     assert_same(got, want)
+
+
+# ---------------- per-column scaling of accumulator operands (per-channel weights) ----------------
+
+def _colscale_table(rng, blocks, edge=False):
+    """uint16 multipliers, one per column, as the (2*blocks, N) int8 rows of a W-SRAM table."""
+    m = rng.integers(0, 2**16, blocks * N, dtype=np.int64)
+    if edge:
+        m[:4] = [0, 1, 2**15, 2**16 - 1]
+    return m.astype(np.uint16).view(np.int8).reshape(2 * blocks, N), m
+
+
+@pytest.mark.parametrize("seed", seeds(3))
+@pytest.mark.parametrize("op", ["REQ", "ROPE", "SWIGLU", "RESADD"])
+def test_column_scaled_ops_match_golden(rtl, seed, op):
+    rng = np.random.default_rng(seed)
+    rows, bph = int(rng.integers(1, 19)), 2 if op == "ROPE" else 1
+    blocks = 2 * bph if op == "ROPE" else int(rng.integers(1, 4))
+    st = Staging()
+    st.load(MEM_ACC, _acc_rows(rng, rows * blocks, 2**28), 0)
+    st.load(MEM_ACC, _acc_rows(rng, rows * blocks, 2**24), 1000)
+    st.load(MEM_A, rand8(rng, (rows * blocks, N), edge=True), 0)
+    cs0, cs1 = 4000, 5003          # odd, unaligned table rows on purpose
+    st.load(MEM_W, _colscale_table(rng, blocks, edge=seed == 0)[0], cs0)
+    st.load(MEM_W, _colscale_table(rng, blocks)[0], cs1)
+    m0, m1 = int(rng.integers(1, 2**16)), int(rng.integers(1, 2**16))
+    if op == "REQ":
+        insn = Insn(OP_REQ, flags=COLSCALE_A, rows=rows, blocks=blocks, dst=300, src0=0, cs0=cs0,
+                    mult0=m0, shift0=int(rng.integers(16, 40)))
+    elif op == "ROPE":
+        table = rng.integers(-16384, 16385, (rows * bph * 2 * N // 2,), dtype=np.int64)
+        st.load(MEM_W, table.astype(np.int16).view(np.int8).reshape(-1, N), 0)
+        insn = Insn(OP_ROPE, flags=COLSCALE_A, rows=rows, blocks=blocks, aux=16, dst=300, src0=0,
+                    src1=0, src2=bph, cs0=cs0, mult0=m0, shift0=int(rng.integers(30, 44)))
+    elif op == "SWIGLU":
+        insn = Insn(OP_SWIGLU, flags=COLSCALE_A | COLSCALE_B, rows=rows, blocks=blocks, dst=300,
+                    src0=0, src1=1000, cs0=cs0, cs1=cs1, mult0=m0, shift0=int(rng.integers(16, 30)),
+                    mult1=m1, shift1=int(rng.integers(20, 40)))
+    else:
+        insn = Insn(OP_RESADD, flags=COLSCALE_A, rows=rows, blocks=blocks, dst=300, src0=0,
+                    src1=1000, cs0=cs0, mult0=m0, mult1=m1, shift0=int(rng.integers(10, 32)),
+                    shift1=int(rng.integers(0, 20)))
+    st.ops.append(insn)
+    st.store("y", MEM_A, 300, rows * blocks)
+    got, want, _ = st.run_both(rtl)
+    assert_same(got, want)
+
+
+def test_column_scaled_requant_equals_numpy(rtl):
+    """Independent of golden.py: REQ with a column scale is round(round(x*m_c/2^15)*M/2^s)."""
+    rng = np.random.default_rng(11)
+    rows, blocks, mult, shift = 13, 3, 40000, 24
+    acc = _acc_rows(rng, rows * blocks, 2**27)
+    table, m = _colscale_table(rng, blocks, edge=True)
+    st = Staging()
+    st.load(MEM_ACC, acc, 0)
+    st.load(MEM_W, table, 77)
+    st.ops.append(Insn(OP_REQ, flags=COLSCALE_A, rows=rows, blocks=blocks, dst=0, src0=0, cs0=77,
+                       mult0=mult, shift0=shift))
+    st.store("y", MEM_A, 0, rows * blocks)
+    got, _ = st.run(rtl)
+    x = acc.astype(np.int64).reshape(blocks, rows, N).transpose(1, 0, 2).reshape(rows, -1)
+    scaled = np.floor(x * m[None, :] / 2.0**15 + 0.5).astype(np.int64)   # exact below 2^53
+    want = np.clip(np.floor(scaled * mult / 2.0**shift + 0.5), -128, 127).astype(np.int8)
+    y = got["y"].view(np.int8).reshape(blocks, rows, N).transpose(1, 0, 2).reshape(rows, -1)
+    np.testing.assert_array_equal(y, want)

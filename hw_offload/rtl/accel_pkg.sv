@@ -29,6 +29,11 @@ package accel_pkg;
   localparam longint SIG_KNEE = 4096;    // 4.0 in Q10: sigmoid(x) = 1 - (min(x,4)-4)^2/32
   localparam longint SILU_CLAMP = 1048576;  // |gate| clamp, 1024.0 in Q10
 
+  // Vector-op flags: per-column scaling of accumulator operands (per-output-channel weights).
+  localparam logic [7:0] COLSCALE_A = 8'h01;  // first ACC operand, table at cs0
+  localparam logic [7:0] COLSCALE_B = 8'h02;  // SWIGLU's second ACC operand, table at cs1
+  localparam logic [5:0] CS_SHIFT   = 6'd15;  // a column multiplier of 2^15 is 1.0
+
   // Round half up, arithmetic shift right. s = 0 leaves v unchanged.
   function automatic longint rshift_round(input longint v, input logic [5:0] s);
     if (s == 6'd0) return v;
@@ -44,6 +49,11 @@ package accel_pkg;
   // int8 = sat8(round(v * m / 2^s)); m is an unsigned 16-bit multiplier.
   function automatic logic [7:0] requant(input longint v, input logic [15:0] m, input logic [5:0] s);
     return sat8(rshift_round(v * longint'({48'd0, m}), s));
+  endfunction
+
+  // One column of a GEMM with per-channel weight scales, brought to the common scale.
+  function automatic longint colscale(input longint v, input logic [15:0] m);
+    return rshift_round(v * longint'({48'd0, m}), CS_SHIFT);
   endfunction
 
   // exp(d / 2^10) in Q15 for d <= 0: d = -q*ln2 + r, exp(r) by a 2nd-order polynomial, >> q.

@@ -68,8 +68,26 @@ module accel_top
   wire [7:0]  i_shift0 = ir[183:176];
   wire [15:0] i_mult1  = ir[207:192];
   wire [7:0]  i_shift1 = ir[215:208];
+  wire [15:0] i_cs0    = ir[239:224];
+  wire [15:0] i_cs1    = ir[255:240];
   wire        reserved_set = (ir[31:16] != 16'd0) || (ir[191:184] != 8'd0) ||
-                             (ir[223:216] != 8'd0) || (ir[255:224] != 32'd0);
+                             (ir[223:216] != 8'd0);
+
+  wire is_vec = (i_op == OP_REQ) || (i_op == OP_RMS) || (i_op == OP_ROPE) || (i_op == OP_SMAX) ||
+                (i_op == OP_SWIGLU) || (i_op == OP_RESADD);
+  // flags each vector op accepts: column scaling only where an ACC operand is a weight GEMM's
+  logic [7:0] vec_flags_ok;
+  always_comb begin
+    case (i_op)
+      OP_REQ, OP_ROPE, OP_RESADD: vec_flags_ok = COLSCALE_A;
+      OP_SWIGLU:                  vec_flags_ok = COLSCALE_A | COLSCALE_B;
+      default:                    vec_flags_ok = 8'h00;
+    endcase
+  end
+  wire [7:0] vec_flags = is_vec ? i_flags : 8'h00;
+  // a table address without its flag (or on a non-vector op) is a stray field
+  wire cs_stray = (i_cs0 != 16'd0 && (vec_flags & COLSCALE_A) == 0) ||
+                  (i_cs1 != 16'd0 && (vec_flags & COLSCALE_B) == 0);
 
   // ---- decode-time validation ----
   logic [7:0] dec_err;
@@ -86,7 +104,7 @@ module accel_top
       default: mem_rows = 64'(ACC_ROWS);
     endcase
     dec_err = ERR_NONE;
-    if (reserved_set) dec_err = ERR_FIELD;
+    if (reserved_set || cs_stray) dec_err = ERR_FIELD;
     else case (i_op)
       OP_HALT: ;
       OP_LOAD, OP_STORE: begin
@@ -104,10 +122,15 @@ module accel_top
           dec_err = ERR_RANGE;
       end
       OP_REQ, OP_RMS, OP_ROPE, OP_SMAX, OP_SWIGLU, OP_RESADD: begin
-        if (i_flags != 0 || i_rows == 0 || i_blocks == 0 || i_shift0 > 8'd62 || i_shift1 > 8'd62 ||
+        if ((i_flags & ~vec_flags_ok) != 0 || i_rows == 0 || i_blocks == 0 || i_shift0 > 8'd62 ||
+            i_shift1 > 8'd62 ||
             (i_op == OP_ROPE && (i_aux < 2 || i_aux[0] || 32'(i_aux) > N || i_src2 == 0)))
           dec_err = ERR_FIELD;
         else if (64'(i_dst) + rb > 64'(A_ROWS)) dec_err = ERR_RANGE;
+        // column-scale tables: 2 W rows per column block
+        else if ((i_flags[0] && 64'(i_cs0) + 64'(i_blocks) * 2 > 64'(W_ROWS)) ||
+                 (i_flags[1] && 64'(i_cs1) + 64'(i_blocks) * 2 > 64'(W_ROWS)))
+          dec_err = ERR_RANGE;
         else case (i_op)
           OP_REQ, OP_SMAX: if (64'(i_src0) + rb > 64'(ACC_ROWS)) dec_err = ERR_RANGE;
           OP_RMS: if (64'(i_src0) + rb > 64'(A_ROWS) || 64'(i_src1) + 64'(i_blocks) > 64'(W_ROWS))
@@ -127,8 +150,6 @@ module accel_top
     endcase
   end
 
-  wire is_vec = (i_op == OP_REQ) || (i_op == OP_RMS) || (i_op == OP_ROPE) || (i_op == OP_SMAX) ||
-                (i_op == OP_SWIGLU) || (i_op == OP_RESADD);
   wire dispatch = (cstate == C_DECODE) && (dec_err == ERR_NONE);
   wire gemm_start = dispatch && (i_op == OP_GEMM);
   wire vec_start  = dispatch && is_vec;
@@ -152,7 +173,7 @@ module accel_top
   logic [15:0] g_a_raddr, g_b_raddr, g_c_raddr, g_c_waddr;
   logic g_c_we;
   logic [N*32-1:0] g_c_wdata;
-  logic [15:0] v_a_raddr, v_w_raddr, v_c_raddr0, v_c_raddr1, v_a_waddr;
+  logic [15:0] v_a_raddr, v_w_raddr, v_w_raddr1, v_w_raddr2, v_c_raddr0, v_c_raddr1, v_a_waddr;
   logic v_a_we;
   logic [$clog2(N)-1:0] v_a_wbyte;
   logic [7:0] v_a_wdata;
@@ -164,6 +185,8 @@ module accel_top
   wire [N*8-1:0]  a_rd0 = asram[a_r0[AW-1:0]];
   wire [N*8-1:0]  a_rd1 = asram[g_b_raddr[AW-1:0]];
   wire [N*8-1:0]  w_rd0 = wsram[w_r0[WW-1:0]];
+  wire [N*8-1:0]  w_rd1 = wsram[v_w_raddr1[WW-1:0]];   // column-scale tables
+  wire [N*8-1:0]  w_rd2 = wsram[v_w_raddr2[WW-1:0]];
   wire [N*32-1:0] c_rd0 = accm[c_r0[CW-1:0]];
   wire [N*32-1:0] c_rd1 = accm[v_c_raddr1[CW-1:0]];
 
@@ -179,11 +202,13 @@ module accel_top
   );
 
   vector_unit #(.N(N)) u_vec (
-    .clk, .rst_n, .start(vec_start), .op(i_op), .rows(i_rows), .blocks(i_blocks), .aux(i_aux),
+    .clk, .rst_n, .start(vec_start), .op(i_op), .flags(i_flags[1:0]), .rows(i_rows), .blocks(i_blocks), .aux(i_aux),
     .dst(i_dst), .src0(i_src0), .src1(i_src1), .src2(i_src2),
     .mult0(i_mult0), .shift0(i_shift0[5:0]), .mult1(i_mult1), .shift1(i_shift1[5:0]),
+    .cs0(i_cs0), .cs1(i_cs1),
     .busy(vec_busy), .done(vec_done),
     .a_raddr(v_a_raddr), .a_rdata(a_rd0), .w_raddr(v_w_raddr), .w_rdata(w_rd0),
+    .w_raddr1(v_w_raddr1), .w_rdata1(w_rd1), .w_raddr2(v_w_raddr2), .w_rdata2(w_rd2),
     .c_raddr0(v_c_raddr0), .c_rdata0(c_rd0), .c_raddr1(v_c_raddr1), .c_rdata1(c_rd1),
     .a_we(v_a_we), .a_waddr(v_a_waddr), .a_wbyte(v_a_wbyte), .a_wdata(v_a_wdata)
   );

@@ -13,6 +13,7 @@ module vector_unit
     input  logic            rst_n,
     input  logic            start,
     input  logic [7:0]      op,
+    input  logic [1:0]      flags,     // COLSCALE_A, COLSCALE_B (validated by the controller)
     input  logic [15:0]     rows,
     input  logic [7:0]      blocks,
     input  logic [7:0]      aux,       // ROPE: head_dim
@@ -24,6 +25,8 @@ module vector_unit
     input  logic [5:0]      shift0,
     input  logic [15:0]     mult1,
     input  logic [5:0]      shift1,
+    input  logic [15:0]     cs0,       // W row of the column-scale table of the first ACC operand
+    input  logic [15:0]     cs1,       // W row of the column-scale table of SWIGLU's up operand
     output logic            busy,
     output logic            done,
     // memory ports (combinational reads)
@@ -31,6 +34,11 @@ module vector_unit
     input  logic [N*8-1:0]  a_rdata,
     output logic [15:0]     w_raddr,
     input  logic [N*8-1:0]  w_rdata,
+    // column-scale table reads (a small dedicated bank in silicon; see ISA.md)
+    output logic [15:0]     w_raddr1,
+    input  logic [N*8-1:0]  w_rdata1,
+    output logic [15:0]     w_raddr2,
+    input  logic [N*8-1:0]  w_rdata2,
     output logic [15:0]     c_raddr0,
     input  logic [N*32-1:0] c_rdata0,
     output logic [15:0]     c_raddr1,
@@ -78,6 +86,14 @@ module vector_unit
   // table entry for (position r, block-within-head hb): row src1 + (r*bph + hb)*rows_per_pos
   wire [15:0] tbl_row  = src1 + (r * src2 + hb) * rope_rows_per_pos + 16'(tbl_byte / N);
 
+  // Column scales: one uint16 per column; column c of a table at W row t is bytes 2c, 2c+1
+  // counted from row t. ROPE also needs its partner lane's scale (same block, maybe other row).
+  wire [31:0] col_p    = 32'(blk) * N + 32'(partner);
+  wire [31:0] cs_byte  = (col * 2) % N;
+  wire [31:0] csp_byte = (col_p * 2) % N;
+  assign w_raddr1 = cs0 + 16'((col * 2) / N);
+  assign w_raddr2 = (op == OP_ROPE) ? cs0 + 16'((col_p * 2) / N) : cs1 + 16'((col * 2) / N);
+
   always_comb begin
     a_raddr  = row_a;
     c_raddr0 = row_a;
@@ -87,12 +103,19 @@ module vector_unit
   end
 
   // ---- element values this cycle ----
-  longint x_a, x_c0, x_c1, g_w, z;
+  // x_c0 / x_c1 / xp are the ACC operands after the optional per-column scaling.
+  longint x_a, x_c0, x_c1, xp, g_w, z;
   logic   col_ok;
   always_comb begin
     x_a  = longint'($signed(a_rdata[32'(e)*8 +: 8]));
     x_c0 = longint'($signed(c_rdata0[32'(e)*32 +: 32]));
     x_c1 = longint'($signed(c_rdata1[32'(e)*32 +: 32]));
+    xp   = longint'($signed(c_rdata0[32'(partner)*32 +: 32]));
+    if (flags[0]) begin
+      x_c0 = colscale(x_c0, w_rdata1[cs_byte*8 +: 16]);
+      xp   = colscale(xp, w_rdata2[csp_byte*8 +: 16]);
+    end
+    if (flags[1]) x_c1 = colscale(x_c1, w_rdata2[cs_byte*8 +: 16]);
     g_w  = longint'($signed(w_rdata[32'(e)*8 +: 8]));
     z    = rshift_round(x_c0 * longint'({48'd0, mult0}), shift0);
     col_ok = (col <= 32'(r) + 32'(src2));
@@ -100,7 +123,7 @@ module vector_unit
 
   logic [7:0] out_byte;
   always_comb begin
-    longint y, g, sg, silu, prod, xp, cs, sn, p;
+    longint y, g, sg, silu, prod, cs, sn, p;
     logic [15:0] cos_w, sin_w;
     out_byte = 8'd0;
     cos_w = w_rdata[(tbl_byte % N) * 8 +: 16];
@@ -109,7 +132,6 @@ module vector_unit
       OP_REQ: out_byte = requant(x_c0, mult0, shift0);
       OP_RMS: out_byte = requant(x_a * g_w * scale, mult0, shift0);
       OP_ROPE: begin
-        xp = longint'($signed(c_rdata0[32'(partner)*32 +: 32]));
         cs = longint'($signed(cos_w));
         sn = longint'($signed(sin_w));
         y  = lo_half ? (x_c0 * cs - xp * sn) : (x_c0 * cs + xp * sn);
