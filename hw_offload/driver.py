@@ -39,6 +39,7 @@ def _load(path: Path) -> ctypes.CDLL:
         lib.accel_write_reg.argtypes = [vp, u32, u32]
         lib.accel_read_reg.argtypes = [vp, u32, ctypes.POINTER(u32)]
         lib.accel_run.argtypes = [vp, u64, ctypes.POINTER(u64)]
+        lib.accel_resume.argtypes = [vp, u64, ctypes.POINTER(u64)]
         lib.accel_reset.argtypes = [vp]
         lib.accel_trace_open.argtypes = [vp, p8]
         lib.accel_trace_close.argtypes = [vp]
@@ -144,13 +145,30 @@ class Accelerator:
         self.start_pc = start_pc
 
     # ---------------- execution ----------------
+    SLICE_CYCLES = 1 << 20   # ~0.5 s of simulation: the Ctrl-C response time
+
     def run(self, max_cycles: int = 50_000_000) -> Counters:
         """Run from START_PC until HALT. Raises AcceleratorError on a malformed instruction and
-        CycleLimitError (naming the last pc) if HALT is not reached within max_cycles."""
+        CycleLimitError (naming the last pc) if HALT is not reached within max_cycles.
+
+        The simulation is clocked in slices of ``SLICE_CYCLES`` so that Ctrl-C (a Python
+        signal, handled only between C calls) stops a long run within a fraction of a second;
+        the accelerator is then reset to idle, memories kept, and KeyboardInterrupt re-raised.
+        """
         h = self._handle()
         cycles = ctypes.c_uint64()
-        rc = self._lib.accel_run(h, max_cycles, ctypes.byref(cycles))
         self.link.transactions += 2   # start doorbell + completion status
+        done = 0
+        try:
+            rc = self._lib.accel_run(h, min(max_cycles, self.SLICE_CYCLES), ctypes.byref(cycles))
+            done += cycles.value
+            while rc == 1 and done < max_cycles:
+                rc = self._lib.accel_resume(h, min(max_cycles - done, self.SLICE_CYCLES),
+                                            ctypes.byref(cycles))
+                done += cycles.value
+        except KeyboardInterrupt:
+            self._lib.accel_reset(h)  # stop the half-run program; the next run starts clean
+            raise
         if rc == 1:
             pc = self.read_reg(REG_PC)
             self._lib.accel_reset(h)  # leave it idle so the next run can start

@@ -148,14 +148,13 @@ int accel_read_reg(void* h, uint32_t addr, uint32_t* value) {
   return 0;
 }
 
-// Start at the START_PC register and clock until STATUS.done or max_cycles.
+// Clock a started run until STATUS.done or max_cycles more cycles.
 // Returns 0 when done (check STATUS.error), 1 on cycle limit (still running), -1 on bad input.
-int accel_run(void* h, uint64_t max_cycles, uint64_t* cycles_run) {
+int accel_resume(void* h, uint64_t max_cycles, uint64_t* cycles_run) {
   auto* s = static_cast<Sim*>(h);
   if (!s || !cycles_run) return -1;
   *cycles_run = 0;
-  if (accel_write_reg(h, kCtrl, 1u) != 0) return -1;
-  uint64_t n = 1;
+  uint64_t n = 0;
   while (true) {
     uint32_t status = s->reg(kStatus);
     if (!(status & 1u)) break;
@@ -173,6 +172,22 @@ int accel_run(void* h, uint64_t max_cycles, uint64_t* cycles_run) {
   }
   *cycles_run = n;
   return 0;
+}
+
+// Start at the START_PC register and clock until STATUS.done or max_cycles (the start write
+// itself is the first cycle). Same return codes as accel_resume; after 1 the run can be resumed.
+int accel_run(void* h, uint64_t max_cycles, uint64_t* cycles_run) {
+  auto* s = static_cast<Sim*>(h);
+  if (!s || !cycles_run) return -1;
+  *cycles_run = 0;
+  if (accel_write_reg(h, kCtrl, 1u) != 0) return -1;
+  if (max_cycles <= 1) {
+    *cycles_run = 1;
+    return (s->reg(kStatus) & 1u) ? 1 : 0;
+  }
+  int rc = accel_resume(h, max_cycles - 1, cycles_run);
+  *cycles_run += 1;
+  return rc;
 }
 
 // Reset the control state (after a cycle-limit stop) so the next run can start; memories keep
