@@ -155,9 +155,13 @@ def float_trace(layer, x, cos, sin) -> FloatTrace:
                       h1n=f(h1n), mid=f(mid), y=f(y))
 
 
-def quantize_block(layer, config, calib_x, cos, sin) -> QuantizedBlock:
+def quantize_block(layer, config, calib_x, cos, sin, per_channel: bool = True) -> QuantizedBlock:
     """Quantize a v1 DecoderLayer. calib_x: (S, hidden) or (B, S, hidden) float calibration
-    inputs; each activation scale is the absmax over all of them / 127."""
+    inputs; each activation scale is the absmax over all of them / 127.
+
+    per_channel=False gives every row of a matrix the matrix's scale (per-tensor weights, the
+    baseline that benchmarks/hw/bench_quant.py compares against); the program is the same.
+    """
     att, mlp = layer.self_attn, layer.mlp
     mats = {"q": att.q_proj, "k": att.k_proj, "v": att.v_proj, "o": att.o_proj,
             "gate": mlp.gate_proj, "up": mlp.up_proj, "down": mlp.down_proj}
@@ -166,6 +170,8 @@ def quantize_block(layer, config, calib_x, cos, sin) -> QuantizedBlock:
         w = lin.weight.detach().double().numpy()
         cscales[name] = channel_scales(w)
         wscales[name] = float(cscales[name].max())
+        if not per_channel:
+            cscales[name] = np.full_like(cscales[name], wscales[name])
         weights[name] = quantize(w, cscales[name][:, None])
     gammas, gscales = {}, {}
     for name, norm in (("input_norm", layer.input_layernorm), ("post_norm", layer.post_attention_layernorm)):

@@ -25,6 +25,37 @@ def seeds(count: int, base: int | None = None) -> list[int]:
     return fixed + [start + i for i in range(max(0, count - len(fixed)))]
 
 
+def make_block(cfg, seed: int, channel_spread: float = 0.0):
+    """A v1 decoder block with unit-scale weights (std 1/sqrt(fan_in)) so both residual branches
+    matter, 8 calibration inputs and a different evaluation input, all N(0, 1).
+
+    ``channel_spread`` > 0 multiplies each weight row by exp(spread * N(0, 1)): output channels
+    of very different size, the case per-channel weight scales exist for.
+    -> (layer, cos, sin, calib (8, S, hidden) float32 numpy, x (S, hidden) float32 numpy).
+    """
+    import math
+
+    import torch
+
+    from version1_baseline import TinyLlama
+    torch.manual_seed(seed)
+    model = TinyLlama(cfg)
+    layer = model.model.layers[0]
+    with torch.no_grad():
+        for p in layer.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 1 / math.sqrt(p.shape[1]))
+                if channel_spread:
+                    p.mul_(torch.exp(channel_spread * torch.randn(p.shape[0], 1)))
+            else:
+                p.copy_(1 + 0.1 * torch.randn_like(p))
+    s = cfg.max_seq_len
+    cos, sin = model.model.rotary_emb(torch.arange(s))
+    calib = torch.randn(8, s, cfg.hidden_size).numpy()
+    x = torch.randn(s, cfg.hidden_size).numpy()
+    return layer, cos, sin, calib, x
+
+
 class Staging:
     """Builds a small program: LOAD inputs from DRAM, the ops under test, STORE outputs, HALT."""
 
@@ -74,4 +105,4 @@ class Staging:
         return got, want, counters
 
 
-__all__ = ["Staging", "seeds", "MEM_A", "MEM_W", "MEM_ACC"]
+__all__ = ["Staging", "make_block", "seeds", "MEM_A", "MEM_W", "MEM_ACC"]

@@ -1,19 +1,16 @@
 """Whole decoder block: RTL == golden bit-exact, golden close to version 1's float block."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
-import torch
 
 from hw_offload.compiler import compile_block
 from hw_offload.driver import Accelerator
 from hw_offload.golden import GoldenAccelerator
 from hw_offload.quant import float_trace, quantize, quantize_block
 from hw_offload.runtime import BlockSession
-from hw_offload.testing import seeds
-from version1_baseline import TinyLlama, get_preset
+from hw_offload.testing import make_block, seeds
+from version1_baseline import get_preset
 
 pytestmark = pytest.mark.rtl
 
@@ -38,25 +35,6 @@ SIZES = {
 def rtl():
     with Accelerator("test") as acc:
         yield acc
-
-
-def make_block(cfg, seed):
-    """A v1 block with unit-scale weights (std 1/sqrt(fan_in)) so both residual branches matter,
-    8 calibration inputs and a different evaluation input, all N(0, 1)."""
-    torch.manual_seed(seed)
-    model = TinyLlama(cfg)
-    layer = model.model.layers[0]
-    with torch.no_grad():
-        for p in layer.parameters():
-            if p.dim() == 2:
-                p.normal_(0, 1 / math.sqrt(p.shape[1]))
-            else:
-                p.copy_(1 + 0.1 * torch.randn_like(p))
-    s = cfg.max_seq_len
-    cos, sin = model.model.rotary_emb(torch.arange(s))
-    calib = torch.randn(8, s, cfg.hidden_size).numpy()
-    x = torch.randn(s, cfg.hidden_size).numpy()
-    return layer, cos, sin, calib, x
 
 
 def cosine(a, b):

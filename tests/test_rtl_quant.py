@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from hw_offload import int_arith as ia
 from hw_offload.isa import CS_SHIFT
 from hw_offload.quant import (channel_scales, column_multipliers, multiplier, pair_multiplier,
-                              quantize, rope_q14, scale_of)
+                              quantize, quantize_block, rope_q14, scale_of)
 from hw_offload.testing import seeds
 from version1_baseline.model import RMSNorm, apply_rotary, RotaryEmbedding
 
@@ -160,3 +160,24 @@ def test_residual_add_within_half_lsb_plus_multiplier_rounding(seed):
     ma, mb, s, sb = pair_multiplier(s_a / s_y, s_b / s_y)
     err = lsb_error(ia.resadd(a_q, b_acc, ma, mb, s, sb), s_y, ref)
     assert err <= 0.51, f"residual add error {err:.4f} LSB"
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_quantize_block_weight_scales_and_column_tables(per_channel):
+    """Per channel: each row's own scale, tables carry their ratios. Per matrix (the baseline
+    of benchmarks/hw/bench_quant.py): one scale per matrix, every multiplier exactly 1.0."""
+    from hw_offload.compiler import layout_weights
+    from hw_offload.isa import HwConfig
+    from hw_offload.testing import make_block
+    from version1_baseline import get_preset
+    cfg = get_preset("chip16")
+    layer, cos, sin, calib, _ = make_block(cfg, 3, channel_spread=1.0)
+    qb = quantize_block(layer, cfg, calib, cos, sin, per_channel=per_channel)
+    wl = layout_weights(qb, HwConfig(), cfg.max_seq_len)
+    for name, lin in (("gate", layer.mlp.gate_proj), ("down", layer.mlp.down_proj)):
+        w = lin.weight.detach().double().numpy()
+        want = channel_scales(w) if per_channel else np.full(w.shape[0], scale_of(w))
+        np.testing.assert_allclose(qb.channel_scales[name], want, rtol=1e-12)
+        table = wl.image[(wl.at[f"cs_{name}"] - wl.base) * 16:][:2 * w.shape[0]].view(np.uint16)
+        np.testing.assert_array_equal(table, column_multipliers(want, want.max()))
+        assert (table == 2**15).all() != per_channel
