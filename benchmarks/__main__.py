@@ -1,7 +1,7 @@
 """``python -m benchmarks run --versions v1,v2,compile --presets tiny --modes train,prefill,decode``.
 
 Gates every version against v1, times them interleaved, and prints the speedup table;
-writes table.md, results.csv, results.json and PNG plots into the run folder.
+writes table.md, results.csv, kernels.csv, results.json and PNG plots into the run folder.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from .compare import BenchSettings, Row, run_preset
 from .environment import REPO_ROOT, best_device, machine_info
 from .plots import write_plots
 from .report import markdown_table, write_reports
-from .roofline import write_roofline
+from .roofline import write_kernel_roofline, write_roofline
 from .versions import parse_names
 from .workloads import resolve_dtype
 
@@ -29,13 +29,14 @@ def _plot_all(rows, machine, presets, out: Path) -> list[Path]:
     plots = write_plots(rows, out, machine["device_name"])
     roofline = write_roofline(rows, machine, {p: get_preset(p).to_dict() for p in presets},
                               out / "roofline.png")
-    return plots + ([roofline] if roofline else [])
+    kernels = write_kernel_roofline(rows, machine, out / "roofline_kernels.png")
+    return plots + [p for p in (roofline, kernels) if p]
 
 
 def _replot(folder: Path) -> int:
     """Redraw every plot of a finished run from its results.json (nothing is re-measured)."""
     data = json.loads((folder / "results.json").read_text())
-    rows = [Row(**record) for record in data["rows"]]
+    rows = [Row.from_json(record) for record in data["rows"]]
     plots = _plot_all(rows, data["machine"], data["settings"]["presets"], folder)
     print(f"wrote {', '.join(str(p) for p in plots)}")
     return 0

@@ -16,6 +16,8 @@ from version1_baseline.cli import build_parser
 from .counters import count_step, peak_memory
 from .environment import synchronize
 from .gate import check_against_v1
+from .kernel_points import profile_kernels, runs_in_interpreter
+from .schema import validate_kernels
 from .timing import summarize, time_interleaved
 from .versions import Unavailable, load_spec
 from .workloads import dtype_label, make_workload
@@ -47,9 +49,19 @@ class Row:
     achieved_flops_per_s: float | None = None  # workload_flops / median time
     fraction_of_matmul_ceiling: float | None = None   # vs the matmul rate measured this run
     extra: dict = field(default_factory=dict)
+    # benchmarks.kernel_points: per-op (CPU) / per-kernel (GPU) records of one extra profiled
+    # step, and that step's wall time (profiler overhead included, unlike median_ms)
+    kernels: list = field(default_factory=list)
+    kernel_step_ms: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, record: dict) -> "Row":
+        """A row read back from results.json; files written before a field existed still load."""
+        validate_kernels(record.get("kernels", []))
+        return cls(**record)
 
 
 @dataclass
@@ -188,6 +200,8 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
             row.kernel_launches_per_step = counts["kernel_launches_per_step"]
             row.ops_per_step = counts["ops_per_step"]
             row.peak_memory_bytes, _ = peak_memory(works[name].step, device)
+            if not runs_in_interpreter(row.extra):   # interpreter times place nothing
+                row.kernels, row.kernel_step_ms = profile_kernels(works[name].step, device)
             synchronize(device)
             out.append(row)
         flops = _workload_flops(reference, mode, batch, seq, device, settings)

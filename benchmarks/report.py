@@ -5,7 +5,14 @@ import csv
 import json
 from pathlib import Path
 
+from .kernel_points import flop_per_byte, flops_per_s, is_placed
 from .versions import ENTRIES
+
+# kernels.csv columns. The names carry the caveats: times come from one profiled step and
+# the bytes are a minimum-traffic model (benchmarks.kernel_points), not measured traffic.
+KERNEL_FIELDS = ("version", "preset", "mode", "name", "calls", "time_ms_profiled",
+                 "share_of_op_time", "flops", "flops_source", "bytes_min_traffic_model",
+                 "flop_per_byte", "flops_per_s", "on_roofline")
 
 
 def _num(value, spec):
@@ -61,11 +68,30 @@ def machine_markdown(machine: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_kernels_csv(rows: list, path: Path) -> Path:
+    """One line per (row, op or kernel name): the numbers behind roofline_kernels.png."""
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=KERNEL_FIELDS)
+        writer.writeheader()
+        for r in rows:
+            total = sum(k["time_ms"] for k in r.kernels)
+            for k in r.kernels:
+                writer.writerow({
+                    "version": r.version, "preset": r.preset, "mode": r.mode, "name": k["name"],
+                    "calls": k["calls"], "time_ms_profiled": f"{k['time_ms']:.6g}",
+                    "share_of_op_time": f"{k['time_ms'] / total:.4f}" if total else "",
+                    "flops": _num(k["flops"], "d"), "flops_source": k["flops_source"] or "",
+                    "bytes_min_traffic_model": _num(k["bytes"], "d"),
+                    "flop_per_byte": _num(flop_per_byte(k), ".6g"),
+                    "flops_per_s": _num(flops_per_s(k), ".6g"), "on_roofline": is_placed(k)})
+    return path
+
+
 def write_reports(rows: list, machine: dict, out: Path, settings: dict) -> dict[str, Path]:
-    """Write table.md, results.csv and results.json into ``out``; return their paths."""
+    """Write table.md, results.csv, kernels.csv and results.json into ``out``; return paths."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"md": out / "table.md", "csv": out / "results.csv", "json": out / "results.json",
-             "machine": out / "machine.md"}
+             "machine": out / "machine.md", "kernels": out / "kernels.csv"}
     paths["machine"].write_text(machine_markdown(machine))
     heading = (f"# Side-by-side benchmark: {', '.join(settings.get('presets', []))} / "
                f"{', '.join(settings.get('modes', []))} on {machine['device_name']}\n\n"
@@ -74,10 +100,11 @@ def write_reports(rows: list, machine: dict, out: Path, settings: dict) -> dict[
     paths["md"].write_text(heading + markdown_table(rows, machine) + "\n")
     records = [r.to_json() for r in rows]
     with paths["csv"].open("w", newline="") as f:
-        fields = [k for k in records[0] if k != "extra"] if records else []
+        fields = [k for k in records[0] if k not in ("extra", "kernels")] if records else []
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(records)
+    write_kernels_csv(rows, paths["kernels"])
     paths["json"].write_text(json.dumps({"machine": machine, "settings": settings,
                                          "rows": records}, indent=2) + "\n")
     return paths

@@ -1,10 +1,13 @@
-"""Roofline placement of each version: achieved FLOP/s against arithmetic intensity.
+"""Roofline placement of each version, and of each op/kernel: FLOP/s against FLOP per byte.
 
 The FLOPs are counted (v1 eager, FlopCounterMode) and the times measured. The bytes are a
 MODEL, not a measurement: the minimum traffic a step cannot avoid (every weight read once,
 the KV cache read or written once, token ids and logits once; for training, also gradients
 and AdamW's two moment buffers read and written once). It is the x axis of the classic
 roofline, where a real kernel's traffic can only be larger. The plot says so on its axis.
+
+The per-op plot (roofline_kernels.png) uses ``benchmarks.kernel_points``: FLOPs counted per
+op, time measured per op in one profiled step, and its own per-op minimum-traffic model.
 """
 from __future__ import annotations
 
@@ -14,6 +17,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from .kernel_points import (flop_per_byte, flops_per_s, is_placed,  # noqa: E402
+                            runs_in_interpreter, unplaced_summary)
 
 _FP32 = 4
 
@@ -36,13 +42,30 @@ def minimum_bytes(config: dict, mode: str, batch: int, seq: int, weight_bytes: i
     return params * weight_bytes + kv + logits + tokens * 8
 
 
+def _ceilings(ax, ceilings: dict, xs: list[float]) -> None:
+    """The measured roofs over the x range of ``xs``, log-log axes."""
+    peak, bandwidth = ceilings["matmul_flops_per_s"], ceilings["copy_bytes_per_s"]
+    lo, hi = min(xs) / 4, max(xs) * 4
+    grid = [lo * (hi / lo) ** (i / 200) for i in range(201)]
+    ax.plot(grid, [min(peak, bandwidth * x) for x in grid], color="black", lw=1,
+            label=f"measured ceilings: copy {bandwidth / 1e9:.0f} GB/s, "
+                  f"{ceilings['matmul_dtype']} matmul {peak / 1e9:.0f} GFLOP/s")
+    ax.axvline(peak / bandwidth, color="grey", lw=0.5, ls=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+
+
 def write_roofline(rows: list, machine: dict, configs: dict[str, dict], path: Path) -> Path | None:
-    """One point per measured (version, preset, mode) under the measured ceilings."""
+    """One point per measured (version, preset, mode) under the measured ceilings.
+
+    Rows timed in the Triton interpreter are left out: the interpreter's time says nothing
+    about the kernels.
+    """
     ceilings = machine.get("ceilings")
-    points = [r for r in rows if r.status == "ok" and r.achieved_flops_per_s]
+    points = [r for r in rows if r.status == "ok" and r.achieved_flops_per_s
+              and not runs_in_interpreter(r.extra)]
     if not ceilings or not points:
         return None
-    peak, bandwidth = ceilings["matmul_flops_per_s"], ceilings["copy_bytes_per_s"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     xs = []
     for r in points:
@@ -52,19 +75,89 @@ def write_roofline(rows: list, machine: dict, configs: dict[str, dict], path: Pa
         ax.scatter(intensity, r.achieved_flops_per_s, s=25)
         ax.annotate(f"{r.version} {r.preset}/{r.mode}", (intensity, r.achieved_flops_per_s),
                     fontsize=6, xytext=(3, 3), textcoords="offset points")
-    lo, hi = min(xs) / 4, max(xs) * 4
-    ridge = peak / bandwidth
-    grid = [lo * (hi / lo) ** (i / 200) for i in range(201)]
-    ax.plot(grid, [min(peak, bandwidth * x) for x in grid], color="black", lw=1,
-            label=f"measured ceilings: copy {bandwidth / 1e9:.0f} GB/s, "
-                  f"{ceilings['matmul_dtype']} matmul {peak / 1e9:.0f} GFLOP/s")
-    ax.axvline(ridge, color="grey", lw=0.5, ls=":")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    _ceilings(ax, ceilings, xs)
     ax.set_xlabel("FLOP per byte of MINIMUM traffic (a model of the bytes, not a measurement)")
     ax.set_ylabel("achieved FLOP/s (counted FLOPs / measured median)")
     ax.set_title(f"Roofline: {machine['device_name']}", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+_LABELLED = 4   # per panel: the slowest placed ops get a name, the rest stay dots
+_OFFSETS = [(4, 3), (4, -9), (-10, 3), (-10, -9)]   # points: where each number goes
+
+
+def _ms(t: float) -> str:
+    return f"{t:.0f} ms" if t >= 10 else f"{t:.2g} ms"
+
+
+def write_kernel_roofline(rows: list, machine: dict, path: Path) -> Path | None:
+    """One panel per (preset, mode): every op/kernel with counted FLOPs, a colour per version.
+
+    Points come from one profiled step per row (``benchmarks.kernel_points``): counted
+    FLOPs over the op's measured time, against FLOPs per byte of its minimum-traffic model.
+    Ops with no FLOP count cannot be placed; each legend entry says how many there were and
+    what share of that version's op time they took.
+    """
+    ceilings = machine.get("ceilings")
+    kernel_rows = [r for r in rows if r.status == "ok" and r.kernels
+                   and not runs_in_interpreter(r.extra)]
+    if not ceilings or not any(is_placed(k) for r in kernel_rows for k in r.kernels):
+        return None
+    panels: dict[tuple[str, str], list] = {}
+    for r in kernel_rows:
+        panels.setdefault((r.preset, r.mode), []).append(r)
+    versions = list(dict.fromkeys(r.version for r in kernel_rows))
+    colours = {v: plt.get_cmap("tab10")(i % 10) for i, v in enumerate(versions)}
+    cols = min(2, len(panels))
+    nrows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(6.4 * cols, 5.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, ((preset, mode), group) in zip(axes.flat, panels.items()):
+        placed = []
+        for r in group:
+            mine = [k for k in r.kernels if is_placed(k)]
+            n_off, share_off = unplaced_summary(r.kernels)
+            # Time outside every op (Python, or torch.compile's fused kernels, which the
+            # profiler does not name on CPU) is in no record: say how much the ops cover.
+            cover = (f"; ops = {100 * sum(k['time_ms'] for k in r.kernels) / r.kernel_step_ms:.0f}"
+                     "% of the step" if r.kernel_step_ms else "")
+            ax.scatter([flop_per_byte(k) for k in mine], [flops_per_s(k) for k in mine], s=14,
+                       color=colours[r.version], alpha=0.8,
+                       label=f"{r.version}: {len(mine)} ops placed; {n_off} without a FLOP "
+                             f"count = {100 * share_off:.0f}% of op time{cover}")
+            placed += [(r.version, k) for k in mine]
+        if not placed:
+            ax.set_title(f"{preset} / {mode}: no op with counted FLOPs", fontsize=9)
+            continue
+        # The slowest ops of all versions are often the same GEMM at the same spot: number
+        # them there and name them in the top-left corner, which is above the roof and so
+        # always empty.
+        slowest = sorted(placed, key=lambda vk: -vk[1]["time_ms"])[:_LABELLED]
+        names = []
+        for i, (version, k) in enumerate(slowest, 1):
+            ax.annotate(str(i), (flop_per_byte(k), flops_per_s(k)), fontsize=7,
+                        xytext=_OFFSETS[(i - 1) % len(_OFFSETS)], textcoords="offset points",
+                        color=colours[version], weight="bold")
+            names.append(f"{i}  {version} {k['name'].removeprefix('aten::')}: "
+                         f"{_ms(k['time_ms'])}, {flops_per_s(k) / 1e9:.3g} GFLOP/s")
+        ax.text(0.02, 0.98, "slowest placed ops\n" + "\n".join(names), transform=ax.transAxes,
+                fontsize=6.5, va="top", family="monospace")
+        _ceilings(ax, ceilings, [flop_per_byte(k) for _, k in placed])
+        ax.set_title(f"{preset} / {mode}: ops with counted FLOPs (slowest {_LABELLED} named)",
+                     fontsize=9)
+        ax.set_xlabel("FLOP per byte of the op's inputs + outputs (a minimum-traffic MODEL)",
+                      fontsize=7)
+        ax.set_ylabel("FLOP/s (counted FLOPs / op time in one profiled step)", fontsize=7)
+        # below the axes: inside, it would cover the low-intensity elementwise ops
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.13))
+    fig.suptitle(f"Per-op roofline: {machine['device_name']} (numbers in kernels.csv). The copy "
+                 "ceiling is a copy larger than every cache: small ops whose data stays in cache "
+                 "can sit above it.", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

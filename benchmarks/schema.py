@@ -1,7 +1,8 @@
 """The JSON result schema every version writes (``python -m versionN_* --json``).
 
 One record per (version, preset, mode) run. ``validate`` is what the tests and the
-harness use to reject malformed files.
+harness use to reject malformed files; ``validate_kernels`` checks the per-kernel records
+the side-by-side harness stores on its rows.
 """
 from __future__ import annotations
 
@@ -95,3 +96,41 @@ def load(path) -> dict:
     """Read and validate one result file."""
     with open(path) as f:
         return validate(json.load(f))
+
+
+_KERNEL_KEYS = {"name": str, "calls": int, "time_ms": float, "flops": int, "flops_source": str,
+                "bytes": int}
+_KERNEL_NULLABLE = ("flops", "flops_source", "bytes")
+
+
+def validate_kernels(records: list) -> list:
+    """Check the harness's per-kernel records (``benchmarks.kernel_points``); return them.
+
+    Raises ValueError naming the record and field. FLOPs, their source and bytes may be
+    null (not counted / not modelled); name, calls and a time may not.
+    """
+    if not isinstance(records, list):
+        raise ValueError(f"kernels should be a list of records, got {type(records).__name__}")
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise ValueError(f"kernels[{i}] should be a dict, got {record!r}")
+        for key, typ in _KERNEL_KEYS.items():
+            if key not in record:
+                raise ValueError(f"kernels[{i}] is missing {key!r}")
+            value = record[key]
+            if value is None and key in _KERNEL_NULLABLE:
+                continue
+            ok = isinstance(value, (int, float)) if typ is float else isinstance(value, typ)
+            if not ok or (typ is not str and isinstance(value, bool)):
+                raise ValueError(f"kernels[{i}] field {key!r} should be {typ.__name__}, "
+                                 f"got {value!r}")
+        if record["calls"] < 1 or record["time_ms"] < 0:
+            raise ValueError(f"kernels[{i}] ({record['name']}) needs calls >= 1 and time_ms "
+                             f">= 0, got {record['calls']} and {record['time_ms']}")
+        for key in ("flops", "bytes"):
+            if record[key] is not None and record[key] < 0:
+                raise ValueError(f"kernels[{i}] ({record['name']}) has negative {key}")
+        if (record["flops"] is None) != (record["flops_source"] is None):
+            raise ValueError(f"kernels[{i}] ({record['name']}): flops and flops_source must be "
+                             "both set or both null")
+    return records

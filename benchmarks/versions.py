@@ -59,7 +59,7 @@ def load_spec(name: str, device: torch.device, allow_interpreter: bool = False) 
                           "speedup table and in `python -m benchmarks.hw`")
     if entry.triton:
         try:
-            import triton  # noqa: F401
+            importlib.import_module("triton")   # a probe: is it installed?
         except ImportError:
             raise Unavailable(f"{name}: triton is not installed") from None
         if device.type != "cuda" and not allow_interpreter:

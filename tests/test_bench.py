@@ -75,6 +75,9 @@ def test_quick_run_writes_table_csv_json_and_plots(tmp_path, fake_versions, caps
         # The gate caught the 1% error: FAILED and never timed.
         assert rows[("wrong", mode)]["status"] == "FAILED"
         assert rows[("wrong", mode)]["median_ms"] is None
+        # Per-op records come from one extra profiled step of each timed row, and only those.
+        assert v1["kernels"] and v1["kernel_step_ms"] > 0
+        assert rows[("wrong", mode)]["kernels"] == [] and rows[("v4", mode)]["kernels"] == []
         assert "correctness gate" in rows[("wrong", mode)]["detail"]
         assert rows[("raises", mode)]["status"] == "ERROR"
         assert "kernel exploded" in rows[("raises", mode)]["detail"]
@@ -93,8 +96,10 @@ def test_quick_run_writes_table_csv_json_and_plots(tmp_path, fake_versions, caps
     assert table.startswith("# Side-by-side benchmark: chip16 / train, prefill, decode")
     printed = capsys.readouterr().out
     assert "### chip16 / decode" in printed and "kernel exploded" in printed
+    with (out / "kernels.csv").open() as f:
+        assert sum(1 for _ in csv.DictReader(f)) == sum(len(r["kernels"]) for r in data["rows"])
     for png in ("speedup.png", "aten_ops.png", "peak_memory.png", "ceiling_fraction.png",
-                "roofline.png"):
+                "roofline.png", "roofline_kernels.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The plots can be redrawn from results.json alone.
     (out / "speedup.png").unlink()

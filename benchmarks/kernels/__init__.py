@@ -4,9 +4,10 @@ Run ``python -m benchmarks.kernels.bench_<name>``.
 
 Each script times forward and forward+backward with ``triton.testing.do_bench`` (median
 over repeats, warm-up, L2 flushed between calls) for the Triton kernel, the eager PyTorch
-reference and ``torch.compile`` of that reference, and prints achieved GB/s (memory-bound
-kernels) or TFLOP/s (attention) next to two ceilings measured on the same device in the same
-run: a large device-to-device copy and a large bf16 matmul.
+reference and ``torch.compile`` of that reference, and prints achieved GB/s and TFLOP/s, from
+the analytic byte and FLOP counts of ``work.py``, next to two ceilings measured on the same
+device in the same run: a large device-to-device copy and a large bf16 matmul. The JSON rows
+keep bytes, FLOPs and time, so each row can be placed on a roofline.
 
 Without a GPU the scripts refuse: the Triton kernels would only run in the interpreter,
 whose timings mean nothing. They never print an estimate in place of a measurement.
@@ -27,7 +28,7 @@ def require_gpu() -> torch.device:
     if not torch.cuda.is_available():
         print(NO_GPU, file=sys.stderr)
         raise SystemExit(2)
-    import version3_triton  # noqa: F401  (decides compiled mode before any kernel exists)
+    # Importing the package decides compiled or interpreted mode before any kernel exists.
     from version3_triton import runtime
     if runtime.INTERPRET:
         print("TRITON_INTERPRET is set: " + NO_GPU, file=sys.stderr)
@@ -77,31 +78,41 @@ def compiled(fn, enabled: bool):
     return torch.compile(fn) if enabled else None
 
 
-def report(name: str, rows: list[dict], ceil: dict, unit: str, json_path: str | None) -> None:
-    """Print one line per (impl, pass) with its rate and the rate as a share of the ceiling."""
-    limit = ceil["copy_GBps"] if unit == "GB/s" else ceil["bf16_matmul_TFLOPs"]
+def rates(ms: float, nbytes: int, flops: int) -> dict:
+    """A JSON row's numbers: the counted work, the measured time and both rates.
+
+    Both are recorded so that a row can be placed on a roofline (FLOP per byte, FLOP/s).
+    """
+    return {"ms": ms, "bytes": nbytes, "flops": flops, "flop_per_byte": flops / nbytes,
+            "GBps": nbytes / ms * 1e-6, "TFLOPs": flops / ms * 1e-9}
+
+
+def report(name: str, rows: list[dict], ceil: dict, json_path: str | None) -> None:
+    """Print one line per (impl, pass): time, both rates and each as a share of its ceiling."""
     print(f"{name} on {ceil['device_name']}: ceilings copy {ceil['copy_GBps']:.0f} GB/s, "
           f"bf16 matmul {ceil['bf16_matmul_TFLOPs']:.0f} TFLOP/s (measured now)")
     for r in rows:
         print(f"  {r['shape']:<28} {r['impl']:<8} {r['pass']:<8} {r['ms']:8.3f} ms "
-              f"{r['rate']:8.1f} {unit} ({100 * r['rate'] / limit:5.1f}% of ceiling)")
+              f"{r['GBps']:8.1f} GB/s ({100 * r['GBps'] / ceil['copy_GBps']:5.1f}% of copy) "
+              f"{r['TFLOPs']:7.2f} TFLOP/s "
+              f"({100 * r['TFLOPs'] / ceil['bf16_matmul_TFLOPs']:5.1f}% of matmul)")
     if json_path:
         with open(json_path, "w") as f:
-            json.dump({"kernel": name, "unit": unit, "ceilings": ceil, "rows": rows}, f, indent=1)
+            json.dump({"kernel": name, "ceilings": ceil, "rows": rows,
+                       "counts": "bytes and flops: benchmarks/kernels/work.py (analytic, per "
+                                 "shape); ms: measured"}, f, indent=1)
 
 
-def run_impls(impls: dict, shape: str, fwd_bytes_or_flops: float, bwd_total: float,
-              make_fwd, make_step, rows: list, scale: float) -> None:
+def run_impls(impls: dict, shape: str, work, make_fwd, make_step, rows: list) -> None:
     """Time each implementation's forward and forward+backward; append rows.
 
-    ``scale`` turns (amount / ms) into the reported unit (1e-6 for GB/s, 1e-9 for TFLOP/s).
+    ``work`` is the shape's ``benchmarks.kernels.work.Work``: the same counted bytes and
+    FLOPs for every implementation, so the rates compare times directly.
     """
     for impl, fn in impls.items():
         if fn is None:
             continue
-        ms = bench_ms(make_fwd(fn))
-        rows.append({"shape": shape, "impl": impl, "pass": "fwd", "ms": ms,
-                     "rate": fwd_bytes_or_flops / ms * scale})
-        ms = bench_ms(make_step(fn))
-        rows.append({"shape": shape, "impl": impl, "pass": "fwd+bwd", "ms": ms,
-                     "rate": bwd_total / ms * scale})
+        rows.append({"shape": shape, "impl": impl, "pass": "fwd",
+                     **rates(bench_ms(make_fwd(fn)), work.fwd_bytes, work.fwd_flops)})
+        rows.append({"shape": shape, "impl": impl, "pass": "fwd+bwd",
+                     **rates(bench_ms(make_step(fn)), work.step_bytes, work.step_flops)})

@@ -1,14 +1,13 @@
 """Cross-entropy over the vocabulary, forward / forward+backward: Triton vs eager vs compile.
 
-Bytes counted: forward reads the logits twice and writes the gradient (the Triton kernel's
-real traffic); forward+backward adds a read and a write of the gradient for the scaling.
-The same byte count is used for the baselines, so the rates compare times directly.
+Bytes and FLOPs per shape: ``benchmarks.kernels.work.cross_entropy`` (the Triton kernel's
+real traffic; the same counts for the baselines, so the rates compare times directly).
 """
 import torch
 import torch.nn.functional as F
 
 from benchmarks.kernels import (ceilings, compiled, grad_step, parser, report, require_gpu,
-                                run_impls, torch_dtype)
+                                run_impls, torch_dtype, work)
 
 
 def eager(logits, labels):
@@ -25,13 +24,13 @@ def main(argv=None):
         logits = torch.randn(tokens, vocab, device=device, dtype=dtype, requires_grad=True)
         labels = torch.randint(0, vocab, (tokens,), device=device)
         one = torch.ones((), device=device)
-        size = logits.element_size() * logits.numel()
         impls = {"triton": cross_entropy, "eager": eager,
                  "compile": compiled(eager, not args.no_compile)}
-        run_impls(impls, f"{tokens}x{vocab} {args.dtype}", 3 * size, 5 * size,
+        run_impls(impls, f"{tokens}x{vocab} {args.dtype}",
+                  work.cross_entropy(tokens, vocab, logits.element_size()),
                   lambda fn: (lambda: fn(logits, labels)),
-                  lambda fn: grad_step(fn, (logits, labels), (one,)), rows, 1e-6)
-    report("cross_entropy", rows, ceil, "GB/s", args.json)
+                  lambda fn: grad_step(fn, (logits, labels), (one,)), rows)
+    report("cross_entropy", rows, ceil, args.json)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,14 @@
 """Decode attention (one query per sequence over the KV cache): Triton vs eager vs compile.
 
-Bytes counted: the valid part of the K and V cache (the query and output are negligible).
-Inference only, so only the forward is timed.
+Bytes and FLOPs per shape: ``benchmarks.kernels.work.decode_attention`` (the valid part
+of the K and V cache, q and the output; q.k and p.v). Inference only: only the forward is timed.
 """
 import math
 
 import torch
 
-from benchmarks.kernels import (bench_ms, ceilings, compiled, parser, report, require_gpu,
-                                torch_dtype)
+from benchmarks.kernels import (bench_ms, ceilings, compiled, parser, rates, report,
+                                require_gpu, torch_dtype, work)
 
 
 def eager(q, k_cache, v_cache, length):
@@ -29,7 +29,7 @@ def main(argv=None):
         q = torch.randn(bsz, hq, d, device=device, dtype=dtype)
         k = torch.randn(bsz, hk, length, d, device=device, dtype=dtype)
         v = torch.randn_like(k)
-        nbytes = 2 * k.element_size() * k.numel()
+        count = work.decode_attention(bsz, hq, hk, d, length, k.element_size())
         impls = {"triton": decode_attention, "eager": eager,
                  "compile": compiled(eager, not args.no_compile)}
         with torch.no_grad():
@@ -38,8 +38,8 @@ def main(argv=None):
                     continue
                 ms = bench_ms(lambda: fn(q, k, v, length))
                 rows.append({"shape": f"B{bsz} H{hq}/{hk} D{d} T{length}", "impl": impl,
-                             "pass": "fwd", "ms": ms, "rate": nbytes / ms * 1e-6})
-    report("decode_attention", rows, ceil, "GB/s", args.json)
+                             "pass": "fwd", **rates(ms, count.fwd_bytes, count.fwd_flops)})
+    report("decode_attention", rows, ceil, args.json)
 
 
 if __name__ == "__main__":

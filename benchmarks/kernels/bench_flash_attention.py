@@ -1,7 +1,8 @@
 """Causal GQA flash attention forward / forward+backward: Triton vs eager vs compile.
 
-FLOPs counted as useful causal work: forward 2 matmuls x 2 FLOPs x B*H*S*S*D / 2 (half the
-score matrix is masked); backward 2.5x the forward (5 matmuls instead of 2).
+Bytes and FLOPs per shape: ``benchmarks.kernels.work.flash_attention``. FLOPs are useful
+causal work: forward 2 matmuls x 2 FLOPs x B*H*S*S*D / 2 (half the score matrix is masked);
+backward 2.5x the forward (5 matmuls instead of 2).
 The eager baseline is version 1's explicit attention (repeat K/V, mask, softmax).
 """
 import math
@@ -9,7 +10,7 @@ import math
 import torch
 
 from benchmarks.kernels import (ceilings, compiled, grad_step, parser, report, require_gpu,
-                                run_impls, torch_dtype)
+                                run_impls, torch_dtype, work)
 
 
 def eager(q, k, v):
@@ -34,13 +35,13 @@ def main(argv=None):
         k = torch.randn(bsz, seq, hk, d, device=device, dtype=dtype, requires_grad=True)
         v = torch.randn_like(k, requires_grad=True)
         do = torch.randn_like(q)
-        fwd_flops = 4 * bsz * hq * seq * seq * d / 2
         impls = {"triton": flash_attention, "eager": eager,
                  "compile": compiled(eager, not args.no_compile)}
-        run_impls(impls, f"B{bsz} S{seq} H{hq}/{hk} D{d}", fwd_flops, 3.5 * fwd_flops,
+        run_impls(impls, f"B{bsz} S{seq} H{hq}/{hk} D{d}",
+                  work.flash_attention(bsz, seq, hq, hk, d, q.element_size()),
                   lambda fn: (lambda: fn(q, k, v)), lambda fn: grad_step(fn, (q, k, v), (do,)),
-                  rows, 1e-9)
-    report("flash_attention", rows, ceil, "TFLOP/s", args.json)
+                  rows)
+    report("flash_attention", rows, ceil, args.json)
 
 
 if __name__ == "__main__":

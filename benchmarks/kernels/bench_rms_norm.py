@@ -1,12 +1,12 @@
-"""RMSNorm (and fused add + RMSNorm) forward / forward+backward: Triton vs eager vs compile.
+"""RMSNorm forward / forward+backward: Triton vs eager vs compile.
 
-Bytes counted: forward reads x (and residual) and writes y (and the sum); backward reads
-x, dy (and dsum) and writes dx. The weight and rstd are negligible and not counted.
+Bytes and FLOPs per shape: ``benchmarks.kernels.work.rms_norm`` (forward reads x and writes
+y; backward reads x, dy and writes dx; the weight and rstd are negligible and not counted).
 """
 import torch
 
 from benchmarks.kernels import (ceilings, compiled, grad_step, parser, report, require_gpu,
-                                run_impls, torch_dtype)
+                                run_impls, torch_dtype, work)
 
 
 def eager(x, w, eps=1e-6):
@@ -24,13 +24,12 @@ def main(argv=None):
         x = torch.randn(tokens, hidden, device=device, dtype=dtype, requires_grad=True)
         w = torch.randn(hidden, device=device, requires_grad=True)
         dy = torch.randn_like(x)
-        size = x.element_size() * x.numel()
         impls = {"triton": rms_norm, "eager": eager,
                  "compile": compiled(eager, not args.no_compile)}
-        run_impls(impls, f"{tokens}x{hidden} {args.dtype}", 2 * size, 2 * size + 3 * size,
-                  lambda fn: (lambda: fn(x, w)), lambda fn: grad_step(fn, (x, w), (dy,)),
-                  rows, 1e-6)
-    report("rms_norm", rows, ceil, "GB/s", args.json)
+        run_impls(impls, f"{tokens}x{hidden} {args.dtype}",
+                  work.rms_norm(tokens, hidden, x.element_size()),
+                  lambda fn: (lambda: fn(x, w)), lambda fn: grad_step(fn, (x, w), (dy,)), rows)
+    report("rms_norm", rows, ceil, args.json)
 
 
 if __name__ == "__main__":

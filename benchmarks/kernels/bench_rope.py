@@ -1,11 +1,12 @@
 """RoPE on Q and K (GQA) forward / forward+backward: Triton vs eager vs compile.
 
-Bytes counted: read q, k and write both (forward); the same again for the backward.
+Bytes and FLOPs per shape: ``benchmarks.kernels.work.rope`` (read q, k and write both;
+the same again for the backward).
 """
 import torch
 
 from benchmarks.kernels import (ceilings, compiled, grad_step, parser, report, require_gpu,
-                                run_impls, torch_dtype)
+                                run_impls, torch_dtype, work)
 from version1_baseline.model import RotaryEmbedding, apply_rotary
 
 
@@ -25,13 +26,13 @@ def main(argv=None):
         k = torch.randn(bsz, seq, hk, d, device=device, dtype=dtype, requires_grad=True)
         cos, sin = RotaryEmbedding(d).to(device)(torch.arange(seq, device=device))
         grads = (torch.randn_like(q), torch.randn_like(k))
-        size = q.element_size() * (q.numel() + k.numel())
         impls = {"triton": apply_rope, "eager": eager,
                  "compile": compiled(eager, not args.no_compile)}
-        run_impls(impls, f"B{bsz} S{seq} H{hq}/{hk} D{d}", 2 * size, 4 * size,
+        run_impls(impls, f"B{bsz} S{seq} H{hq}/{hk} D{d}",
+                  work.rope(bsz, seq, hq, hk, d, q.element_size()),
                   lambda fn: (lambda: fn(q, k, cos, sin)),
-                  lambda fn: grad_step(fn, (q, k, cos, sin), grads), rows, 1e-6)
-    report("rope", rows, ceil, "GB/s", args.json)
+                  lambda fn: grad_step(fn, (q, k, cos, sin), grads), rows)
+    report("rope", rows, ceil, args.json)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """SwiGLU ``silu(gate) * up`` forward / forward+backward: Triton vs eager vs compile.
 
-Bytes counted: forward reads gate, up and writes y (3 tensors); backward reads dy, gate, up
-and writes dgate, dup (5 tensors).
+Bytes and FLOPs per shape: ``benchmarks.kernels.work.swiglu`` (forward reads gate, up and
+writes y; backward reads dy, gate, up and writes dgate, dup).
 """
 import torch
 import torch.nn.functional as F
 
 from benchmarks.kernels import (ceilings, compiled, grad_step, parser, report, require_gpu,
-                                run_impls, torch_dtype)
+                                run_impls, torch_dtype, work)
 
 
 def eager(gate, up):
@@ -24,12 +24,11 @@ def main(argv=None):
         g = torch.randn(tokens, inter, device=device, dtype=dtype, requires_grad=True)
         u = torch.randn_like(g, requires_grad=True)
         dy = torch.randn_like(g)
-        size = g.element_size() * g.numel()
         impls = {"triton": swiglu, "eager": eager, "compile": compiled(eager, not args.no_compile)}
-        run_impls(impls, f"{tokens}x{inter} {args.dtype}", 3 * size, 3 * size + 5 * size,
-                  lambda fn: (lambda: fn(g, u)), lambda fn: grad_step(fn, (g, u), (dy,)),
-                  rows, 1e-6)
-    report("swiglu", rows, ceil, "GB/s", args.json)
+        run_impls(impls, f"{tokens}x{inter} {args.dtype}",
+                  work.swiglu(tokens, inter, g.element_size()),
+                  lambda fn: (lambda: fn(g, u)), lambda fn: grad_step(fn, (g, u), (dy,)), rows)
+    report("swiglu", rows, ceil, args.json)
 
 
 if __name__ == "__main__":
