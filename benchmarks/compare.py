@@ -17,6 +17,7 @@ from .counters import count_step, peak_memory
 from .environment import synchronize
 from .gate import check_against_v1
 from .kernel_points import profile_kernels, runs_in_interpreter
+from .noise import WINDOW_S, LoadWatch, busy_reasons
 from .schema import validate_kernels
 from .timing import summarize, time_interleaved
 from .versions import Unavailable, load_spec
@@ -53,6 +54,17 @@ class Row:
     # step, and that step's wall time (profiler overhead included, unlike median_ms)
     kernels: list = field(default_factory=list)
     kernel_step_ms: float | None = None
+    # benchmarks.noise: the machine's load just before and after the timed loop, and why
+    # this row's time should not be read as the quiet speed ([] when nothing says so)
+    load: dict = field(default_factory=dict)
+    busy: list = field(default_factory=list)
+    # What makes rows from different runs comparable (set by the harness for the whole run)
+    machine: str = ""
+    torch: str = ""
+    triton: str | None = None
+    git_sha: str = ""
+    timestamp: str = ""
+    quick: bool = False
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -74,6 +86,7 @@ class BenchSettings:
     allow_interpreter: bool = False
     seed: int = 0
     matmul_ceiling: float | None = None   # FLOP/s measured on this device (benchmarks.ceilings)
+    load_window_s: float = WINDOW_S       # how long each load snapshot watches other processes
 
 
 def _build(name: str, preset: str, device: torch.device, state: dict, settings: BenchSettings):
@@ -186,7 +199,8 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
         if not works:
             continue
         say(f"{preset}/{mode}: timing {', '.join(works)} interleaved")
-        times = _time_all(works, mode_rows, device, settings)
+        with LoadWatch(settings.load_window_s) as watch:
+            times = _time_all(works, mode_rows, device, settings)
         for name, row in mode_rows.items():
             if row.status != "ok":
                 out.append(row)
@@ -195,6 +209,8 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
             row.median_ms, row.p10_ms, row.p90_ms, row.repeats = (
                 stats["median"], stats["p10"], stats["p90"], stats["n"])
             row.tokens_per_s = works[name].tokens_per_step / (stats["median"] / 1e3)
+            row.load = watch.record
+            row.busy = busy_reasons(watch.record, stats["p10"], stats["p90"])
             say(f"{preset}/{mode}: counting {name}")
             counts = count_step(works[name].step, device)
             row.kernel_launches_per_step = counts["kernel_launches_per_step"]

@@ -5,6 +5,7 @@ import os
 import platform
 import re
 import subprocess
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -102,3 +103,17 @@ def machine_slug(device: torch.device) -> str:
         name = torch.cuda.get_device_name(device).lower()
         return re.sub(r"[^a-z0-9]+", "-", name).strip("-")
     return f"cpu-{os.cpu_count()}core"
+
+
+def default_out(kind: str) -> Path:
+    """Where a command writes when ``--out`` is not given: ``results/<date-time>/<kind>``.
+
+    ``results/`` is ignored by git, so no command overwrites committed results unless
+    its ``--out`` points into ``benchmarks/results/`` on purpose.
+    """
+    return REPO_ROOT / "results" / time.strftime("%Y%m%d-%H%M%S") / kind
+
+
+def run_timestamp() -> str:
+    """ISO-8601 local time with offset, as recorded on every result row."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.environment import REPO_ROOT, machine_info, machine_slug
+from benchmarks.environment import default_out, machine_info
 from hw_offload.compiler import compile_block
 from hw_offload.driver import Accelerator
 from hw_offload.golden import GoldenAccelerator
@@ -143,11 +143,13 @@ def to_markdown(res: dict) -> str:
 def main(argv=None) -> None:
     cpu = torch.device("cpu")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path,
-                    default=REPO_ROOT / "benchmarks" / "results" / machine_slug(cpu) / "hw")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="default: results/<date-time>/hw; to refresh the committed results "
+                         "pass --out benchmarks/results/<machine>/hw")
     ap.add_argument("--clock-mhz", type=float, default=200.0)
     ap.add_argument("--presets", nargs="+", default=["chip16", "tiny"])
     args = ap.parse_args(argv)
+    args.out = args.out or default_out("hw")
     from hw_offload.build import VARIANT_FLAGS
     res = {"machine": machine_info(cpu), "clock_mhz": args.clock_mhz,
            "build_flags": " ".join(VARIANT_FLAGS["fast"])}

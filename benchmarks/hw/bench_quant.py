@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.environment import REPO_ROOT, machine_info, machine_slug
+from benchmarks.environment import default_out, machine_info
 from hw_offload.compiler import compile_block
 from hw_offload.golden import GoldenAccelerator
 from hw_offload.isa import HwConfig
@@ -79,8 +79,11 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=100)
     ap.add_argument("--spreads", default="0,1")
-    ap.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / machine_slug(cpu) / "hw")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="default: results/<date-time>/hw; to refresh the committed results "
+                         "pass --out benchmarks/results/<machine>/hw")
     args = ap.parse_args(argv)
+    args.out = args.out or default_out("hw")
     if args.seeds < 1:
         raise SystemExit(f"error: --seeds must be >= 1, got {args.seeds}")
     rows = run(args.seeds, [float(s) for s in args.spreads.split(",")])
