@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -17,7 +16,8 @@ from version1_baseline import get_preset
 
 from .ceilings import measure_ceilings
 from .compare import BenchSettings, Row, run_preset
-from .environment import REPO_ROOT, best_device, machine_info
+from .environment import best_device, default_out, machine_info, run_timestamp
+from .noise import warning_line
 from .plots import write_plots
 from .report import markdown_table, write_reports
 from .roofline import write_kernel_roofline, write_roofline
@@ -57,8 +57,10 @@ def _run(args) -> int:
     if args.quick:
         settings.steps, settings.warmup = min(settings.steps, 5), min(settings.warmup, 1)
         settings.seq_len = settings.seq_len or 64
-    out = Path(args.out or REPO_ROOT / "results" / time.strftime("bench-%Y%m%d-%H%M%S"))
+    out = Path(args.out) if args.out else default_out("bench")
     machine = machine_info(device)
+    stamp = {"machine": machine["slug"], "torch": machine["torch"], "triton": machine["triton"],
+             "git_sha": machine["git_sha"], "timestamp": run_timestamp(), "quick": args.quick}
     ceilings = None
     if not args.no_ceilings:
         ceilings = measure_ceilings(device)
@@ -72,6 +74,8 @@ def _run(args) -> int:
             rows += run_preset(names, preset, modes, device, settings,
                                progress=lambda text: bar.set_postfix_str(text, refresh=True))
             bar.update(1)
+    for row in rows:     # every row says where, with what and when it was measured
+        row.__dict__.update(stamp)
     paths = write_reports(rows, machine, out, {
         "versions": names, "presets": presets, "modes": modes, "steps": settings.steps,
         "warmup": settings.warmup, "seq_len": settings.seq_len,
@@ -79,6 +83,9 @@ def _run(args) -> int:
     plots = _plot_all(rows, machine, presets, out)
     print(markdown_table(rows, machine))
     print(f"wrote {', '.join(str(p) for p in [*paths.values(), *plots])}")
+    warning = warning_line([(f"{r.version} {r.preset}/{r.mode}", r.busy) for r in rows])
+    if warning:
+        print(warning, file=sys.stderr)
     failed = [r for r in rows if r.status in ("FAILED", "ERROR")]
     return 1 if failed and args.strict else 0
 
@@ -105,7 +112,7 @@ def main(argv=None) -> int:
                      help="skip measuring copy bandwidth and matmul rate")
     run.add_argument("--strict", action="store_true", help="exit 1 if any version FAILED/ERROR")
     run.add_argument("--no-progress", action="store_true")
-    run.add_argument("--out", default=None, help="default: results/bench-<time>")
+    run.add_argument("--out", default=None, help="default: results/<date-time>/bench")
     plot = sub.add_parser("plot", help="redraw the plots of a run folder from its results.json")
     plot.add_argument("folder")
     sub.add_parser("readme", help="regenerate the README's results section from "

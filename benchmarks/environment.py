@@ -94,6 +94,7 @@ def machine_info(device: torch.device) -> dict:
         "torch": torch.__version__,
         "triton": triton_version(),
         "git_sha": git_sha(),
+        "slug": machine_slug(device),
     }
 
 

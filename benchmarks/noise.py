@@ -44,11 +44,11 @@ def _proc_cpu_ticks(proc: Path) -> dict[int, tuple[str, int]]:
 
 
 def other_processes_busy(window_s: float = WINDOW_S, proc: Path = _PROC,
-                         exclude: set[int] | None = None) -> dict | None:
+                         exclude: set[int] | None = None, top: int | None = 3) -> dict | None:
     """Cores' worth of CPU used by processes other than this one over ``window_s`` seconds.
 
     Returns ``{"other_busy_cores": float, "busiest": [{"pid", "name", "cores"}, ...]}``
-    (the three busiest), or ``None`` where ``/proc`` is not readable.
+    (the ``top`` busiest; all with ``top=None``), or ``None`` where ``/proc`` is not readable.
     """
     if not (proc / "stat").exists():
         return None
@@ -66,7 +66,7 @@ def other_processes_busy(window_s: float = WINDOW_S, proc: Path = _PROC,
         if delta > 0:
             used.append({"pid": pid, "name": name, "cores": round(delta / hz / elapsed, 3)})
     used.sort(key=lambda u: -u["cores"])
-    return {"other_busy_cores": round(sum(u["cores"] for u in used), 3), "busiest": used[:3]}
+    return {"other_busy_cores": round(sum(u["cores"] for u in used), 3), "busiest": used[:top]}
 
 
 def load_snapshot(window_s: float = WINDOW_S) -> dict:

@@ -11,6 +11,7 @@ op, time measured per op in one profiled step, and its own per-op minimum-traffi
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -72,8 +73,11 @@ def write_roofline(rows: list, machine: dict, configs: dict[str, dict], path: Pa
         intensity = r.workload_flops / minimum_bytes(configs[r.preset], r.mode, r.batch_size,
                                                      r.seq_len)
         xs.append(intensity)
-        ax.scatter(intensity, r.achieved_flops_per_s, s=25)
-        ax.annotate(f"{r.version} {r.preset}/{r.mode}", (intensity, r.achieved_flops_per_s),
+        busy = bool(getattr(r, "busy", None))
+        ax.scatter(intensity, r.achieved_flops_per_s, s=25,
+                   edgecolors="#C44E52" if busy else "face", linewidths=1.5 if busy else 0)
+        ax.annotate(f"{r.version} {r.preset}/{r.mode}" + (" BUSY" if busy else ""),
+                    (intensity, r.achieved_flops_per_s),
                     fontsize=6, xytext=(3, 3), textcoords="offset points")
     _ceilings(ax, ceilings, xs)
     ax.set_xlabel("FLOP per byte of MINIMUM traffic (a model of the bytes, not a measurement)")
@@ -94,6 +98,19 @@ def _ms(t: float) -> str:
     return f"{t:.0f} ms" if t >= 10 else f"{t:.2g} ms"
 
 
+def _above_matmul_caption(above: list) -> str:
+    """Why points sit above the matmul ceiling, naming them; '' when none does."""
+    if not above:
+        return "No op sits above the matmul ceiling."
+    worst = max(above, key=lambda a: a[4])
+    return (f"{len(above)} op(s) sit above the matmul ceiling (at most {worst[4]:.2f}x: "
+            f"{worst[2]} {worst[3]}, {worst[0]} / {worst[1]}). The ceiling is one square "
+            "matmul timed once before the run; a GEMM of another shape, timed in the profiled "
+            "step, can run faster (a shape the BLAS library blocks better, or a higher boost "
+            "clock), and a profiled op's time excludes the launch overhead the ceiling's "
+            "timer includes. It is a measured reference, not a hardware peak.")
+
+
 def write_kernel_roofline(rows: list, machine: dict, path: Path) -> Path | None:
     """One panel per (preset, mode): every op/kernel with counted FLOPs, a colour per version.
 
@@ -109,14 +126,20 @@ def write_kernel_roofline(rows: list, machine: dict, path: Path) -> Path | None:
         return None
     panels: dict[tuple[str, str], list] = {}
     for r in kernel_rows:
-        panels.setdefault((r.preset, r.mode), []).append(r)
+        if any(is_placed(k) for k in r.kernels):
+            panels.setdefault((r.preset, r.mode), []).append(r)
+    # (preset, mode) pairs with nothing to place get no panel, only a line in the caption
+    empty = sorted({(r.preset, r.mode) for r in kernel_rows} - set(panels))
     versions = list(dict.fromkeys(r.version for r in kernel_rows))
     colours = {v: plt.get_cmap("tab10")(i % 10) for i, v in enumerate(versions)}
-    cols = min(2, len(panels))
+    # presets down, modes across (as in the bar plots), when that fills the grid
+    modes = list(dict.fromkeys(mode for _, mode in panels))
+    cols = len(modes) if len(panels) % len(modes) == 0 else min(3, len(panels))
     nrows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(6.4 * cols, 5.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(5.6 * cols, 5.4 * nrows + 1.2), squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
+    above = []   # (preset, mode, version, op, factor over the matmul ceiling)
     for ax, ((preset, mode), group) in zip(axes.flat, panels.items()):
         placed = []
         for r in group:
@@ -131,9 +154,9 @@ def write_kernel_roofline(rows: list, machine: dict, path: Path) -> Path | None:
                        label=f"{r.version}: {len(mine)} ops placed; {n_off} without a FLOP "
                              f"count = {100 * share_off:.0f}% of op time{cover}")
             placed += [(r.version, k) for k in mine]
-        if not placed:
-            ax.set_title(f"{preset} / {mode}: no op with counted FLOPs", fontsize=9)
-            continue
+        above += [(preset, mode, version, k["name"].removeprefix("aten::"),
+                   flops_per_s(k) / ceilings["matmul_flops_per_s"]) for version, k in placed
+                  if flops_per_s(k) > ceilings["matmul_flops_per_s"]]
         # The slowest ops of all versions are often the same GEMM at the same spot: number
         # them there and name them in the top-left corner, which is above the roof and so
         # always empty.
@@ -155,10 +178,14 @@ def write_kernel_roofline(rows: list, machine: dict, path: Path) -> Path | None:
         ax.set_ylabel("FLOP/s (counted FLOPs / op time in one profiled step)", fontsize=7)
         # below the axes: inside, it would cover the low-intensity elementwise ops
         ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.13))
-    fig.suptitle(f"Per-op roofline: {machine['device_name']} (numbers in kernels.csv). The copy "
-                 "ceiling is a copy larger than every cache: small ops whose data stays in cache "
-                 "can sit above it.", fontsize=8)
-    fig.tight_layout()
+    fig.suptitle(f"Per-op roofline: {machine['device_name']} (numbers in kernels.csv)", fontsize=10)
+    caption = ("The copy ceiling is a copy larger than every cache: small ops whose data stays "
+               "in cache can sit above it. " + _above_matmul_caption(above))
+    if empty:
+        caption += (" No op with a counted FLOP total (so no panel): "
+                    + ", ".join(f"{p} / {m}" for p, m in empty) + ".")
+    fig.text(0.01, 0.005, textwrap.fill(caption, 45 * cols), fontsize=7.5, va="bottom")
+    fig.tight_layout(rect=(0, 1.0 / (5.4 * nrows + 1.2), 1, 0.98))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

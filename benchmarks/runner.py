@@ -10,7 +10,8 @@ from typing import Callable
 import torch
 
 from .counters import count_step, peak_memory
-from .environment import machine_info, synchronize
+from .environment import machine_info, run_timestamp, synchronize
+from .noise import WINDOW_S, LoadWatch, busy_reasons
 from .schema import RunResult
 from .timing import summarize, time_repeats
 from .workloads import Workload, dtype_label, make_workload
@@ -20,15 +21,24 @@ def run_workload(model: torch.nn.Module, *, version: str, preset: str, mode: str
                  batch_size: int, seq_len: int, device: torch.device, dtype: torch.dtype,
                  steps: int, warmup: int, seed: int = 0, count: bool = True,
                  describe: Callable[[torch.nn.Module], dict] | None = None,
-                 loss_fn=None) -> RunResult:
-    """Warm up, time ``steps`` repeats, then count kernels/ops and peak memory on extra steps."""
+                 loss_fn=None, load_window_s: float = WINDOW_S) -> RunResult:
+    """Warm up, time ``steps`` repeats, then count kernels/ops and peak memory on extra steps.
+
+    The machine's load is sampled for ``load_window_s`` just before and after the timed
+    repeats (``benchmarks.noise``) and kept with the result.
+    """
     work = make_workload(model, mode, batch_size, seq_len, device, dtype, seed=seed,
                          loss_fn=loss_fn)
-    seconds = time_repeats(work.step, device, warmup=warmup, repeats=steps)
-    return result_from_times(model, work, seconds, version=version, preset=preset,
-                             batch_size=batch_size, seq_len=seq_len, device=device, dtype=dtype,
-                             warmup=warmup, count=count,
-                             extra=describe(model) if describe else {})
+    with LoadWatch(load_window_s) as watch:
+        seconds = time_repeats(work.step, device, warmup=warmup, repeats=steps)
+    result = result_from_times(model, work, seconds, version=version, preset=preset,
+                               batch_size=batch_size, seq_len=seq_len, device=device,
+                               dtype=dtype, warmup=warmup, count=count,
+                               extra=describe(model) if describe else {})
+    result.load = watch.record
+    result.busy = busy_reasons(watch.record, result.step_time_ms["p10"],
+                               result.step_time_ms["p90"])
+    return result
 
 
 def result_from_times(model: torch.nn.Module, work: Workload, seconds: list[float], *,
@@ -59,5 +69,5 @@ def result_from_times(model: torch.nn.Module, work: Workload, seconds: list[floa
         kernel_launches_per_step=counts["kernel_launches_per_step"],
         ops_per_step=counts["ops_per_step"],
         first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
-        notes=notes, extra=extra or {},
+        notes=notes, extra=extra or {}, timestamp=run_timestamp(),
     )

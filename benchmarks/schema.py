@@ -36,6 +36,12 @@ class RunResult:
     last_loss: float | None = None    # train mode: loss of the last step
     notes: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)   # version-specific facts (e.g. SDPA backend)
+    # benchmarks.noise: load just before/after timing, and why the time may not be the quiet
+    # speed ([] when nothing says so); when, and whether it was a smoke run
+    load: dict = field(default_factory=dict)
+    busy: list[str] = field(default_factory=list)
+    timestamp: str = ""               # ISO-8601 local time of the measurement
+    quick: bool = False               # a smoke run with few steps: not for reporting
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict:
@@ -85,6 +91,11 @@ def validate(record: dict) -> dict:
         value = record.get(key)
         if value is not None and (not isinstance(value, int) or value < 0):
             raise ValueError(f"{key} must be a non-negative int or null, got {value!r}")
+    # Added after the first results were committed: optional, but well formed when present.
+    for key, typ in (("load", dict), ("busy", list), ("timestamp", str), ("quick", bool)):
+        if key in record and not isinstance(record[key], typ):
+            raise ValueError(f"result field {key!r} should be {typ.__name__}, "
+                             f"got {record[key]!r}")
     if record["mode"] == "train":
         for key in ("first_loss", "last_loss"):
             if not isinstance(record.get(key), (int, float)):

@@ -68,6 +68,12 @@ def test_quick_run_writes_table_csv_json_and_plots(tmp_path, fake_versions, caps
         assert v1["speedup_vs_v1"] == pytest.approx(1.0)
         assert v1["tokens_per_s"] > 0 and v1["ops_per_step"] > 0 and v1["peak_memory_bytes"] > 0
         assert v1["workload_flops"] > 0
+        # comparable across runs, and the machine's load around the timed loop recorded
+        assert v1["machine"] == data["machine"]["slug"] and v1["torch"] == torch.__version__
+        assert v1["git_sha"] and v1["timestamp"] and v1["quick"] is False
+        for when in ("before", "after"):
+            assert len(v1["load"][when]["loadavg"]) == 3 and v1["load"][when]["torch_threads"]
+        assert isinstance(v1["busy"], list)
         assert v1["achieved_flops_per_s"] == pytest.approx(
             v1["workload_flops"] / (v1["median_ms"] / 1e3))
         assert 0 < v1["fraction_of_matmul_ceiling"] == pytest.approx(

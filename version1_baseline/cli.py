@@ -6,6 +6,7 @@ is the same code for all of them.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import torch
 
@@ -64,6 +65,7 @@ def build_model(spec, args, device: torch.device):
 
 def main(spec, argv=None) -> int:
     from benchmarks.environment import best_device
+    from benchmarks.noise import warning_line
     from benchmarks.runner import run_workload
     from benchmarks.workloads import resolve_dtype
 
@@ -104,5 +106,8 @@ def main(spec, argv=None) -> int:
     if args.json:
         result.write(args.json)
         print(f"  wrote {args.json}")
+    warning = warning_line([(f"{spec.name} {result.preset}/{args.mode}", result.busy)])
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
 
