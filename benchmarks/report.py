@@ -44,8 +44,9 @@ def markdown_table(rows: list, machine: dict) -> str:
             spread = f"{r.p10_ms:.2f}–{r.p90_ms:.2f}" if r.p10_ms is not None else ""
             peak = "" if r.peak_memory_bytes is None else f"{r.peak_memory_bytes / 2**20:.1f}"
             status = r.status if not r.detail else f"{r.status}: {r.detail}"
-            if getattr(r, "busy", None):
-                status += f" — BUSY machine: {'; '.join(r.busy)}"
+            if getattr(r, "busy", None):   # every reason is in results.json / .csv
+                more = f" (+{len(r.busy) - 1} more)" if len(r.busy) > 1 else ""
+                status += f" — BUSY machine: {r.busy[0]}{more}"
             if r.status == "estimated":
                 status = (f"ESTIMATED (compute {r.estimated_compute_ms:.3f} ms + link "
                           f"{r.estimated_transfer_ms:.3f} ms): {r.detail}")

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-from ..environment import REPO_ROOT, best_device
+from ..environment import best_device, default_out
 from ..versions import Unavailable, parse_names
 from .profile_version import profile_version
 from .summary import write_summary
@@ -22,7 +21,7 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--out", default=None, help="default: results/profile-<time>")
+    p.add_argument("--out", default=None, help="default: results/<date-time>/profile")
     p.add_argument("--no-vendor", action="store_true", help="skip nsys/ncu/rocprof*")
     p.add_argument("--allow-interpreter", action="store_true",
                    help="profile Triton versions under TRITON_INTERPRET on CPU (very slow)")
@@ -32,7 +31,7 @@ def main(argv=None) -> int:
     except ValueError as exc:
         p.error(str(exc))
     device = best_device(args.device)
-    out = Path(args.out or REPO_ROOT / "results" / time.strftime("profile-%Y%m%d-%H%M%S"))
+    out = Path(args.out) if args.out else default_out("profile")
     out.mkdir(parents=True, exist_ok=True)
     summaries, unavailable, failed = [], {}, []
     for name in names:
