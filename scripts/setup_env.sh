@@ -2,7 +2,8 @@
 #   usage: source scripts/setup_env.sh "test,hw" ["profile"]
 #   $1: pyproject extras this command needs; $2: extras it can do without (a failed
 #   install of those is a warning, and the step that needs them says it was skipped).
-# Sets PY to the venv's python. Environment: PYTHON, VENV_DIR, TORCH_SPEC, TRITON_REQUIRED.
+# Sets PY to the venv's python. Environment: PYTHON, VENV_DIR, TORCH_SPEC, TORCH_INDEX_URL,
+# TRITON_REQUIRED (scripts/torch_choice.sh says how the torch build is chosen).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EXTRAS="${1:-}"
@@ -18,8 +19,15 @@ PY="$VENV/bin/python"
 pipq() { "$PY" -m pip install --disable-pip-version-check -q "$@"; }
 
 if ! "$PY" -c "import torch" >/dev/null 2>&1; then
-    echo "[setup] torch not importable: pip install ${TORCH_SPEC:-torch}"
-    pipq "${TORCH_SPEC:-torch}"
+    source "$ROOT/scripts/torch_choice.sh"
+    choose_torch
+    echo "[setup] torch not importable: installing $TORCH_CHOICE"
+    echo "[setup]   (override: TORCH_SPEC=<pip spec>, TORCH_INDEX_URL=<index> or TORCH_INDEX_URL= for PyPI)"
+    if ! pipq "${TORCH_PIP_ARGS[@]}"; then
+        echo "[setup] error: pip install ${TORCH_PIP_ARGS[*]} failed; if that index is unreachable," \
+             "set TORCH_INDEX_URL= (plain PyPI) or TORCH_SPEC" >&2
+        exit 1
+    fi
 fi
 
 if ! "$PY" -c "import triton" >/dev/null 2>&1; then
