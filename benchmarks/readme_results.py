@@ -38,8 +38,9 @@ def render(results: Path = RESULTS, root: Path = REPO_ROOT) -> str:
             lines.append(f"- [{rel}]({rel}): {title}")
         lines.append("")
     if machines and all(m.name.startswith("cpu-") for m in machines):
-        lines += ["No GPU results are committed yet: the Triton rows (v3, v4) and every GPU goal "
-                  "of the issues are unmeasured until a run on a GPU machine lands here.", ""]
+        lines += ["No GPU results are committed yet: the Triton rows (v3, v4) and every GPU "
+                  "performance target of this project are unmeasured until a run on a GPU "
+                  "machine lands here.", ""]
     lines.append(END)
     return "\n".join(lines)
 
