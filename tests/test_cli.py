@@ -1,5 +1,6 @@
 """The shared CLI writes a valid result JSON, and the schema rejects malformed records."""
 import json
+import os
 import subprocess
 import sys
 
@@ -22,6 +23,11 @@ def test_v1_cli_writes_valid_json(mode, tmp_path):
     assert record["kernel_launches_per_step"] is None   # CPU: nothing to count, not a zero
     if mode == "train":
         assert record["first_loss"] > 0 and record["last_loss"] > 0
+    # the machine's load around the timed steps, when, and the one warning line iff flagged
+    assert set(record["load"]) == {"before", "after"} and record["timestamp"]
+    assert record["load"]["before"]["cpu_count"] == os.cpu_count()
+    warned = [line for line in proc.stderr.splitlines() if line.startswith("warning: the machine")]
+    assert len(warned) == (1 if record["busy"] else 0)
 
 
 def test_cli_rejects_bad_arguments():
