@@ -65,3 +65,24 @@ def test_presets_have_the_documented_shapes():
     assert (chip.hidden_size, chip.max_seq_len) == (16, 16)
     model = TinyLlama(tiny)
     assert sum(p.numel() for p in model.parameters()) == tiny.num_parameters()
+
+
+@pytest.mark.parametrize("package", ["version1_baseline", "version2_fused", "version3_triton",
+                                     "version4_ultra"])
+def test_every_version_accepts_the_tinyllama_preset(package):
+    """The real TinyLlama-1.1B shape; built on the meta device (no 4.4 GB of fp32 weights)."""
+    import importlib
+
+    import torch
+
+    cfg = get_preset("tinyllama-1.1b")
+    assert (cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.num_kv_heads,
+            cfg.intermediate_size, cfg.vocab_size, cfg.max_seq_len, cfg.head_dim) == \
+        (2048, 22, 32, 4, 5632, 32000, 2048, 64)
+    # 1,100,048,384: the parameter count of the published TinyLlama-1.1B checkpoint.
+    assert cfg.num_parameters() == 1_100_048_384
+    spec = importlib.import_module(package).SPEC
+    with torch.device("meta"):
+        model = spec.model_cls(cfg)
+    assert sum(p.numel() for p in model.parameters()) == 1_100_048_384
+    assert len(model.model.layers) == 22

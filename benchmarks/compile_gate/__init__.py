@@ -1,0 +1,1 @@
+"""The compile gate: compile every Triton launch of versions 3 and 4 for real GPUs, on CPU."""
