@@ -1,23 +1,43 @@
-"""Decoder block + quantized weights -> instruction stream + memory image.
+"""Decoder block + quantized weights -> weight image + instruction stream. The one compiler.
 
-Knows the ISA and the quantization scheme, nothing about torch.fx. The result is two
-programs: ``load_program`` copies the weight image into the weight SRAM once (weights stay
-resident), ``run_program`` takes x (int8, DRAM) through the block to y (int8, DRAM).
+Knows the ISA and the quantization scheme, nothing about torch.fx (and does not import torch).
+Two products per block:
+
+* ``layout_weights`` + ``weight_load_program``: the weight image (matrices, gains, column-scale
+  tables, RoPE table) and the LOADs that copy it into the weight SRAM (once when resident,
+  per call when streamed);
+* ``block_program``: the block for S new tokens at positions past..past+S-1 (prefill: past 0;
+  decode: S=1 after a prefill), K and V appended to an on-device cache region. Prefill and
+  decode run this same program generator.
 
 Head layout: every head is padded to ``bph`` (blocks per head) array blocks of N lanes. When
 head_dim > N the head's dims are permuted so each RoPE pair (i, i + d/2) shares a block;
 q and k use the same permutation, so q.k is unchanged. v and o_proj keep natural order.
+
+Cache layout: for kv block ``j`` (kv head ``j // bph``, head block ``j % bph``) position ``p``
+lives in A row ``k_base + j * cap + p`` (keys after RoPE) and ``v_base + j * cap + p``.
+Blocks are written and read one at a time, so no instruction needs the cache stride:
+
+* ROPE / REQ per kv block write S rows at position ``past`` (the RoPE table row is offset to
+  position ``past``, which is how decode gets its start position);
+* scores: one transposed GEMM per head block over ``nkb = ceil((past+S)/N)`` key blocks,
+  accumulated; SMAX with ``q_off = past`` hides keys after each query (and the stale rows
+  past the end of the last block, which therefore contribute exactly 0 to P.V);
+* P.V: one GEMM per output head block over the ``nkb`` key blocks.
+
+Integer sums are exact, so prefill(P) + decode(1) gives bit-for-bit the last row of
+prefill(P+1) (tests/test_backend.py).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from .isa import (COLSCALE_A, COLSCALE_B, GEMM_B_FROM_A, GEMM_TRANSPOSE_B, MEM_A, MEM_W, OP_GEMM,
-                  OP_HALT, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE,
-                  OP_SWIGLU, HwConfig, Insn, colscale_rows, encode_program, rope_rows_per_position)
+from .isa import (COLSCALE_A, COLSCALE_B, GEMM_ACCUMULATE, GEMM_B_FROM_A, GEMM_TRANSPOSE_B, MEM_A,
+                  MEM_W, OP_GEMM, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE,
+                  OP_SWIGLU, HwConfig, Insn, colscale_rows, rope_rows_per_position)
 from .errors import SramFitError
 from .quant import QuantizedBlock, column_multipliers, multiplier, pair_multiplier, rope_q14
 
@@ -31,33 +51,6 @@ class GemmInfo:
     k: int
     n: int
     useful_macs: int   # with the real (unpadded) head dims
-
-
-@dataclass
-class BlockProgram:
-    """Everything needed to run one compiled block on a device (driver or golden)."""
-
-    hw: HwConfig
-    seq_len: int
-    hidden: int
-    weight_image: np.ndarray     # uint8, written at weight_dram
-    weight_dram: int
-    load_program: np.ndarray     # uint32[n, 8]
-    run_program: np.ndarray      # uint32[n, 8]
-    x_dram: int
-    y_dram: int
-    x_scale: float
-    y_scale: float
-    gemms: list[GemmInfo] = field(default_factory=list)
-    run_insns: list[Insn] = field(default_factory=list)
-
-    def pack_x(self, x_q: np.ndarray) -> np.ndarray:
-        """x_q: int8 (S, hidden) -> column-block-major bytes for x_dram."""
-        return to_blocks(x_q, self.hw.n).reshape(-1)
-
-    def unpack_y(self, raw: np.ndarray) -> np.ndarray:
-        """uint8 bytes from y_dram -> int8 (S, hidden)."""
-        return from_blocks(raw.view(np.int8), self.seq_len, self.hidden // self.hw.n, self.hw.n)
 
 
 def to_blocks(mat: np.ndarray, n: int) -> np.ndarray:
@@ -227,97 +220,131 @@ def rescales(qb: QuantizedBlock) -> dict[str, tuple[int, ...]]:
     }
 
 
-def compile_block(qb: QuantizedBlock, seq_len: int, hw: HwConfig | None = None) -> BlockProgram:
-    """Compile one decoder block for prefill of ``seq_len`` tokens at positions 0..seq_len-1."""
-    hw = hw or HwConfig()
-    n, s, d = hw.n, seq_len, qb.head_dim
-    if qb.hidden % n or qb.intermediate % n or s % n:
-        raise ValueError(f"hidden ({qb.hidden}), intermediate ({qb.intermediate}) and seq_len ({s}) "
-                         f"must be multiples of N={n}")
-    wl = layout_weights(qb, hw, s)
-    W, bph, rope_w, T = wl.at, wl.bph, wl.rope_w, wl.at["table"]
-    G1, G2 = W["g1"], W["g2"]
-    weight_image = wl.image
-    hb, ib, sb = qb.hidden // n, qb.intermediate // n, s // n
-    H, KV, groups = qb.heads, qb.kv_heads, qb.heads // qb.kv_heads
-    r = rescales(qb)
+@dataclass(frozen=True)
+class BlockDims:
+    """Array-block counts of one decoder block on an N-lane array."""
 
-    # ---------------- DRAM map ----------------
-    weight_dram = 0
-    x_dram = -(-weight_image.size // 256) * 256
-    y_dram = x_dram + s * qb.hidden
-    if y_dram + s * qb.hidden > hw.dram_bytes:
-        raise ValueError(f"DRAM too small: need {y_dram + s * qb.hidden} bytes, have {hw.dram_bytes}")
+    n: int
+    hb: int       # hidden / N
+    ib: int       # intermediate / N
+    heads: int
+    kv_heads: int
+    bph: int      # array blocks per (padded) head
 
-    # ---------------- activation / accumulator SRAM ----------------
-    a = _Alloc("activation", hw.a_rows)
-    X, XN, QR = a.take(s * hb), a.take(s * hb), a.take(s * H * bph)
-    KR, V, P = a.take(s * KV * bph), a.take(s * KV * bph), a.take(s * sb)
+    @staticmethod
+    def of(qb: QuantizedBlock, n: int, bph: int) -> "BlockDims":
+        if qb.hidden % n or qb.intermediate % n:
+            raise ValueError(f"hidden ({qb.hidden}) and intermediate ({qb.intermediate}) must be "
+                             f"multiples of N={n}")
+        return BlockDims(n, qb.hidden // n, qb.intermediate // n, qb.heads, qb.kv_heads, bph)
+
+    def kv_rows(self, cap: int) -> int:
+        """A-SRAM rows of one sequence's K and V cache for one layer (cap = positions, padded)."""
+        return 2 * self.kv_heads * self.bph * cap
+
+    def scratch_rows(self, s: int, cap: int) -> tuple[int, int]:
+        """(A rows, ACC rows) of scratch that a step of s tokens needs."""
+        nkb = cap // self.n
+        a = s * (3 * self.hb + self.heads * self.bph + nkb + self.ib)
+        attn = s * (2 * self.heads * self.bph + 2 * self.kv_heads * self.bph + nkb + self.hb)
+        mlp = s * (2 * self.ib + self.hb)
+        return a, max(attn, mlp)
+
+
+@dataclass(frozen=True)
+class KvRegion:
+    """One (layer, sequence) KV cache in the activation SRAM."""
+
+    k_base: int
+    v_base: int
+    cap: int      # positions, a multiple of N
+
+
+def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig, kv: KvRegion,
+                  s: int, past: int, scratch_a: int, x_dram: int, y_dram: int,
+                  gemms: list[GemmInfo] | None = None) -> list[Insn]:
+    """Instructions (no HALT) taking x (int8, S x hidden at x_dram) through the block at positions
+    past..past+S-1, appending K and V to ``kv`` and storing y (int8, S x hidden) at y_dram.
+
+    wl: the block's weight layout at its W rows; rs: ``rescales(qb)``. Scratch: A rows from
+    ``scratch_a`` up, ACC rows from 0 (both checked against the build). ``gemms``, when given,
+    receives one GemmInfo per GEMM instruction, in program order (for utilization reports).
+    """
+    n = hw.n
+    dims = BlockDims.of(qb, n, wl.bph)
+    hb, ib, H, KV, bph = dims.hb, dims.ib, dims.heads, dims.kv_heads, dims.bph
+    groups, nkb_cap = H // KV, kv.cap // n
+    if s < 1 or past < 0 or past + s > min(kv.cap, wl.positions):
+        raise ValueError(f"step of {s} tokens at position {past} exceeds the cache capacity "
+                         f"{min(kv.cap, wl.positions)}")
+    nkb = -(-(past + s) // n)
+    W, T, tr = wl.at, wl.at["table"], wl.table_rows
+    d, keys, d_blk = qb.head_dim, past + s, qb.head_dim // bph if qb.head_dim > n else qb.head_dim
+
+    a = _Alloc("activation", hw.a_rows, start=scratch_a)
+    X, XN, QR, P = a.take(s * hb), a.take(s * hb), a.take(s * H * bph), a.take(s * nkb_cap)
     H1, MID = a.take(s * hb), a.take(s * ib)
     O, H1N, Y = QR, XN, X   # reuse: QR is dead once the scores exist, XN and X after RESADD
     c = _Alloc("accumulator", hw.acc_rows)
     QA, KA, VA = c.take(s * H * bph), c.take(s * KV * bph), c.take(s * KV * bph)
-    SC, OA, ATT = c.take(s * sb), c.take(s * H * bph), c.take(s * hb)
+    SC, OA, ATT = c.take(s * nkb_cap), c.take(s * H * bph), c.take(s * hb)
     c2 = _Alloc("accumulator", hw.acc_rows)   # MLP phase reuses the attention rows
     GA, UA, DA = c2.take(s * ib), c2.take(s * ib), c2.take(s * hb)
     # (the MLP rows overlap ATT; safe because RESADD consumes ATT before the MLP starts)
 
-    prog: list[Insn] = []
-    gemms: list[GemmInfo] = []
+    p: list[Insn] = [Insn(OP_LOAD, flags=MEM_A, rows=s * hb, dst=X, dram=x_dram)]
 
-    def gemm(name, m, kb, nb, dst, src0, src1, flags=0, useful=None):
-        prog.append(Insn(OP_GEMM, flags=flags, rows=m, blocks=kb, aux=nb, dst=dst, src0=src0, src1=src1))
-        gemms.append(GemmInfo(name, m, kb * n, nb * n, useful if useful is not None else m * kb * n * nb * n))
+    def gemm(name: str, useful: int, flags: int = 0, **f) -> None:
+        p.append(Insn(OP_GEMM, flags=flags, rows=s, **f))
+        if gemms is not None:
+            gemms.append(GemmInfo(name, s, f["blocks"] * n, f["aux"] * n, useful))
 
-    prog.append(Insn(OP_LOAD, flags=MEM_A, rows=s * hb, dst=X, dram=x_dram))
-    m, sh = r["rms1"]
-    prog.append(Insn(OP_RMS, rows=s, blocks=hb, dst=XN, src0=X, src1=G1, mult0=m, shift0=sh))
-    real_qkv = lambda kv: s * qb.hidden * kv * d  # noqa: E731
-    gemm("q_proj", s, hb, H * bph, QA, XN, W["q"], useful=real_qkv(H))
-    gemm("k_proj", s, hb, KV * bph, KA, XN, W["k"], useful=real_qkv(KV))
-    gemm("v_proj", s, hb, KV * bph, VA, XN, W["v"], useful=real_qkv(KV))
-    m, sh = r["rope_q"]
-    prog.append(Insn(OP_ROPE, rows=s, blocks=H * bph, aux=rope_w, dst=QR, src0=QA, src1=T, src2=bph,
-                     mult0=m, shift0=sh, **colscale(W, "q")))
-    m, sh = r["rope_k"]
-    prog.append(Insn(OP_ROPE, rows=s, blocks=KV * bph, aux=rope_w, dst=KR, src0=KA, src1=T, src2=bph,
-                     mult0=m, shift0=sh, **colscale(W, "k")))
-    m, sh = r["req_v"]
-    prog.append(Insn(OP_REQ, rows=s, blocks=KV * bph, dst=V, src0=VA, mult0=m, shift0=sh,
-                     **colscale(W, "v")))
-    m_sc, sh_sc = r["scores"]
+    m, sh = rs["rms1"]
+    p.append(Insn(OP_RMS, rows=s, blocks=hb, dst=XN, src0=X, src1=W["g1"], mult0=m, shift0=sh))
+    for name, dst, heads in (("q", QA, H), ("k", KA, KV), ("v", VA, KV)):
+        gemm(f"{name}_proj", s * qb.hidden * heads * d, blocks=hb, aux=heads * bph, dst=dst,
+             src0=XN, src1=W[name])
+    m, sh = rs["rope_q"]
+    p.append(Insn(OP_ROPE, rows=s, blocks=H * bph, aux=wl.rope_w, dst=QR, src0=QA,
+                  src1=T + past * bph * tr, src2=bph, mult0=m, shift0=sh, **colscale(W, "q")))
+    mk, shk = rs["rope_k"]
+    mv, shv = rs["req_v"]
+    for j in range(KV * bph):
+        # blocks=1 means block-in-head 0 for ROPE, so point the table at this block's records
+        p.append(Insn(OP_ROPE, rows=s, blocks=1, aux=wl.rope_w, dst=kv.k_base + j * kv.cap + past,
+                      src0=KA + j * s, src1=T + (past * bph + j % bph) * tr, src2=bph,
+                      mult0=mk, shift0=shk, **colscale(W, "k", j)))
+        p.append(Insn(OP_REQ, rows=s, blocks=1, dst=kv.v_base + j * kv.cap + past,
+                      src0=VA + j * s, mult0=mv, shift0=shv, **colscale(W, "v", j)))
+    m_sc, sh_sc = rs["scores"]
     for h in range(H):
-        kvh = h // groups
-        gemm(f"qk_h{h}", s, bph, sb, SC, QR + h * bph * s, KR + kvh * bph * s,
-             flags=GEMM_B_FROM_A | GEMM_TRANSPOSE_B, useful=s * d * s)
-        prog.append(Insn(OP_SMAX, rows=s, blocks=sb, dst=P, src0=SC, src2=0, mult0=m_sc, shift0=sh_sc))
-        gemm(f"pv_h{h}", s, sb, bph, OA + h * bph * s, P, V + kvh * bph * s,
-             flags=GEMM_B_FROM_A, useful=s * s * d)
-    m, sh = r["req_o"]
-    prog.append(Insn(OP_REQ, rows=s, blocks=H * bph, dst=O, src0=OA, mult0=m, shift0=sh))
-    gemm("o_proj", s, H * bph, hb, ATT, O, W["o"], useful=s * H * d * qb.hidden)
-    ma, mb, sh, shb = r["res1"]
-    prog.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=H1, src0=X, src1=ATT, mult0=ma, mult1=mb,
-                     shift0=sh, shift1=shb, **colscale(W, "o")))
-    m, sh = r["rms2"]
-    prog.append(Insn(OP_RMS, rows=s, blocks=hb, dst=H1N, src0=H1, src1=G2, mult0=m, shift0=sh))
-    gemm("gate_proj", s, hb, ib, GA, H1N, W["gate"])
-    gemm("up_proj", s, hb, ib, UA, H1N, W["up"])
-    mg, shg = r["silu_in"]
-    m, sh = r["swiglu_out"]
-    prog.append(Insn(OP_SWIGLU, rows=s, blocks=ib, dst=MID, src0=GA, src1=UA,
-                     mult0=mg, shift0=shg, mult1=m, shift1=sh, **colscale(W, "gate_up")))
-    gemm("down_proj", s, ib, hb, DA, MID, W["down"])
-    ma, mb, sh, shb = r["res2"]
-    prog.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=Y, src0=H1, src1=DA, mult0=ma, mult1=mb,
-                     shift0=sh, shift1=shb, **colscale(W, "down")))
-    prog.append(Insn(OP_STORE, flags=MEM_A, rows=s * hb, src0=Y, dram=y_dram))
-    prog.append(Insn(OP_HALT))
-    if len(prog) > hw.imem_depth:
-        raise ValueError(f"program of {len(prog)} instructions exceeds IMEM depth {hw.imem_depth}")
-
-    load = weight_load_program(wl, weight_dram, n) + [Insn(OP_HALT)]
-    return BlockProgram(hw=hw, seq_len=s, hidden=qb.hidden, weight_image=weight_image,
-                        weight_dram=weight_dram, load_program=encode_program(load),
-                        run_program=encode_program(prog), x_dram=x_dram, y_dram=y_dram,
-                        x_scale=qb.act_scales["x"], y_scale=qb.act_scales["y"], gemms=gemms, run_insns=prog)
+        g = h // groups
+        for b in range(bph):
+            gemm(f"qk_h{h}_b{b}", s * d_blk * keys,
+                 flags=GEMM_B_FROM_A | GEMM_TRANSPOSE_B | (GEMM_ACCUMULATE if b else 0),
+                 blocks=1, aux=nkb, dst=SC, src0=QR + (h * bph + b) * s,
+                 src1=kv.k_base + (g * bph + b) * kv.cap)
+        p.append(Insn(OP_SMAX, rows=s, blocks=nkb, dst=P, src0=SC, src2=past, mult0=m_sc, shift0=sh_sc))
+        for b in range(bph):
+            gemm(f"pv_h{h}_b{b}", s * keys * d_blk, flags=GEMM_B_FROM_A, blocks=nkb, aux=1,
+                 dst=OA + (h * bph + b) * s, src0=P, src1=kv.v_base + (g * bph + b) * kv.cap)
+    m, sh = rs["req_o"]
+    p.append(Insn(OP_REQ, rows=s, blocks=H * bph, dst=O, src0=OA, mult0=m, shift0=sh))
+    gemm("o_proj", s * H * d * qb.hidden, blocks=H * bph, aux=hb, dst=ATT, src0=O, src1=W["o"])
+    ma, mb, sh, shb = rs["res1"]
+    p.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=H1, src0=X, src1=ATT, mult0=ma, mult1=mb,
+                  shift0=sh, shift1=shb, **colscale(W, "o")))
+    m, sh = rs["rms2"]
+    p.append(Insn(OP_RMS, rows=s, blocks=hb, dst=H1N, src0=H1, src1=W["g2"], mult0=m, shift0=sh))
+    mlp = s * qb.hidden * qb.intermediate
+    gemm("gate_proj", mlp, blocks=hb, aux=ib, dst=GA, src0=H1N, src1=W["gate"])
+    gemm("up_proj", mlp, blocks=hb, aux=ib, dst=UA, src0=H1N, src1=W["up"])
+    (mg, shg), (m, sh) = rs["silu_in"], rs["swiglu_out"]
+    p.append(Insn(OP_SWIGLU, rows=s, blocks=ib, dst=MID, src0=GA, src1=UA, mult0=mg, shift0=shg,
+                  mult1=m, shift1=sh, **colscale(W, "gate_up")))
+    gemm("down_proj", mlp, blocks=ib, aux=hb, dst=DA, src0=MID, src1=W["down"])
+    ma, mb, sh, shb = rs["res2"]
+    p.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=Y, src0=H1, src1=DA, mult0=ma, mult1=mb,
+                  shift0=sh, shift1=shb, **colscale(W, "down")))
+    p.append(Insn(OP_STORE, flags=MEM_A, rows=s * hb, src0=Y, dram=y_dram))
+    return p

@@ -1,10 +1,13 @@
-"""Run a model's quantized blocks on one accelerator, with on-device KV caches.
+"""The one session: a model's quantized blocks on one accelerator, with on-device KV caches.
 
     session = ModelSession(blocks, max_seq_len, batch, target="golden")   # or "verilator"
     y_q = session.run_block(i, x_q, past)        # x_q int8 (B, S, hidden) -> y_q int8 (B, S, hidden)
     session.records                              # one CallRecord per device run (cost.py prices them)
 
-Knows devices and instruction programs (via kv_compiler), nothing about torch.fx. Every check
+Used for everything that runs blocks on a device: the backend, the benchmarks and the tests
+(a single block's prefill is ``ModelSession([qb], S, 0, device=...)`` and ``run_block(0, x_q[None],
+0, keep_kv=False)``). Knows devices and instruction programs (compiler.block_program, the same
+generator for prefill and decode), nothing about torch.fx. Every check
 on the request (batch, positions, dtype, shape) happens before anything is written to the device.
 """
 from __future__ import annotations
@@ -14,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .compiler import WeightLayout, layout_weights, rescales, to_blocks, from_blocks, weight_load_program
+from .compiler import (BlockDims, WeightLayout, block_program, from_blocks, layout_weights, rescales,
+                       to_blocks, weight_load_program)
 from .counters import Counters, LinkCounters
 from .golden import GoldenAccelerator
 from .isa import OP_HALT, HwConfig, Insn, encode_program
-from .kv_compiler import BlockDims, step_program
 from .quant import QuantizedBlock
 from .sram_plan import SramFitError, SramPlan, plan_sram
 
@@ -156,8 +159,8 @@ class ModelSession:
                     before = self.device.link.copy()
                     rows = x_q[s, p - past:p - past + length]
                     self.device.write_mem(self.plan.x_dram, to_blocks(rows, n).reshape(-1))
-                    c = self._run(step_program(self.blocks[block], wl, rs, self.hw, region, length, p,
-                                               self.plan.scratch_a, self.plan.x_dram, self.plan.y_dram))
+                    c = self._run(block_program(self.blocks[block], wl, rs, self.hw, region, length, p,
+                                                self.plan.scratch_a, self.plan.x_dram, self.plan.y_dram))
                     out = self.device.read_mem(self.plan.y_dram, length * hidden)
                     if c.bytes_out != length * hidden or c.bytes_in != length * hidden:
                         raise RuntimeError(f"device moved {c.bytes_in}/{c.bytes_out} bytes, expected "

@@ -4,7 +4,7 @@ Weight SRAM: every offloaded block's image (weights, gains, RoPE table for every
 side by side when resident; one block's image at row 0, reloaded per call, when streaming.
 Activation SRAM: one KV cache region per (layer, sequence) that keeps a KV cache across
 calls (decode), plus one transient region shared by calls that keep none (a plain forward),
-at the bottom; the step scratch above them. The step length is chunked so the scratch fits (chunking is exact: kv_compiler).
+at the bottom; the step scratch above them. The step length is chunked so the scratch fits (chunking is exact: compiler.block_program).
 DRAM: a staging area for one weight image, then the x and y buffers of one chunk.
 
 Pure arithmetic: nothing here touches a device.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from .compiler import WeightLayout
 from .errors import SramFitError  # noqa: F401  (raised here; importers use this name too)
 from .isa import HwConfig
-from .kv_compiler import BlockDims, KvRegion
+from .compiler import BlockDims, KvRegion
 
 WEIGHT_MODES = ("auto", "resident", "stream")
 

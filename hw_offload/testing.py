@@ -106,3 +106,19 @@ class Staging:
 
 
 __all__ = ["Staging", "make_block", "seeds", "MEM_A", "MEM_W", "MEM_ACC"]
+
+
+def run_one_block(device, qb, x_q: np.ndarray):
+    """One block, prefill of x_q (int8 (S, hidden), positions 0..S-1) on ``device`` through the
+    model session, with the output buffer poisoned first so unwritten bytes show up.
+
+    -> (y_q int8 (S, hidden), the step's Counters, the session: its ``setup_records`` hold the
+    one-time weight load).
+    """
+    from .model_session import ModelSession
+    session = ModelSession([qb], x_q.shape[0], 0, device=device, weights="resident", progress=False)
+    device.write_mem(session.plan.y_dram, np.full(x_q.size, POISON, dtype=np.uint8))
+    y_q = session.run_block(0, x_q[None], 0, keep_kv=False)[0]
+    (step,) = [r for r in session.records if r.kind == "step"]
+    session.records.clear()
+    return y_q, step.counters, session

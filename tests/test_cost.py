@@ -81,10 +81,10 @@ def test_byte_counts_equal_the_tensors_sent(tiny_blocks, target, weights):
     steps = [r for r in session.records if r.kind == "step"]
     loads = [r for r in session.records if r.kind == "weights"]
     assert len(steps) == 1 and len(loads) == (0 if session.plan.resident else 1)
-    from hw_offload.kv_compiler import step_program
-    insns = len(step_program(blocks[0], session.layouts[0], session.rescales[0], session.hw,
-                             session.plan.kv[(0, 0)], 13, 0, session.plan.scratch_a,
-                             session.plan.x_dram, session.plan.y_dram)) + 1   # + HALT
+    from hw_offload.compiler import block_program
+    insns = len(block_program(blocks[0], session.layouts[0], session.rescales[0], session.hw,
+                              session.plan.kv[(0, 0)], 13, 0, session.plan.scratch_a,
+                              session.plan.x_dram, session.plan.y_dram)) + 1   # + HALT
     (step,) = steps
     assert step.link.bytes_to_device == x.nbytes + insns * 32
     assert step.link.bytes_from_device == y.nbytes

@@ -4,12 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw_offload.compiler import compile_block
 from hw_offload.driver import Accelerator
 from hw_offload.golden import GoldenAccelerator
+from hw_offload.model_session import ModelSession
 from hw_offload.quant import float_trace, quantize, quantize_block
-from hw_offload.runtime import BlockSession
-from hw_offload.testing import make_block, seeds
+from hw_offload.testing import POISON, make_block, run_one_block, seeds
 from version1_baseline import get_preset
 
 pytestmark = pytest.mark.rtl
@@ -47,11 +46,10 @@ def test_block_rtl_equals_golden_and_tracks_float(rtl, size, seed, record_proper
     cfg = SIZES[size]
     layer, cos, sin, calib, x = make_block(cfg, seed)
     qb = quantize_block(layer, cfg, calib, cos, sin)
-    prog = compile_block(qb, cfg.max_seq_len, rtl.config)
     x_q = quantize(x, qb.act_scales["x"])
 
-    y_rtl, counters = BlockSession(rtl, prog).run(x_q)
-    y_gold, gold_counters = BlockSession(GoldenAccelerator(rtl.config), prog).run(x_q)
+    y_rtl, counters, _ = run_one_block(rtl, qb, x_q)
+    y_gold, gold_counters, _ = run_one_block(GoldenAccelerator(rtl.config), qb, x_q)
     np.testing.assert_array_equal(y_rtl, y_gold)
     assert counters.bytes_in == gold_counters.bytes_in == x_q.size
     assert counters.bytes_out == gold_counters.bytes_out == x_q.size
@@ -59,7 +57,7 @@ def test_block_rtl_equals_golden_and_tracks_float(rtl, size, seed, record_proper
                                + counters.stall)
 
     y_float = float_trace(layer, x, cos, sin).y
-    y_hw = y_gold.astype(np.float64) * prog.y_scale
+    y_hw = y_gold.astype(np.float64) * qb.act_scales["y"]
     cos_sim = cosine(y_hw, y_float)
     rel = float(np.linalg.norm(y_hw - y_float) / np.linalg.norm(y_float))
     branch = cosine(y_hw - x, y_float - x)   # the block's own contribution, without the skip
@@ -79,11 +77,16 @@ def test_weights_stay_resident_across_runs(rtl):
     cfg = SIZES["chip16"]
     layer, cos, sin, calib, x = make_block(cfg, 3)
     qb = quantize_block(layer, cfg, calib, cos, sin)
-    prog = compile_block(qb, cfg.max_seq_len, rtl.config)
-    rtl_sess, gold_sess = BlockSession(rtl, prog), BlockSession(GoldenAccelerator(rtl.config), prog)
-    assert rtl_sess.load_counters.bytes_in == prog.weight_image.size
+    x_q = quantize(x, qb.act_scales["x"])
+    _, _, rtl_sess = run_one_block(rtl, qb, x_q)
+    gold_sess = ModelSession([qb], cfg.max_seq_len, 0, device=GoldenAccelerator(rtl.config))
+    (load,) = rtl_sess.setup_records
+    assert load.counters.bytes_in == rtl_sess.layouts[0].image.size
     for x_new in (x, -x):
         x_q = quantize(x_new, qb.act_scales["x"])
-        y_rtl, c = rtl_sess.run(x_q)
-        np.testing.assert_array_equal(y_rtl, gold_sess.run(x_q)[0])
+        rtl_sess.device.write_mem(rtl_sess.plan.y_dram, np.full(x_q.size, POISON, dtype=np.uint8))
+        y_rtl = rtl_sess.run_block(0, x_q[None], 0, keep_kv=False)[0]
+        c = rtl_sess.records[-1].counters
+        np.testing.assert_array_equal(y_rtl, gold_sess.run_block(0, x_q[None], 0, keep_kv=False)[0])
         assert c.bytes_in == x_q.size
+    assert all(r.kind == "step" for r in rtl_sess.records)   # no weight reload

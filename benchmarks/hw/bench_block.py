@@ -23,12 +23,12 @@ import numpy as np
 import torch
 
 from benchmarks.environment import default_out, machine_info
-from hw_offload.compiler import compile_block
+from hw_offload.compiler import block_program
 from hw_offload.driver import Accelerator
 from hw_offload.golden import GoldenAccelerator
-from hw_offload.isa import OP_HALT, Insn, encode_program
+from hw_offload.isa import OP_GEMM, OP_HALT, Insn, encode_program
 from hw_offload.quant import quantize, quantize_block
-from hw_offload.runtime import BlockSession
+from hw_offload.testing import run_one_block
 from version1_baseline import TinyLlama, get_preset
 
 # Quoted by the project's original hardware brief for "the scaled-down 16x16 transformer
@@ -57,16 +57,18 @@ def build_block(preset: str, seed: int = 0):
 def bench_preset(acc: Accelerator, preset: str, clock_mhz: float) -> dict:
     cfg, layer, cos, sin, calib, x = build_block(preset)
     qb = quantize_block(layer, cfg, calib, cos, sin)
-    prog = compile_block(qb, cfg.max_seq_len, acc.config)
     x_q = quantize(x, qb.act_scales["x"])
-    session = BlockSession(acc, prog)
-    t0 = time.perf_counter()
-    y_rtl, c = session.run(x_q)
+    y_rtl, c, session = run_one_block(acc, qb, x_q)
+    t0 = time.perf_counter()     # a second, identical run, timed without the weight load
+    session.run_block(0, x_q[None], 0, keep_kv=False)
     wall = time.perf_counter() - t0
-    y_gold, _ = BlockSession(GoldenAccelerator(acc.config), prog).run(x_q)
+    y_gold, _, _ = run_one_block(GoldenAccelerator(acc.config), qb, x_q)
     n = acc.config.n
+    plan, infos = session.plan, []
+    insns = block_program(qb, session.layouts[0], session.rescales[0], acc.config, plan.transient,
+                          cfg.max_seq_len, 0, plan.scratch_a, plan.x_dram, plan.y_dram, gemms=infos)
     gemms = []
-    for g, insn in zip(prog.gemms, [i for i in prog.run_insns if i.op == 0x10]):
+    for g, insn in zip(infos, [i for i in insns if i.op == OP_GEMM]):
         acc.write_program(encode_program([insn, Insn(OP_HALT)]))
         gc = acc.run()
         gemms.append({"name": g.name, "m": g.m, "k": g.k, "n": g.n, "useful_macs": g.useful_macs,
@@ -77,7 +79,7 @@ def bench_preset(acc: Accelerator, preset: str, clock_mhz: float) -> dict:
         "preset": preset, "seq_len": cfg.max_seq_len, "hidden": cfg.hidden_size,
         "heads": cfg.num_heads, "kv_heads": cfg.num_kv_heads, "intermediate": cfg.intermediate_size,
         "rtl_equals_golden": bool(np.array_equal(y_rtl, y_gold)),
-        "counters": c.to_dict(), "weight_load_counters": session.load_counters.to_dict(),
+        "counters": c.to_dict(), "weight_load_counters": session.setup_records[0].counters.to_dict(),
         "block_time_us_at_clock": c.cycles / clock_mhz,
         "sim_wall_s": wall, "sim_cycles_per_s": c.cycles / wall,
         "gemms": gemms,

@@ -17,12 +17,10 @@ import numpy as np
 import torch
 
 from benchmarks.environment import default_out, machine_info
-from hw_offload.compiler import compile_block
 from hw_offload.golden import GoldenAccelerator
 from hw_offload.isa import HwConfig
 from hw_offload.quant import float_trace, quantize, quantize_block
-from hw_offload.runtime import BlockSession
-from hw_offload.testing import make_block
+from hw_offload.testing import make_block, run_one_block
 from version1_baseline import get_preset
 
 SIZES = {
@@ -37,8 +35,7 @@ def block_error(cfg, seed: int, spread: float, per_channel: bool) -> tuple[float
     layer, cos, sin, calib, x = make_block(cfg, seed, channel_spread=spread)
     qb = quantize_block(layer, cfg, calib, cos, sin, per_channel=per_channel)
     hw = HwConfig()
-    prog = compile_block(qb, cfg.max_seq_len, hw)
-    y_q, _ = BlockSession(GoldenAccelerator(hw), prog).run(quantize(x, qb.act_scales["x"]))
+    y_q, _, _ = run_one_block(GoldenAccelerator(hw), qb, quantize(x, qb.act_scales["x"]))
     y, ref = y_q.astype(np.float64) * qb.act_scales["y"], float_trace(layer, x, cos, sin).y
     cosine = float((y * ref).sum() / (np.linalg.norm(y) * np.linalg.norm(ref)))
     return cosine, float(np.linalg.norm(y - ref) / np.linalg.norm(ref))
