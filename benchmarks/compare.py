@@ -247,7 +247,7 @@ def rtl_rows(preset: str, modes: list[str], state: dict, batch: int, seq: int) -
     Status "estimated" keeps them apart from measured rows in every table and plot.
     """
     try:
-        from hw_offload.estimate import estimate_rows
+        from .rtl_estimate import estimate_rows
         estimates = estimate_rows(preset, modes, state, batch, seq)
     except ImportError as exc:
         return [Row("rtl", preset, m, "n/a", f"hw_offload not importable: {exc}") for m in modes]

@@ -6,7 +6,7 @@
 
 Knows torch.fx, nothing about instruction encodings: partition.py finds and checks the blocks,
 calibrate.py quantizes them, model_session.py runs them (golden or Verilator), cost.py prices
-the recorded calls. Each offloaded block becomes one ``call_module`` node (``RtlBlock``) taking
+the recorded calls (``context_of(model).price(records)``, at the options' clock_mhz and link). Each offloaded block becomes one ``call_module`` node (``RtlBlock``) taking
 (x, past); embeddings, final norm, LM head and every block that fails a check stay on the host.
 
 Errors: a request the accelerator cannot hold (batch or positions beyond the SRAM plan or
@@ -25,7 +25,7 @@ import torch
 from torch.fx import GraphModule
 
 from . import calibrate
-from .cost import HostLink
+from .cost import CallCost, HostLink, total_cost
 from .model_session import TARGETS, ModelSession
 from .partition import BlockGroup, describe, find_blocks
 from .quant import QuantizedBlock, quantize
@@ -42,8 +42,8 @@ class RtlOptions:
     variant: str = "fast"              # Verilator build: "fast" or "test" (assertions on)
     weights: str = "auto"              # "auto", "resident" or "stream"
     max_seq_len: int | None = None     # KV / RoPE capacity; default: the KV cache's, or the input's
-    clock_mhz: float = 200.0
-    link: HostLink = HostLink()
+    clock_mhz: float = 200.0           # the accelerator clock that prices counted cycles
+    link: HostLink = HostLink()        # the host link that prices counted bytes / transactions
     progress: bool | None = None       # tqdm bar; None: on for multi-run Verilator calls
     max_cycles: int = 500_000_000
     calibration: dict | None = None    # {id(q_proj.weight): (x, y)} from calibrate.capture_model
@@ -53,6 +53,10 @@ class RtlOptions:
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
         if self.weights not in WEIGHT_MODES:
             raise ValueError(f"weights must be one of {WEIGHT_MODES}, got {self.weights!r}")
+        if not self.clock_mhz > 0:
+            raise ValueError(f"clock_mhz must be positive, got {self.clock_mhz}")
+        if not isinstance(self.link, HostLink):
+            raise ValueError(f"link must be a hw_offload.cost.HostLink, got {self.link!r}")
 
 
 @dataclass
@@ -135,6 +139,10 @@ class OffloadContext:
 
     def records(self):
         return self.session.records if self.session else []
+
+    def price(self, records) -> CallCost:
+        """``cost.total_cost`` of device records at this backend's ``clock_mhz`` and ``link``."""
+        return total_cost(records, self.options.clock_mhz * 1e6, self.options.link)
 
 
 def _cfg(blk: OffloadedBlock):

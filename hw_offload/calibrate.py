@@ -75,6 +75,14 @@ def capture_model(model, input_ids: torch.Tensor) -> dict[int, tuple[torch.Tenso
     return found
 
 
+def quantize_model(model, input_ids: torch.Tensor) -> list[QuantizedBlock]:
+    """Every decoder layer of a v1 model quantized with static scales from a float pass over
+    ``input_ids`` (int64 (B, S)), as ``hw_offload.offload(model, calibration=input_ids)`` does."""
+    io = capture_model(model, input_ids)
+    return [quantize_calibrated(layer, model.config, io[id(layer.self_attn.q_proj.weight)][0])
+            for layer in model.model.layers]
+
+
 def rope_theta(inv_freq: torch.Tensor, head_dim: int) -> float:
     """Invert v1's inv_freq = theta^(-2i/d) at i = 1."""
     return float(inv_freq[1].double() ** (-head_dim / 2))

@@ -99,7 +99,3 @@ def total_cost(records, clock_hz: float, host: HostLink) -> CallCost:
         total = total + call_cost(r.counters, r.link, clock_hz, host)
     return total
 
-
-def tokens_per_s(tokens: int, cost: CallCost) -> float | None:
-    return None if cost.total_s is None or cost.total_s <= 0 else tokens / cost.total_s
-

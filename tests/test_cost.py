@@ -1,5 +1,6 @@
 """cost.py arithmetic (hand-worked), driver byte counts against the tensors actually sent,
-SRAM fit report, data-independent timing and the speedup-table rows of estimate.py."""
+SRAM fit report, data-independent timing and the speedup-table rows (benchmarks.rtl_estimate:
+version 1 through torch.compile(backend="rtl"), priced by cost.total_cost)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,8 @@ import torch
 
 from hw_offload.cost import HostLink, call_cost, total_cost
 from hw_offload.counters import Counters, LinkCounters
-from hw_offload.estimate import estimate_rows, quantized_blocks
+from benchmarks.rtl_estimate import estimate_rows
+from hw_offload.calibrate import quantize_model
 from hw_offload.isa import HwConfig
 from hw_offload.model_session import ModelSession, plan_blocks
 from hw_offload.sram_plan import SramFitError
@@ -49,7 +51,7 @@ def tiny_blocks():
     cfg = get_preset("tiny")
     torch.manual_seed(0)
     model = TinyLlama(cfg).eval()
-    return cfg, model, quantized_blocks(model, torch.randint(0, cfg.vocab_size, (1, 32)))
+    return cfg, model, quantize_model(model, torch.randint(0, cfg.vocab_size, (1, 32)))
 
 
 def test_sram_report_says_by_how_much_tiny_does_not_fit(tiny_blocks):
@@ -97,7 +99,7 @@ def test_byte_counts_equal_the_tensors_sent(tiny_blocks, target, weights):
 
 @pytest.mark.rtl
 def test_cycles_do_not_depend_on_the_data(tiny_blocks):
-    """What lets estimate.py count one sequence and multiply by the batch."""
+    """Why one run prices any data: the counted cycles do not depend on the values."""
     cfg, _, blocks = tiny_blocks
     session = ModelSession(blocks[:1], 32, 0, "verilator", variant="test", progress=False)
     rng = np.random.default_rng(seeds(3)[-1])
@@ -128,3 +130,38 @@ def test_estimate_rows_for_the_speedup_table():
     big = estimate_rows("tiny", ["decode"], TinyLlama(get_preset("tiny")).state_dict(), 4, 128)
     assert big[0]["status"] == "n/a" and "largest batch that fits is 1" in big[0]["detail"]
     assert big[0]["median_ms"] is None
+
+
+def test_backend_options_clock_and_link_set_the_price():
+    """RtlOptions.clock_mhz and link are what OffloadContext.price (the table's pricing) uses."""
+    from hw_offload.backend import OffloadContext, RtlOptions
+    rec = type("R", (), {"counters": Counters(cycles=1000), "link": LinkCounters(4096, 1024, 6)})()
+    slow = OffloadContext(RtlOptions(clock_mhz=100.0, link=HostLink(3, 1, 1000.0))).price([rec, rec])
+    fast = OffloadContext(RtlOptions(clock_mhz=400.0)).price([rec, rec])
+    # 2 x 1000 cycles at 100 MHz = 20 us; Gen3 x1: 8e9*128/130/8 B/s, 12 transactions x 1 us
+    assert slow.compute_s == pytest.approx(20e-6) and fast.compute_s == pytest.approx(5e-6)
+    assert slow.link_s == pytest.approx(12e-6 + 2 * 5120 / (8e9 * 128 / 130 / 8))
+    assert fast.link_s == pytest.approx(12 * 500e-9 + 2 * 5120 / HostLink().bytes_per_s)
+    with pytest.raises(ValueError, match="clock_mhz"):
+        RtlOptions(clock_mhz=0)
+    with pytest.raises(ValueError, match="HostLink"):
+        RtlOptions(link="gen4")
+
+
+def test_table_step_goes_through_the_rtl_backend():
+    """benchmarks.rtl_estimate runs the torch.compile'd model; its price is total_cost of the
+    session's records at the options' link (golden target: bytes counted, no cycles)."""
+    from benchmarks.rtl_estimate import compile_rtl, estimate_step
+    from hw_offload.backend import context_of
+    cfg = get_preset("chip16")
+    torch.manual_seed(0)
+    model = TinyLlama(cfg).eval()
+    link = HostLink(3, 2, 700.0)
+    compiled = compile_rtl(model, target="golden", link=link)
+    est = estimate_step(compiled, "decode", 1, 12)
+    records = context_of(model).records()
+    decode = [r for r in records if r.kind == "step" and r.past == 11]
+    assert len(decode) == 1 and decode[0].tokens == 1 and est["device_runs"] == 1
+    want = total_cost(decode, 1e6, link)
+    assert est["step"]["link_s"] == pytest.approx(want.link_s) and est["step"]["total_s"] is None
+    assert est["link"] == link.label() and est["tokens_per_step"] == 1

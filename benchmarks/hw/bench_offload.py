@@ -1,4 +1,4 @@
-"""Whole-model offload (hw_offload part 2): estimated accelerator time next to v1 measured here.
+"""Whole-model offload: estimated accelerator time next to v1 measured here.
 
     python -m benchmarks.hw.bench_offload [--out DIR] [--clock-mhz 200] [--deadline-ms 1]
                                           [--update-readme]
@@ -8,7 +8,8 @@ example changes only with --update-readme.
 
 For chip16 and tiny, batch 1:
 * ESTIMATED accelerator time per block and per step (prefill of max_seq_len tokens, one decode
-  token at position max_seq_len-1): compute (cycles counted by the Verilator fast build, at the
+  token at position max_seq_len-1), v1 through ``torch.compile(backend="rtl")`` as in the
+  speedup table (benchmarks.rtl_estimate): compute (cycles counted by the Verilator fast build, at the
   stated clock), host-link transfer (bytes and transactions counted by the driver, PCIe model),
   total; weights resident or streamed as the SRAM plan decides;
 * MEASURED here: version 1 (float, eager) on this CPU for the same steps, with benchmarks.timing;
@@ -28,7 +29,7 @@ import torch
 from benchmarks.environment import REPO_ROOT, default_out, machine_info
 from benchmarks.timing import summarize, time_repeats
 from hw_offload.cost import HostLink
-from hw_offload.estimate import default_calibration, estimate_model, quantized_blocks
+from benchmarks.rtl_estimate import compile_rtl, estimate_step
 from version1_baseline import TinyLlama, get_preset
 
 
@@ -74,12 +75,12 @@ def bench(preset: str, clock_mhz: float, link: HostLink, repeats: int) -> dict:
     cfg = get_preset(preset)
     torch.manual_seed(0)
     model = TinyLlama(cfg).eval()
-    blocks = quantized_blocks(model, default_calibration(cfg))
+    compiled = compile_rtl(model, clock_mhz=clock_mhz, link=link)
     out = {"preset": preset, "config": cfg.to_dict(), "modes": {}}
     for mode in ("prefill", "decode"):
         t0 = time.perf_counter()
-        est = estimate_model(model, mode, 1, cfg.max_seq_len, clock_mhz=clock_mhz, link=link,
-                             blocks=blocks)
+        est = estimate_step(compiled, mode, 1, cfg.max_seq_len)
+        blocks = est.pop("blocks")
         wall = time.perf_counter() - t0
         tokens = cfg.max_seq_len if mode == "prefill" else 1
         past = 0 if mode == "prefill" else cfg.max_seq_len - 1
@@ -91,7 +92,7 @@ def bench(preset: str, clock_mhz: float, link: HostLink, repeats: int) -> dict:
             "per_block_ms": [b["total_s"] * 1e3 for b in est["per_block"]],
             "mac_utilization": macs / (16 * 16 * step["cycles"]),
             "v1_measured_cpu": v1_measured(model, mode, cfg.max_seq_len, repeats),
-            "estimate_wall_s_including_quantization_and_prefill": wall,
+            "estimate_wall_s_including_prefill": wall,
         }
     out["simulation"] = sim_speed(blocks, cfg)
     return out
@@ -125,7 +126,7 @@ def walkthrough(res: dict, deadline_ms: float) -> list[str]:
              f"1. Bytes per block call: {b0['bytes_to_device']} to the device (weights streamed: "
              f"the SRAM plan says `{est['plan']['notes'][0] if est['plan']['notes'] else est['plan']['weights']}`), "
              f"{b0['bytes_from_device']} back, in {b0['transactions']} transactions.",
-             f"2. Calls per token: {est['runs_per_sequence']} device runs for {len(blocks)} blocks.",
+             f"2. Calls per token: {est['device_runs']} device runs for {len(blocks)} blocks.",
              f"3. Transfer time per token: {step['transactions']} x {link['latency_ns']:g} ns + "
              f"{step['bytes_to_device'] + step['bytes_from_device']} B / {link['bytes_per_s'] / 1e9:.3f} GB/s "
              f"= {step['link_s'] * 1e3:.4f} ms.",
@@ -141,7 +142,7 @@ def walkthrough(res: dict, deadline_ms: float) -> list[str]:
 
 def to_markdown(res: dict, deadline_ms: float) -> str:
     m = res["machine"]
-    lines = ["# hw_offload part 2: whole-model offload, estimated vs version 1 measured", "",
+    lines = ["# hw_offload: whole-model offload, estimated vs version 1 measured", "",
              f"Machine (measurements): {m['device_name']}, host {m['host']}, torch {m['torch']}, "
              f"git {m['git_sha']}. Accelerator numbers are ESTIMATED at {res['clock_mhz']:g} MHz "
              f"with {res['link']['label']}, from cycles counted by the Verilator fast build and "
