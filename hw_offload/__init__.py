@@ -2,8 +2,10 @@
 
 Layers (each tested against the one beside it): rtl/ executes instructions cycle-accurately
 (driver.Accelerator over Verilator); golden.GoldenAccelerator executes the same instructions
-in numpy, bit-exact; compiler.compile_block turns a quantized decoder block (quant.py) into an
-instruction stream and memory image; runtime.run_block executes it on either device.
+in numpy, bit-exact; compiler.py turns a quantized decoder block (quant.py) into a weight image
+and the block program (compiler.block_program, prefill and decode); model_session.ModelSession
+runs a model's blocks on either device; backend.py is the torch.compile backend "rtl" and
+cost.py prices the session's records.
 """
 
 

@@ -2,7 +2,7 @@
 
 Scheme (BACKEND.md has the full text): run the float model once on calibration inputs and
 record, for every decoder block, its input hidden state x (B, S, hidden) and its output y.
-Then, per block, part 1's ``quant.quantize_block`` runs the block's float pieces on each
+Then, per block, ``quant.quantize_block`` runs the block's float pieces on each
 calibration sequence (positions 0..S-1) and sets every activation scale to absmax / 127 over
 all of them; weights are quantized there too (int8, absmax / 127). Scales are then frozen:
 every later call, prefill or decode, uses them. Before quantizing, the rebuilt v1 block must
@@ -123,6 +123,6 @@ def semantic_mismatch(layer: DecoderLayer, cfg: TinyLlamaConfig, x: torch.Tensor
 
 
 def quantize_calibrated(layer: DecoderLayer, cfg: TinyLlamaConfig, x: torch.Tensor) -> QuantizedBlock:
-    """Part 1's quantize_block over calibration inputs x (B, S, hidden) at positions 0..S-1."""
+    """quant.quantize_block over calibration inputs x (B, S, hidden) at positions 0..S-1."""
     cos, sin = rotary(cfg, 0, x.shape[1])
     return quantize_block(layer, cfg, np.asarray(x.detach().double()), cos, sin)

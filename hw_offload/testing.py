@@ -1,6 +1,6 @@
 """Helpers shared by tests/test_rtl_*.py: one Verilator build, run-on-both-devices.
 
-Kept in the package (not in a conftest) so the benchmarks and part 2's tests can use it too.
+Kept in the package (not in a conftest) so the benchmarks and every hw test can use it too.
 """
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ def test_use_from_python_snippet_runs_as_written():
     section = text.split("## Use from Python\n", 1)[1].split("\n## ", 1)[0]
     code = "\n".join(line[4:] for line in section.splitlines()
                      if line.startswith("    ") or not line.strip())
-    assert "quantize_block(" in code and "session.run(" in code, "snippet not found"
+    assert "quantize_block(" in code and "session.run_block(" in code, "snippet not found"
     scope: dict = {}
     exec(compile(code, "hw_offload/README.md (Use from Python)", "exec"), scope)
     cfg = scope["cfg"]
