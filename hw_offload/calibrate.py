@@ -2,7 +2,7 @@
 
 Scheme (BACKEND.md has the full text): run the float model once on calibration inputs and
 record, for every decoder block, its input hidden state x (B, S, hidden) and its output y.
-Then, per block, ``quant.quantize_block`` runs the block's float pieces on each
+Then, per block, ``quantize_block`` (below) runs the block's float pieces on each
 calibration sequence (positions 0..S-1) and sets every activation scale to absmax / 127 over
 all of them; weights are quantized there too (int8, absmax / 127). Scales are then frozen:
 every later call, prefill or decode, uses them. Before quantizing, the rebuilt v1 block must
@@ -19,18 +19,96 @@ Two sources of calibration inputs:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.fx import GraphModule, Interpreter
 
 from version1_baseline.config import TinyLlamaConfig
-from version1_baseline.model import DecoderLayer, RotaryEmbedding
+from version1_baseline.model import DecoderLayer, RotaryEmbedding, apply_rotary, eager_attention
 
 from .partition import BlockGroup
-from .quant import QuantizedBlock, quantize_block
+from .quant import QuantizedBlock, channel_scales, quantize, scale_of
 
 SEMANTIC_RTOL = 1e-4   # the rebuilt block vs the recorded float output, relative to max |y|
+
+
+@dataclass
+class FloatTrace:
+    """Float intermediates of the v1 block for one input x (S, hidden), all float64 numpy."""
+
+    x: np.ndarray
+    xn: np.ndarray
+    q: np.ndarray      # (S, heads*head_dim) after RoPE
+    k: np.ndarray      # (S, kv_heads*head_dim) after RoPE
+    v: np.ndarray
+    attn: np.ndarray   # (S, heads*head_dim) before o_proj
+    h1: np.ndarray
+    h1n: np.ndarray
+    mid: np.ndarray    # silu(gate) * up
+    y: np.ndarray
+
+
+def float_trace(layer, x, cos, sin) -> FloatTrace:
+    """Run v1's DecoderLayer pieces on x: (S, hidden) at positions 0..S-1 and keep every
+    intermediate (the accelerator's quantization points); checked against the layer itself."""
+    att = layer.self_attn
+    with torch.no_grad():
+        xt = torch.as_tensor(x, dtype=torch.float32)[None]
+        s = xt.shape[1]
+        xn = layer.input_layernorm(xt)
+        q = att.q_proj(xn).view(1, s, att.num_heads, att.head_dim).transpose(1, 2)
+        k = att.k_proj(xn).view(1, s, att.num_kv_heads, att.head_dim).transpose(1, 2)
+        v = att.v_proj(xn).view(1, s, att.num_kv_heads, att.head_dim).transpose(1, 2)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        o = eager_attention(q, k, v, past=0).transpose(1, 2).reshape(1, s, -1)
+        h1 = xt + att.o_proj(o)
+        h1n = layer.post_attention_layernorm(h1)
+        mid = torch.nn.functional.silu(layer.mlp.gate_proj(h1n)) * layer.mlp.up_proj(h1n)
+        y = h1 + layer.mlp.down_proj(mid)
+        ref = layer(xt, cos, sin)
+        if not torch.allclose(ref, y, atol=1e-5, rtol=1e-5):
+            raise AssertionError("float_trace disagrees with DecoderLayer.forward")
+    f = lambda t: t[0].double().numpy() if t.dim() == 3 else t.double().numpy()  # noqa: E731
+    tr = lambda t: t[0].transpose(0, 1).reshape(s, -1).double().numpy()  # noqa: E731
+    return FloatTrace(x=f(xt), xn=f(xn), q=tr(q), k=tr(k), v=tr(v), attn=f(o), h1=f(h1),
+                      h1n=f(h1n), mid=f(mid), y=f(y))
+
+
+def quantize_block(layer, config, calib_x, cos, sin, per_channel: bool = True) -> QuantizedBlock:
+    """Quantize a v1 DecoderLayer (weights: quant.py's numpy scheme; activation scales: float_trace). calib_x: (S, hidden) or (B, S, hidden) float calibration
+    inputs; each activation scale is the absmax over all of them / 127.
+
+    per_channel=False gives every row of a matrix the matrix's scale (per-tensor weights, the
+    baseline that benchmarks/hw/bench_quant.py compares against); the program is the same.
+    """
+    att, mlp = layer.self_attn, layer.mlp
+    mats = {"q": att.q_proj, "k": att.k_proj, "v": att.v_proj, "o": att.o_proj,
+            "gate": mlp.gate_proj, "up": mlp.up_proj, "down": mlp.down_proj}
+    weights, wscales, cscales = {}, {}, {}
+    for name, lin in mats.items():
+        w = lin.weight.detach().double().numpy()
+        cscales[name] = channel_scales(w)
+        wscales[name] = float(cscales[name].max())
+        if not per_channel:
+            cscales[name] = np.full_like(cscales[name], wscales[name])
+        weights[name] = quantize(w, cscales[name][:, None])
+    gammas, gscales = {}, {}
+    for name, norm in (("input_norm", layer.input_layernorm), ("post_norm", layer.post_attention_layernorm)):
+        g = norm.weight.detach().double().numpy()
+        gscales[name] = scale_of(g)
+        gammas[name] = quantize(g, gscales[name])
+    calib = np.asarray(calib_x)
+    traces = [float_trace(layer, xb, cos, sin) for xb in (calib if calib.ndim == 3 else calib[None])]
+    acts = {name: max(scale_of(getattr(t, name)) for t in traces)
+            for name in ("x", "xn", "q", "k", "v", "attn", "h1", "h1n", "mid", "y")}
+    return QuantizedBlock(hidden=config.hidden_size, heads=config.num_heads,
+                          kv_heads=config.num_kv_heads, head_dim=config.head_dim,
+                          intermediate=config.intermediate_size, rope_theta=config.rope_theta,
+                          weights=weights, weight_scales=wscales, channel_scales=cscales,
+                          gammas=gammas,
+                          gamma_scales=gscales, act_scales=acts)
 
 
 def capture_graph(gm: GraphModule, groups: list[BlockGroup], args) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
@@ -123,6 +201,6 @@ def semantic_mismatch(layer: DecoderLayer, cfg: TinyLlamaConfig, x: torch.Tensor
 
 
 def quantize_calibrated(layer: DecoderLayer, cfg: TinyLlamaConfig, x: torch.Tensor) -> QuantizedBlock:
-    """quant.quantize_block over calibration inputs x (B, S, hidden) at positions 0..S-1."""
+    """quantize_block over calibration inputs x (B, S, hidden) at positions 0..S-1."""
     cos, sin = rotary(cfg, 0, x.shape[1])
     return quantize_block(layer, cfg, np.asarray(x.detach().double()), cos, sin)

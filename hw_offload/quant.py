@@ -6,11 +6,11 @@
   applied where the accumulator is read, so every later rescale is per tensor.
 * RMSNorm gains: int8, one scale per vector.
 * Activations: int8, one scale per tensor, calibrated as absmax / 127 of the float block's
-  intermediate on a calibration input (``calibrate``).
+  intermediate on a calibration input (``calibrate.quantize_block``, which runs the torch block).
 * Accumulators: int32 with scale s_a * s_w[c]; after the column scale s_a * max(s_w); every rescale is an integer multiply by a 16-bit
   multiplier and a rounding right shift (``multiplier``), exactly as int_arith.requant.
 
-This module may use torch (to run the float block for calibration); compiler.py does not.
+Numpy only: this module and compiler.py never import torch (tests/test_rtl_quant.py checks it).
 """
 from __future__ import annotations
 
@@ -104,87 +104,4 @@ class QuantizedBlock:
     channel_scales: dict[str, np.ndarray]  # per matrix: float64 [out], one scale per output row
     gammas: dict[str, np.ndarray]         # input_norm, post_norm: int8 [hidden]
     gamma_scales: dict[str, float]
-    act_scales: dict[str, float] = field(default_factory=dict)  # see calibrate()
-
-
-@dataclass
-class FloatTrace:
-    """Float intermediates of the v1 block for one input x (S, hidden), all float64 numpy."""
-
-    x: np.ndarray
-    xn: np.ndarray
-    q: np.ndarray      # (S, heads*head_dim) after RoPE
-    k: np.ndarray      # (S, kv_heads*head_dim) after RoPE
-    v: np.ndarray
-    attn: np.ndarray   # (S, heads*head_dim) before o_proj
-    h1: np.ndarray
-    h1n: np.ndarray
-    mid: np.ndarray    # silu(gate) * up
-    y: np.ndarray
-
-
-def float_trace(layer, x, cos, sin) -> FloatTrace:
-    """Run v1's DecoderLayer pieces on x: (S, hidden) and keep every intermediate."""
-    import torch
-    from version1_baseline.model import apply_rotary
-    att = layer.self_attn
-    with torch.no_grad():
-        xt = torch.as_tensor(x, dtype=torch.float32)[None]
-        s = xt.shape[1]
-        xn = layer.input_layernorm(xt)
-        q = att.q_proj(xn).view(1, s, att.num_heads, att.head_dim).transpose(1, 2)
-        k = att.k_proj(xn).view(1, s, att.num_kv_heads, att.head_dim).transpose(1, 2)
-        v = att.v_proj(xn).view(1, s, att.num_kv_heads, att.head_dim).transpose(1, 2)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        groups = att.num_heads // att.num_kv_heads
-        kk, vv = k.repeat_interleave(groups, 1), v.repeat_interleave(groups, 1)
-        sc = (q @ kk.transpose(-2, -1)) / math.sqrt(att.head_dim)
-        mask = torch.triu(torch.ones(s, s, dtype=torch.bool), 1)
-        pr = torch.softmax(sc.masked_fill(mask, float("-inf")), -1)
-        o = (pr @ vv).transpose(1, 2).reshape(1, s, -1)
-        h1 = xt + att.o_proj(o)
-        h1n = layer.post_attention_layernorm(h1)
-        mid = torch.nn.functional.silu(layer.mlp.gate_proj(h1n)) * layer.mlp.up_proj(h1n)
-        y = h1 + layer.mlp.down_proj(mid)
-        ref = layer(xt, cos, sin)
-        if not torch.allclose(ref, y, atol=1e-5, rtol=1e-5):
-            raise AssertionError("float_trace disagrees with DecoderLayer.forward")
-    f = lambda t: t[0].double().numpy() if t.dim() == 3 else t.double().numpy()  # noqa: E731
-    tr = lambda t: t[0].transpose(0, 1).reshape(s, -1).double().numpy()  # noqa: E731
-    return FloatTrace(x=f(xt), xn=f(xn), q=tr(q), k=tr(k), v=tr(v), attn=f(o), h1=f(h1),
-                      h1n=f(h1n), mid=f(mid), y=f(y))
-
-
-def quantize_block(layer, config, calib_x, cos, sin, per_channel: bool = True) -> QuantizedBlock:
-    """Quantize a v1 DecoderLayer. calib_x: (S, hidden) or (B, S, hidden) float calibration
-    inputs; each activation scale is the absmax over all of them / 127.
-
-    per_channel=False gives every row of a matrix the matrix's scale (per-tensor weights, the
-    baseline that benchmarks/hw/bench_quant.py compares against); the program is the same.
-    """
-    att, mlp = layer.self_attn, layer.mlp
-    mats = {"q": att.q_proj, "k": att.k_proj, "v": att.v_proj, "o": att.o_proj,
-            "gate": mlp.gate_proj, "up": mlp.up_proj, "down": mlp.down_proj}
-    weights, wscales, cscales = {}, {}, {}
-    for name, lin in mats.items():
-        w = lin.weight.detach().double().numpy()
-        cscales[name] = channel_scales(w)
-        wscales[name] = float(cscales[name].max())
-        if not per_channel:
-            cscales[name] = np.full_like(cscales[name], wscales[name])
-        weights[name] = quantize(w, cscales[name][:, None])
-    gammas, gscales = {}, {}
-    for name, norm in (("input_norm", layer.input_layernorm), ("post_norm", layer.post_attention_layernorm)):
-        g = norm.weight.detach().double().numpy()
-        gscales[name] = scale_of(g)
-        gammas[name] = quantize(g, gscales[name])
-    calib = np.asarray(calib_x)
-    traces = [float_trace(layer, xb, cos, sin) for xb in (calib if calib.ndim == 3 else calib[None])]
-    acts = {name: max(scale_of(getattr(t, name)) for t in traces)
-            for name in ("x", "xn", "q", "k", "v", "attn", "h1", "h1n", "mid", "y")}
-    return QuantizedBlock(hidden=config.hidden_size, heads=config.num_heads,
-                          kv_heads=config.num_kv_heads, head_dim=config.head_dim,
-                          intermediate=config.intermediate_size, rope_theta=config.rope_theta,
-                          weights=weights, weight_scales=wscales, channel_scales=cscales,
-                          gammas=gammas,
-                          gamma_scales=gscales, act_scales=acts)
+    act_scales: dict[str, float] = field(default_factory=dict)  # calibrate.quantize_block

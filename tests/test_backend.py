@@ -174,7 +174,7 @@ def test_kv_steps_equal_one_prefill_bit_exact(seed):
     layer, rng = model.model.layers[0], np.random.default_rng(seed)
     x = rng.standard_normal((2, 48, 64))
     cos, sin = model.model.rotary_emb(torch.arange(48))
-    from hw_offload.quant import quantize_block
+    from hw_offload.calibrate import quantize_block
     qb = quantize_block(layer, cfg, x, cos, sin)
     x_q = quantize(x[0], qb.act_scales["x"])
     want = ModelSession([qb], 48, 0, "golden").run_block(0, x_q[None], 0, keep_kv=False)[0]

@@ -165,3 +165,15 @@ def test_table_step_goes_through_the_rtl_backend():
     want = total_cost(decode, 1e6, link)
     assert est["step"]["link_s"] == pytest.approx(want.link_s) and est["step"]["total_s"] is None
     assert est["link"] == link.label() and est["tokens_per_step"] == 1
+
+
+def test_compiler_and_quant_do_not_import_torch():
+    """The compiler layer knows the ISA and numpy only; torch stays in calibrate/backend."""
+    import subprocess
+    import sys
+    code = ("import sys, hw_offload.compiler, hw_offload.quant, hw_offload.sram_plan; "
+            "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert run.returncode == 0, f"importing the compiler pulled in torch: {run.stdout}{run.stderr}"

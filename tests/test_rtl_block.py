@@ -7,7 +7,8 @@ import pytest
 from hw_offload.driver import Accelerator
 from hw_offload.golden import GoldenAccelerator
 from hw_offload.model_session import ModelSession
-from hw_offload.quant import float_trace, quantize, quantize_block
+from hw_offload.calibrate import float_trace, quantize_block
+from hw_offload.quant import quantize
 from hw_offload.testing import POISON, make_block, run_one_block, seeds
 from version1_baseline import get_preset
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from hw_offload.model_session import ModelSession
-from hw_offload.quant import quantize_block
+from hw_offload.calibrate import quantize_block
 from version1_baseline import TinyLlama, get_preset
 
 pytestmark = pytest.mark.rtl

@@ -14,8 +14,9 @@ import torch.nn.functional as F
 
 from hw_offload import int_arith as ia
 from hw_offload.isa import CS_SHIFT
+from hw_offload.calibrate import quantize_block
 from hw_offload.quant import (channel_scales, column_multipliers, multiplier, pair_multiplier,
-                              quantize, quantize_block, rope_q14, scale_of)
+                              quantize, rope_q14, scale_of)
 from hw_offload.testing import seeds
 from version1_baseline.model import RMSNorm, apply_rotary, RotaryEmbedding
 

@@ -27,7 +27,8 @@ from hw_offload.compiler import block_program
 from hw_offload.driver import Accelerator
 from hw_offload.golden import GoldenAccelerator
 from hw_offload.isa import OP_GEMM, OP_HALT, Insn, encode_program
-from hw_offload.quant import quantize, quantize_block
+from hw_offload.calibrate import quantize_block
+from hw_offload.quant import quantize
 from hw_offload.testing import run_one_block
 from version1_baseline import TinyLlama, get_preset
 

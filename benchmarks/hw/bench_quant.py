@@ -19,7 +19,8 @@ import torch
 from benchmarks.environment import default_out, machine_info
 from hw_offload.golden import GoldenAccelerator
 from hw_offload.isa import HwConfig
-from hw_offload.quant import float_trace, quantize, quantize_block
+from hw_offload.calibrate import float_trace, quantize_block
+from hw_offload.quant import quantize
 from hw_offload.testing import make_block, run_one_block
 from version1_baseline import get_preset
 
