@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .counters import Counters, LinkCounters
+from .device_counters import Counters, LinkCounters
 
 # bytes per second per lane, after encoding
 _LANE_BYTES_PER_S = {1: 2.5e9 * 8 / 10 / 8, 2: 5e9 * 8 / 10 / 8, 3: 8e9 * 128 / 130 / 8,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .build import build
-from .counters import Counters, LinkCounters
+from .device_counters import Counters, LinkCounters
 from .errors import AcceleratorError, AddressError, CycleLimitError
 from .isa import (COUNTER_REGS, IMEM_BASE, INSN_BYTES, REG_A_ROWS, REG_ACC_ROWS, REG_DRAM_BYTES,
                   REG_ERR_CODE, REG_ERR_PC, REG_IMEM_DEPTH, REG_N, REG_PC, REG_START_PC,

@@ -17,7 +17,7 @@ from .isa import (COLSCALE_A, COLSCALE_B, COLSCALE_FLAGS, CS_SHIFT, ERR_FIELD, E
                   MEM_A, MEM_ACC, MEM_W, OP_GEMM, OP_HALT, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS,
                   OP_ROPE, OP_SMAX, OP_STORE, OP_SWIGLU, VECTOR_OPS, HwConfig, Insn,
                   colscale_rows, rope_rows_per_position)
-from .counters import Counters, LinkCounters
+from .device_counters import Counters, LinkCounters
 
 
 def validate(i: Insn, cfg: HwConfig) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .compiler import (BlockDims, WeightLayout, block_program, from_blocks, layout_weights, rescales,
                        to_blocks, weight_load_program)
-from .counters import Counters, LinkCounters
+from .device_counters import Counters, LinkCounters
 from .golden import GoldenAccelerator
 from .isa import OP_HALT, HwConfig, Insn, encode_program
 from .quant import QuantizedBlock

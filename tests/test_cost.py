@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hw_offload.cost import HostLink, call_cost, total_cost
-from hw_offload.counters import Counters, LinkCounters
+from hw_offload.device_counters import Counters, LinkCounters
 from benchmarks.rtl_estimate import estimate_rows
 from hw_offload.calibrate import quantize_model
 from hw_offload.isa import HwConfig

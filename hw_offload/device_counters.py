@@ -1,4 +1,4 @@
-"""Performance counters read back after a run (RTL: registers 0x10..0x1F)."""
+"""What one device run reports: performance counters (RTL: registers 0x10..0x1F) and host-link traffic."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
