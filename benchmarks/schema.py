@@ -10,7 +10,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+# 2: adds world_size, parallel, sharding, backend, peak_memory_per_rank (issue 14).
+# Version-1 records (one process) still validate: the new fields take their defaults.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MODES = ("train", "prefill", "decode")
 
 
@@ -42,6 +45,12 @@ class RunResult:
     busy: list[str] = field(default_factory=list)
     timestamp: str = ""               # ISO-8601 local time of the measurement
     quick: bool = False               # a smoke run with few steps: not for reporting
+    world_size: int = 1               # processes that trained together (torchrun ranks)
+    parallel: str = "none"            # engine: "none", "ddp" or "fsdp"
+    sharding: str = "none: one process holds everything"   # what each rank holds
+    backend: str | None = None        # process-group backend ("gloo", "nccl"); None alone
+    peak_memory_per_rank: list | None = None   # bytes per rank, rank order; peak_memory_bytes
+                                               # is their maximum
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict:
@@ -72,8 +81,11 @@ def validate(record: dict) -> dict:
         ok = isinstance(value, (int, float)) if typ is float else isinstance(value, typ)
         if not ok or (typ is int and isinstance(value, bool)):
             raise ValueError(f"result field {key!r} should be {typ.__name__}, got {value!r}")
-    if record["schema_version"] != SCHEMA_VERSION:
-        raise ValueError(f"schema_version {record['schema_version']} != {SCHEMA_VERSION}")
+    if record["schema_version"] not in READABLE_VERSIONS:
+        raise ValueError(f"schema_version {record['schema_version']} is not one of "
+                         f"{READABLE_VERSIONS}")
+    if record["schema_version"] >= 2:
+        _validate_parallel(record)
     if record["mode"] not in MODES:
         raise ValueError(f"mode {record['mode']!r} not one of {MODES}")
     for key in _MACHINE_KEYS:
@@ -101,6 +113,28 @@ def validate(record: dict) -> dict:
             if not isinstance(record.get(key), (int, float)):
                 raise ValueError(f"train result needs a numeric {key}")
     return record
+
+
+def _validate_parallel(record: dict) -> None:
+    """The version-2 fields: a world of >= 1 ranks, a known engine, one peak per rank."""
+    world = record.get("world_size")
+    if not isinstance(world, int) or isinstance(world, bool) or world < 1:
+        raise ValueError(f"world_size must be a positive int, got {world!r}")
+    if record.get("parallel") not in ("none", "ddp", "fsdp"):
+        raise ValueError(f"parallel must be none, ddp or fsdp, got {record.get('parallel')!r}")
+    if record["parallel"] == "none" and world != 1:
+        raise ValueError(f"parallel 'none' with world_size {world}")
+    if not isinstance(record.get("sharding"), str):
+        raise ValueError("result needs a sharding description (str)")
+    peaks = record.get("peak_memory_per_rank")
+    if peaks is not None:
+        if not isinstance(peaks, list) or len(peaks) != world:
+            raise ValueError(f"peak_memory_per_rank needs one entry per rank ({world}), "
+                             f"got {peaks!r}")
+        for p in peaks:
+            if p is not None and (not isinstance(p, int) or isinstance(p, bool) or p < 0):
+                raise ValueError(f"peak_memory_per_rank entries must be non-negative ints or "
+                                 f"null, got {p!r}")
 
 
 def load(path) -> dict:

@@ -36,6 +36,8 @@ def build_parser(spec) -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="write the result record to this path")
     if spec.add_arguments:
         spec.add_arguments(p)
+    from benchmarks.parallel import add_arguments as add_parallel_arguments
+    add_parallel_arguments(p)    # --parallel, checkpoints (issue 14)
     return p
 
 
@@ -70,6 +72,9 @@ def main(spec, argv=None) -> int:
     from benchmarks.workloads import resolve_dtype
 
     args = build_parser(spec).parse_args(argv)
+    from benchmarks.parallel import train_parallel, wants_parallel
+    if wants_parallel(args):     # torchrun / DDP / FSDP / checkpoints: its own loop
+        return train_parallel(spec, args, build_model)
     device = best_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
     model = build_model(spec, args, device)
