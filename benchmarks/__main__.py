@@ -117,7 +117,11 @@ def main(argv=None) -> int:
     plot.add_argument("folder")
     sub.add_parser("readme", help="regenerate the README's results section from "
                    "benchmarks/results/")
+    from .scaling import add_parser as add_scaling_parser, main as scaling_main
+    add_scaling_parser(sub)
     args = p.parse_args(argv)
+    if args.command == "scaling":
+        return scaling_main(args)
     if args.command == "plot":
         return _replot(Path(args.folder))
     if args.command == "readme":
