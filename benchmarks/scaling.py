@@ -4,11 +4,16 @@ Launches the version's train mode under torchrun once per process count, reads b
 run's result JSON and writes the scaling table: global tokens/s, step time, peak memory
 per rank, and efficiency against linear scaling, ``tokens/s(N) / (N * tokens/s(1))``.
 Every row is a measured run; the N=1 row is the same engine with one process.
+
+Each rank runs one intra-op thread (OMP_NUM_THREADS=1, torchrun's own default for N > 1,
+applied to N = 1 too), so N processes use N cores and "linear" means one core per rank.
+The machine's load average is recorded with each run: on a shared machine it explains noise.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,11 +33,15 @@ def run_one(module: str, nprocs: int, args: argparse.Namespace, out: Path) -> di
     for flag, value in (("--batch-size", args.batch_size), ("--seq-len", args.seq_len)):
         if value:
             cmd += [flag, str(value)]
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
+    load_before = os.getloadavg()[0]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
     if proc.returncode != 0:
         raise SystemExit(f"error: {nprocs}-process run failed (exit {proc.returncode}):\n"
                          + proc.stderr[-3000:])
-    return load(path)
+    record = load(path)
+    record["load_average_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    return record
 
 
 def scaling_table(records: list[dict]) -> str:
@@ -46,8 +55,8 @@ def scaling_table(records: list[dict]) -> str:
              f"git {first['machine']['git_sha']})",
              "",
              "| processes | tokens/s | step median (ms) | p10-p90 (ms) | peak memory per rank "
-             "(MiB) | efficiency vs linear |",
-             "|---|---|---|---|---|---|"]
+             "(MiB) | efficiency vs linear | load avg before/after |",
+             "|---|---|---|---|---|---|---|"]
     for r in records:
         t = r["step_time_ms"]
         peaks = r.get("peak_memory_per_rank") or []
@@ -55,8 +64,10 @@ def scaling_table(records: list[dict]) -> str:
         eff = (f"{r['tokens_per_s'] / (r['world_size'] * base['tokens_per_s']):.2f}"
                if base else "n/a (no 1-process run)")
         lines.append(f"| {r['world_size']} | {r['tokens_per_s']:,.0f} | {t['median']:.1f} | "
-                     f"{t['p10']:.1f}-{t['p90']:.1f} | {mem} | {eff} |")
-    lines += ["", f"Peak memory: {first['peak_memory_method']}. Step time: "
+                     f"{t['p10']:.1f}-{t['p90']:.1f} | {mem} | {eff} | "
+                     f"{'/'.join(str(x) for x in r.get('load_average_1min', [])) or 'n/a'} |")
+    lines += ["", f"One intra-op thread per rank (OMP_NUM_THREADS=1). Peak memory: "
+              f"{first['peak_memory_method']}. Step time: "
               "the slowest rank's per step. Sharding: " + records[-1]["sharding"] + "."]
     return "\n".join(lines) + "\n"
 
