@@ -119,9 +119,15 @@ def main(argv=None) -> int:
                    "benchmarks/results/")
     from .scaling import add_parser as add_scaling_parser, main as scaling_main
     add_scaling_parser(sub)
+    to_hf = sub.add_parser("to-hf", help="a --save-checkpoint folder as a Hugging Face folder")
+    to_hf.add_argument("checkpoint")
+    to_hf.add_argument("out")
     args = p.parse_args(argv)
     if args.command == "scaling":
         return scaling_main(args)
+    if args.command == "to-hf":
+        from .parallel import export_checkpoint
+        return export_checkpoint(args.checkpoint, args.out)
     if args.command == "plot":
         return _replot(Path(args.folder))
     if args.command == "readme":

@@ -148,6 +148,9 @@ def _train(spec, args, build_model, plan: ParallelPlan, env: RankEnv, batch: int
 
     dtype = resolve_dtype(args.dtype, env.device)
     model = build_model(spec, args, env.device)   # same seed on every rank: same init
+    # Before wrapping: v2's describe probes SDPA with its own autograd step on the plain
+    # parameters, which FSDP replaces by shards.
+    extra = spec.describe(model) if spec.describe else {}
     trained = wrap_model(model, plan, env)
     # FSDP's policy casts the parameters itself; autocast on top would cast twice.
     trainer = Trainer(trained, dtype=torch.float32 if plan.mixed_precision else dtype,
@@ -164,7 +167,6 @@ def _train(spec, args, build_model, plan: ParallelPlan, env: RankEnv, batch: int
         done += 1
     per_rank_peak = gather_objects(peak)
     slowest = [max(ts) for ts in zip(*gather_objects(log.seconds[args.warmup:]))]
-    extra = spec.describe(model) if spec.describe else {}   # every rank: may run a forward
     if args.save_checkpoint:
         save_checkpoint(args.save_checkpoint, trained, trainer.optimizer, done, meta={
             "version": spec.name, "engine": plan.engine, "config": model.config.to_dict(),
@@ -208,3 +210,28 @@ def _train(spec, args, build_model, plan: ParallelPlan, env: RankEnv, batch: int
 
 __all__ = ["ENGINES", "add_arguments", "wants_parallel", "train_parallel", "run_steps",
            "plan_from_args", "DEEPSPEED_REASON"]
+
+
+def export_checkpoint(folder, out) -> int:
+    """``python -m benchmarks to-hf CKPT OUT``: a checkpoint written by ``--save-checkpoint``
+    as a Hugging Face folder. The model is rebuilt (on CPU, one process) from the version
+    and the command-line options recorded in the checkpoint, so its layout matches."""
+    import importlib
+
+    from version1_baseline.checkpoint import export_hf, read_meta
+    from version1_baseline.cli import build_model
+
+    from .versions import ENTRIES
+
+    meta = read_meta(folder)
+    if "args" not in meta or meta.get("version") not in ENTRIES:
+        raise SystemExit(f"error: {folder}: meta.json lacks the version and options of the "
+                         "run; only checkpoints written by --save-checkpoint can be converted "
+                         "here (else call version1_baseline.checkpoint.export_hf with a model)")
+    spec = importlib.import_module(ENTRIES[meta["version"]].module).SPEC
+    model = build_model(spec, argparse.Namespace(**{**meta["args"], "device": "cpu"}),
+                        torch.device("cpu"))
+    export_hf(folder, model, out)
+    print(f"wrote {out} ({meta['version']}, step {meta['step']}, from "
+          f"{meta['saved_world_size']} rank(s))")
+    return 0

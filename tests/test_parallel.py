@@ -197,3 +197,28 @@ def test_v3_kernels_train_under_ddp_and_fsdp_with_plain_tensors(tmp_path):
                                rtol=0)
     assert got["fsdp_v3_modules_probed"] > 0
     assert got["fsdp_v3_dtensor_weights_seen"] == []
+
+
+def test_to_hf_command_converts_a_cli_checkpoint_of_version_2(tmp_path, capsys):
+    """v2 keeps fused QKV/gate-up parameters: the command rebuilds v2 from the recorded
+    options so the checkpoint's keys match, then writes the HF (unfused) layout."""
+    transformers = pytest.importorskip("transformers")
+    from benchmarks.__main__ import main as bench_main
+    from version1_baseline.checkpoint import load_model_weights
+    from version1_baseline.model import TinyLlama as V1
+    from version2_fused.model import TinyLlama as V2
+    from version1_baseline.config import get_preset
+
+    ckpt, out = tmp_path / "ckpt", tmp_path / "hf"
+    assert cli("version2_fused", "--preset", "chip16", "--parallel", "fsdp",
+               "--save-checkpoint", str(ckpt)) == 0
+    assert bench_main(["to-hf", str(ckpt), str(out)]) == 0
+    v2 = V2(get_preset("chip16"))
+    load_model_weights(ckpt, v2)
+    ids = torch.randint(64, (2, 9), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = v2.eval()(ids)
+        hf = transformers.LlamaForCausalLM.from_pretrained(out, torch_dtype=torch.float32)
+        torch.testing.assert_close(hf.eval()(ids).logits, want, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(V1.from_pretrained(out).eval()(ids), want, atol=1e-4,
+                                   rtol=1e-4)
