@@ -17,7 +17,8 @@ import torch
 from version1_baseline.config import get_preset
 from version1_baseline.data import MarkovCorpus
 from version1_baseline.distributed import (ENGINES, ParallelError, ParallelPlan, RankEnv,
-                                           ShardedBatches, describe_sharding, failures_named,
+                                           ShardedBatches, cannot_shard, describe_sharding,
+                                           failures_named,
                                            gather_objects,
                                            init_distributed, launched_world_size,
                                            local_batch_size, mean_over_ranks, shutdown,
@@ -148,6 +149,9 @@ def _train(spec, args, build_model, plan: ParallelPlan, env: RankEnv, batch: int
 
     dtype = resolve_dtype(args.dtype, env.device)
     model = build_model(spec, args, env.device)   # same seed on every rank: same init
+    reason = cannot_shard(model) if plan.engine == "fsdp" else None
+    if reason:     # before describe, which may compile the model just to observe it
+        raise ParallelError(f"--parallel fsdp: {reason}")
     # Before wrapping: v2's describe probes SDPA with its own autograd step on the plain
     # parameters, which FSDP replaces by shards.
     extra = spec.describe(model) if spec.describe else {}
