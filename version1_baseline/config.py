@@ -112,10 +112,21 @@ class TinyLlamaConfig:
         for flag in ("attention_bias", "mlp_bias"):
             if hf.get(flag, False):
                 raise ValueError(f"{source}: {flag}=true unsupported; TinyLLaMA has no biases")
-        rope = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
-        rope_type = rope.get("rope_type", rope.get("type", "default"))
-        if rope_type != "default":
-            raise ValueError(f"{source}: rope_type={rope_type!r} unsupported; expected 'default'")
+        # transformers reads RoPE from `rope_scaling` (legacy key) when present, else from
+        # `rope_parameters`, so a file may carry scaling in either. Both are checked: any
+        # scaling we do not implement is refused, whichever key holds it.
+        for key in ("rope_scaling", "rope_parameters"):
+            rope = hf.get(key)
+            if rope is None:
+                continue
+            if not isinstance(rope, dict):
+                raise ValueError(f"{source}: {key}={rope!r} unsupported; expected one dict "
+                                 "with rope_type 'default'")
+            rope_type = rope.get("rope_type", rope.get("type", "default"))
+            if rope_type != "default":
+                raise ValueError(f"{source}: {key} has rope_type={rope_type!r}, a RoPE scaling "
+                                 "this model does not implement; expected 'default' (no scaling)")
+        rope = hf.get("rope_scaling") or hf.get("rope_parameters") or {}
         rope_theta = rope.get("rope_theta", hf.get("rope_theta", 10000.0))
         hidden, heads = hf["hidden_size"], hf["num_attention_heads"]
         if hf.get("head_dim") not in (None, hidden // heads):

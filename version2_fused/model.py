@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from version1_baseline import model as v1
 from version1_baseline.config import TinyLlamaConfig
-from version1_baseline.weights import check_state_dict, read_config, read_state_dict
+from version1_baseline.weights import check_state_dict, read_checkpoint
 
 from .attention import Attention
 from .fusions import FusionConfig
@@ -132,5 +132,5 @@ class TinyLlama(v1.TinyLlama):
     @classmethod
     def from_pretrained(cls, path, device=None, fusions: FusionConfig | None = None):
         """Load a local Hugging Face Llama folder into a version-2 model. Never downloads."""
-        model = cls.from_hf_state_dict(read_config(path), read_state_dict(path), fusions)
+        model = cls.from_hf_state_dict(*read_checkpoint(path), fusions)
         return model.to(device) if device is not None else model
