@@ -53,3 +53,75 @@ def test_bf16_large_vocab_gpu():
     (grad_ref,) = torch.autograd.grad(ref, lf)
     torch.testing.assert_close(loss, ref, rtol=1e-3, atol=1e-3)
     torch.testing.assert_close(grad.float(), grad_ref, rtol=2e-2, atol=1e-5)
+
+
+# ---- peer cases (Liger-Kernel's cross-entropy tests): masked vocabulary, ignore_index ------
+NEG_INF = float("-inf")
+
+
+def _loss_and_grad(fn, logits, labels, ignore_index):
+    x = logits.clone().requires_grad_()
+    loss = fn(x, labels, ignore_index)
+    (grad,) = torch.autograd.grad(1.5 * loss, x)
+    return loss, grad
+
+
+def _ours(x, labels, ignore_index):
+    with runtime.poison_outputs():
+        return ce.cross_entropy(x, labels, ignore_index)
+
+
+def _torch(x, labels, ignore_index):
+    return F.cross_entropy(x, labels, ignore_index=ignore_index)
+
+
+@pytest.mark.parametrize("rows,vocab,ignore_index", [(3, 2100, -100), (9, 123, 2), (4, 17, -1)])
+def test_partially_masked_rows_equal_torch(rows, vocab, ignore_index):
+    """Some logits -inf (a masked vocabulary), including a whole first block of 1024 in the
+    interpreter, so the running max starts at -inf; Liger also uses an in-range ignore_index."""
+    gen = torch.Generator().manual_seed(vocab)
+    logits = 3 * torch.randn(rows, vocab, generator=gen)
+    logits[torch.rand(rows, vocab, generator=gen) < 0.4] = NEG_INF
+    logits[0, : vocab * 3 // 4] = NEG_INF
+    logits[1, vocab // 2:] = NEG_INF
+    labels = torch.randint(0, vocab, (rows,), generator=gen)
+    labels[0], labels[1] = vocab - 1, 0
+    logits[torch.arange(rows), labels] = torch.randn(rows, generator=gen)  # labels kept
+    labels[-1] = ignore_index
+    logits, labels = logits.to(DEV), labels.to(DEV)
+    loss, grad = _loss_and_grad(_ours, logits, labels, ignore_index)
+    ref, grad_ref = _loss_and_grad(_torch, logits, labels, ignore_index)
+    assert torch.isfinite(loss) and torch.isfinite(grad).all()
+    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad, grad_ref, rtol=1e-5, atol=1e-6)
+    assert torch.all(grad[logits == NEG_INF] == 0)  # masked entries: zero probability
+
+
+def test_label_on_a_masked_entry_gives_inf_loss_like_torch():
+    logits = torch.randn(2, 40, generator=torch.Generator().manual_seed(1)).to(DEV)
+    logits[0, 5] = NEG_INF
+    labels = torch.tensor([5, 3], device=DEV)
+    loss, grad = _loss_and_grad(_ours, logits, labels, -100)
+    ref, grad_ref = _loss_and_grad(_torch, logits, labels, -100)
+    assert loss.item() == ref.item() == float("inf")
+    torch.testing.assert_close(grad, grad_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_fully_masked_row_nan_if_counted_zero_if_ignored():
+    """A row of all -inf has no distribution. Counted: loss and that row's gradient are NaN,
+    as in torch (documented in the kernel). Ignored: loss equals torch's and the row's
+    gradient is exactly 0 (torch's is NaN there; an ignored row contributes nothing)."""
+    logits = torch.randn(3, 1500, generator=torch.Generator().manual_seed(2)).to(DEV)
+    logits[2] = NEG_INF
+    counted = torch.tensor([4, 7, 9], device=DEV)
+    loss, grad = _loss_and_grad(_ours, logits, counted, -100)
+    ref, grad_ref = _loss_and_grad(_torch, logits, counted, -100)
+    assert torch.isnan(loss) and torch.isnan(ref)
+    torch.testing.assert_close(grad, grad_ref, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+    ignored = torch.tensor([4, 7, -100], device=DEV)
+    loss, grad = _loss_and_grad(_ours, logits, ignored, -100)
+    ref, grad_ref = _loss_and_grad(_torch, logits, ignored, -100)
+    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad[:2], grad_ref[:2], rtol=1e-5, atol=1e-6)
+    assert torch.all(grad[2] == 0)

@@ -11,6 +11,13 @@ vocabulary that saves a (N, V) fp32 buffer and a full read of the logits.
 
 ``n_valid`` is read by the kernel from a device tensor, so the forward never waits on the
 host for it.
+
+Masked vocabulary (some logits ``-inf``) gives those entries zero probability and zero
+gradient, equal to ``F.cross_entropy``; a label on a masked entry gives an infinite loss,
+as in torch. A row whose logits are all ``-inf`` has no distribution: if it is counted, the
+loss and that row's gradient are NaN, as in torch. If its label is ``ignore_index`` it
+contributes nothing - loss as torch, gradient exactly 0 (torch gives NaN there, an artifact
+of taking log_softmax before dropping the row).
 """
 from __future__ import annotations
 
@@ -35,7 +42,11 @@ def _cross_entropy_kernel(LOGITS, LABELS, LOSS, GRAD, N_VALID, n_cols, ignore_in
         x = tl.load(LOGITS + base + start + cols, mask=start + cols < n_cols,
                     other=float("-inf")).to(tl.float32)
         m_new = tl.maximum(m, tl.max(x, axis=0))
-        total = total * tl.exp(m - m_new) + tl.sum(tl.exp(x - m_new), axis=0)
+        # Masked vocabulary (-inf logits): while every logit so far is -inf, m_new is -inf
+        # and -inf - (-inf) would be NaN. Shifting by 0 instead gives exp(-inf) = 0: a
+        # masked entry adds zero probability.
+        shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+        total = total * tl.exp(m - shift) + tl.sum(tl.exp(x - shift), axis=0)
         m = m_new
     lse = m + tl.log(total)
     ignored = label == ignore_index
@@ -48,7 +59,10 @@ def _cross_entropy_kernel(LOGITS, LABELS, LOSS, GRAD, N_VALID, n_cols, ignore_in
         mask = offs < n_cols
         x = tl.load(LOGITS + base + offs, mask=mask, other=0.0).to(tl.float32)
         grad = tl.exp(x - lse) - tl.where(offs == label, 1.0, 0.0)
-        tl.store(GRAD + base + offs, (grad * scale).to(GRAD.dtype.element_ty), mask=mask)
+        # where, not a multiply by 0: a fully -inf row has NaN softmax, and an ignored row
+        # must still contribute exactly nothing.
+        grad = tl.where(ignored, 0.0, grad * scale)
+        tl.store(GRAD + base + offs, grad.to(GRAD.dtype.element_ty), mask=mask)
 
 
 class CrossEntropyFunction(torch.autograd.Function):
