@@ -127,3 +127,58 @@ def test_bf16_gpu(seq, d):
     torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
     for got, want in zip(grads, refs):
         torch.testing.assert_close(got.float(), want.float(), rtol=5e-2, atol=5e-2)
+
+
+def test_seq_1_head_dim_64_gradients_are_accumulation_order():
+    """Peer case (Triton tutorial / Liger): one token, causal, head_dim 64.
+
+    With one key, softmax is exactly 1, so out = v, dv = dout, and dq = dk = 0 exactly:
+    dS = P * (dP - delta) where dP = dout.v (a dot in the dq/dkdv kernels) and
+    delta = sum(dout * out) (the delta kernel) are the same sum taken in two orders.
+    torch's fp32 reference gets 0 by subtracting one value from itself, so comparing
+    against it measures only the kernel's rounding of a cancellation. Decision: this is
+    accumulation order, not a defect. The test bounds dq/dk against an fp64 reference by
+    the standard fp32 summation error of those two length-d sums,
+    |err| <= sm_scale * 2 * gamma_d * sum_i |dout_i v_i| * |other operand|,
+    gamma_d = d*u/(1-d*u), u = 2**-24 (a worst case of about 1e-4 here). The observed error
+    (about 6e-7 on cpu-2core) is also held under the peer's 1e-5 absolute tolerance.
+    """
+    bsz, heads, kv_heads, d = 2, 4, 2, 64
+    q, k, v = inputs(bsz, 1, 1, heads, kv_heads, d)
+    with runtime.poison_outputs():
+        out = fa.flash_attention(q, k, v, causal=True)
+        dout = torch.randn_like(out)
+        dq, dk, dv = torch.autograd.grad(out, (q, k, v), dout)
+    groups = heads // kv_heads
+    v_rep = v.detach().repeat_interleave(groups, 2)
+    torch.testing.assert_close(out, v_rep, rtol=0, atol=1e-6)  # softmax of one score is 1
+    dv_exact = dout.double().unflatten(2, (kv_heads, groups)).sum(3)
+    torch.testing.assert_close(dv.double(), dv_exact, rtol=1e-6, atol=1e-6)
+
+    q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
+    dq64, dk64, _ = torch.autograd.grad(reference_fp64(q64, k64, v64), (q64, k64, v64),
+                                        dout.double())
+    assert dq64.abs().max() == 0 and dk64.abs().max() == 0  # exact arithmetic: no gradient
+    u = 2.0 ** -24
+    gamma = d * u / (1 - d * u)
+    sm_scale = d ** -0.5
+    terms = (dout.double().abs() * v_rep.double().abs()).sum(-1, keepdim=True)  # (B,1,H,1)
+    err_ds = 2 * gamma * terms
+    bound_dq = sm_scale * err_ds * k.detach().double().abs().repeat_interleave(groups, 2)
+    bound_dk = (sm_scale * err_ds * q.detach().double().abs()).unflatten(
+        2, (kv_heads, groups)).sum(3)
+    assert torch.all((dq.double() - dq64).abs() <= bound_dq), "dq beyond fp32 summation error"
+    assert torch.all((dk.double() - dk64).abs() <= bound_dk), "dk beyond fp32 summation error"
+    assert (dq.double() - dq64).abs().max() < 1e-5 and (dk.double() - dk64).abs().max() < 1e-5
+
+
+def reference_fp64(q, k, v):
+    """``reference`` without the cast to fp32 (q, k, v already fp64), causal."""
+    groups = q.shape[2] // k.shape[2]
+    qh, kh, vh = (t.transpose(1, 2) for t in (q, k, v))
+    kh, vh = kh.repeat_interleave(groups, 1), vh.repeat_interleave(groups, 1)
+    scores = qh @ kh.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    seq_q, seq_k = q.shape[1], k.shape[1]
+    q_pos = torch.arange(seq_k - seq_q, seq_k)[:, None]
+    scores = scores.masked_fill(torch.arange(seq_k)[None] > q_pos, float("-inf"))
+    return (scores.softmax(-1) @ vh).transpose(1, 2)
