@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from version1_baseline import get_preset
 
-from .ceilings import measure_ceilings
+from .ceilings import matmul_ceiling, measure_ceilings
 from .compare import BenchSettings, Row, run_preset
 from .environment import best_device, default_out, machine_info, run_timestamp
 from .noise import warning_line
@@ -65,6 +65,7 @@ def _run(args) -> int:
     if not args.no_ceilings:
         ceilings = measure_ceilings(device)
         settings.matmul_ceiling = ceilings.matmul_flops_per_s
+        settings.matmul_ceiling_fn = lambda: matmul_ceiling(device)   # again before each table
         machine["ceilings"] = ceilings.to_json()
     rows = []
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]

@@ -7,6 +7,7 @@ all of them alike and the speedups are ratios measured side by side.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import Callable
 
 import torch
 
@@ -18,6 +19,7 @@ from .environment import synchronize
 from .gate import check_against_v1
 from .kernel_points import profile_kernels, runs_in_interpreter
 from .noise import WINDOW_S, LoadWatch, busy_reasons
+from .roofline import minimum_bytes
 from .schema import validate_kernels
 from .timing import summarize, time_interleaved
 from .versions import Unavailable, load_spec
@@ -48,7 +50,14 @@ class Row:
     estimated_transfer_ms: float | None = None  # rtl rows: host-link time
     workload_flops: int | None = None          # counted on v1 eager: the work, not the method
     achieved_flops_per_s: float | None = None  # workload_flops / median time
-    fraction_of_matmul_ceiling: float | None = None   # vs the matmul rate measured this run
+    fraction_of_matmul_ceiling: float | None = None   # vs matmul_ceiling_flops_per_s
+    # best-of-N matmul rate measured just before this row's group was timed; a fraction
+    # above 1 means the ceiling did not bound this workload (the table flags it)
+    matmul_ceiling_flops_per_s: float | None = None
+    # benchmarks.roofline.minimum_bytes: the traffic a step cannot avoid - a MODEL of the
+    # bytes, not a measurement - and that model divided by the measured median
+    bytes_min_traffic_model: int | None = None
+    model_bytes_per_s: float | None = None
     extra: dict = field(default_factory=dict)
     # benchmarks.kernel_points: per-op (CPU) / per-kernel (GPU) records of one extra profiled
     # step, and that step's wall time (profiler overhead included, unlike median_ms)
@@ -87,6 +96,9 @@ class BenchSettings:
     seed: int = 0
     matmul_ceiling: float | None = None   # FLOP/s measured on this device (benchmarks.ceilings)
     load_window_s: float = WINDOW_S       # how long each load snapshot watches other processes
+    # measures the matmul ceiling again (best of several) just before each mode's rows are
+    # timed; when set it replaces matmul_ceiling for those rows
+    matmul_ceiling_fn: Callable[[], float] | None = None
 
 
 def _build(name: str, preset: str, device: torch.device, state: dict, settings: BenchSettings):
@@ -198,6 +210,10 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
                 out.append(base)
         if not works:
             continue
+        ceiling = settings.matmul_ceiling
+        if settings.matmul_ceiling_fn is not None:
+            say(f"{preset}/{mode}: matmul ceiling")
+            ceiling = settings.matmul_ceiling_fn()
         say(f"{preset}/{mode}: timing {', '.join(works)} interleaved")
         with LoadWatch(settings.load_window_s) as watch:
             times = _time_all(works, mode_rows, device, settings)
@@ -225,9 +241,12 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
             if row.mode == mode and row.status == "ok":
                 row.workload_flops = flops
                 row.achieved_flops_per_s = flops / (row.median_ms / 1e3)
-                if settings.matmul_ceiling:
-                    row.fraction_of_matmul_ceiling = (row.achieved_flops_per_s
-                                                      / settings.matmul_ceiling)
+                row.bytes_min_traffic_model = minimum_bytes(
+                    cfg.to_dict(), mode, batch, seq, weight_bytes=settings.dtype.itemsize)
+                row.model_bytes_per_s = row.bytes_min_traffic_model / (row.median_ms / 1e3)
+                if ceiling:
+                    row.matmul_ceiling_flops_per_s = ceiling
+                    row.fraction_of_matmul_ceiling = row.achieved_flops_per_s / ceiling
     if "rtl" in names:
         say(f"{preset}: rtl estimate (Verilator)")
         out += rtl_rows(preset, modes, state, batch, seq)

@@ -77,7 +77,9 @@ def test_quick_run_writes_table_csv_json_and_plots(tmp_path, fake_versions, caps
         assert v1["achieved_flops_per_s"] == pytest.approx(
             v1["workload_flops"] / (v1["median_ms"] / 1e3))
         assert 0 < v1["fraction_of_matmul_ceiling"] == pytest.approx(
-            v1["achieved_flops_per_s"] / data["machine"]["ceilings"]["matmul_flops_per_s"])
+            v1["achieved_flops_per_s"] / v1["matmul_ceiling_flops_per_s"])
+        assert v1["model_bytes_per_s"] == pytest.approx(
+            v1["bytes_min_traffic_model"] / (v1["median_ms"] / 1e3))
         # The gate caught the 1% error: FAILED and never timed.
         assert rows[("wrong", mode)]["status"] == "FAILED"
         assert rows[("wrong", mode)]["median_ms"] is None
