@@ -23,7 +23,7 @@ from .roofline import minimum_bytes
 from .schema import validate_kernels
 from .timing import summarize, time_interleaved
 from .versions import Unavailable, load_spec
-from .workloads import dtype_label, make_workload
+from .workloads import UNTIMED_STEPS, dtype_label, make_workload
 
 
 @dataclass
@@ -202,8 +202,10 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
             try:
                 # Each mode starts from the same weights: a train mode before it updated them.
                 model.load_hf_state_dict(state)
-                works[name] = make_workload(model, mode, batch, seq, device, settings.dtype,
-                                            seed=settings.seed, loss_fn=spec.loss_fn)
+                works[name] = make_workload(
+                    model, mode, batch, seq, device, settings.dtype, seed=settings.seed,
+                    loss_fn=spec.loss_fn,
+                    train_batches=settings.warmup + settings.steps + UNTIMED_STEPS)
                 mode_rows[name] = base
             except Exception as exc:
                 base.status, base.detail = "ERROR", f"{type(exc).__name__}: {exc}"

@@ -14,7 +14,7 @@ from .environment import machine_info, run_timestamp, synchronize
 from .noise import WINDOW_S, LoadWatch, busy_reasons
 from .schema import RunResult
 from .timing import summarize, time_repeats
-from .workloads import Workload, dtype_label, make_workload
+from .workloads import UNTIMED_STEPS, Workload, dtype_label, make_workload
 
 
 def run_workload(model: torch.nn.Module, *, version: str, preset: str, mode: str,
@@ -28,7 +28,7 @@ def run_workload(model: torch.nn.Module, *, version: str, preset: str, mode: str
     repeats (``benchmarks.noise``) and kept with the result.
     """
     work = make_workload(model, mode, batch_size, seq_len, device, dtype, seed=seed,
-                         loss_fn=loss_fn)
+                         loss_fn=loss_fn, train_batches=warmup + steps + UNTIMED_STEPS)
     with LoadWatch(load_window_s) as watch:
         seconds = time_repeats(work.step, device, warmup=warmup, repeats=steps)
     result = result_from_times(model, work, seconds, version=version, preset=preset,
@@ -69,5 +69,6 @@ def result_from_times(model: torch.nn.Module, work: Workload, seconds: list[floa
         kernel_launches_per_step=counts["kernel_launches_per_step"],
         ops_per_step=counts["ops_per_step"],
         first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
+        loss_floor=work.loss_floor,
         notes=notes, extra=extra or {}, timestamp=run_timestamp(),
     )

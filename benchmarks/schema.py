@@ -37,6 +37,9 @@ class RunResult:
     ops_per_step: int | None          # top-level aten operator calls counted by the profiler
     first_loss: float | None = None   # train mode: loss of the first step (warm-up included)
     last_loss: float | None = None    # train mode: loss of the last step
+    # train mode: the corpus's entropy floor at this seq_len (MarkovCorpus.loss_floor), the
+    # lowest expected loss any model can reach on fresh batches; a loss below it is noise
+    loss_floor: float | None = None
     notes: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)   # version-specific facts (e.g. SDPA backend)
     # benchmarks.noise: load just before/after timing, and why the time may not be the quiet

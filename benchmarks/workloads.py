@@ -7,6 +7,7 @@ only thing that differs between two versions' numbers is the model.
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -15,9 +16,12 @@ import torch
 from version1_baseline.data import MarkovCorpus
 from version1_baseline.train import Trainer, autocast_context
 
-# A few distinct batches, cycled, so that no step sees the data the previous one
-# left in cache (inputs rotated rather than one tensor reused).
+# Inference: a few distinct batches, cycled, so that no step sees the data the previous
+# one left in cache (inputs rotated rather than one tensor reused). Training never cycles.
 _ROTATING_BATCHES = 4
+# Steps the harness runs on a workload after timing it (kernel/op count, peak memory, one
+# profiled step): callers add these to the train batches they ask to have drawn up front.
+UNTIMED_STEPS = 4
 
 
 @dataclass
@@ -26,6 +30,7 @@ class Workload:
     step: Callable[[], object]
     tokens_per_step: int
     losses: list = field(default_factory=list)   # train: detached loss tensors, one per step
+    loss_floor: float | None = None   # train: lowest expected loss on this corpus (nats)
 
     def loss_values(self) -> list[float]:
         return [float(x) for x in self.losses]
@@ -51,11 +56,15 @@ def dtype_label(dtype: torch.dtype) -> str:
 
 def make_workload(model: torch.nn.Module, mode: str, batch_size: int, seq_len: int,
                   device: torch.device, dtype: torch.dtype, seed: int = 0,
-                  loss_fn=None) -> Workload:
+                  loss_fn=None, train_batches: int = 0) -> Workload:
     """Build the ``step`` closure for ``mode`` on ``model`` (already on ``device``).
 
-    train: one optimizer step on a (batch, seq_len) batch of Markov-chain tokens, with
-    ``loss_fn(model, ids)`` when the version has its own (e.g. a fused cross-entropy).
+    train: one optimizer step on a FRESH (batch, seq_len) batch of Markov-chain tokens
+    each step (seeded, so deterministic), with ``loss_fn(model, ids)`` when the version has
+    its own (e.g. a fused cross-entropy). Sampling the chain on the host costs about as much
+    as a tiny model's step, so the first ``train_batches`` batches are drawn here, before any
+    timing (pass warm-up + timed steps + ``UNTIMED_STEPS``); later steps draw their own.
+    ``Workload.loss_floor`` is the corpus's entropy floor for that sequence length.
     prefill: one forward pass over a (batch, seq_len) prompt into an empty KV cache.
     decode: one forward pass of a single new token per sequence at position seq_len-1,
     after a prefill of seq_len-1 tokens (the cache is rewound before every step).
@@ -65,17 +74,31 @@ def make_workload(model: torch.nn.Module, mode: str, batch_size: int, seq_len: i
         raise ValueError(f"seq_len {seq_len} exceeds the model's max_seq_len {cfg.max_seq_len}")
     corpus = MarkovCorpus(cfg.vocab_size, seed=seed)
     g = torch.Generator().manual_seed(seed + 1)
-    batches = [corpus.sample(batch_size, seq_len, generator=g).to(device)
-               for _ in range(_ROTATING_BATCHES)]
-    rotation = itertools.cycle(batches)
 
     if mode == "train":
         if seq_len < 2:
             raise ValueError("train mode needs seq_len >= 2")
+        if train_batches < 0:
+            raise ValueError(f"train_batches must be >= 0, got {train_batches}")
+        # Fresh data every step: cycling a few batches lets the model memorize them, and the
+        # loss then falls below the corpus's entropy floor, which no learner can beat.
+        ready = deque(corpus.sample(batch_size, seq_len, generator=g).to(device)
+                      for _ in range(train_batches))
+
+        def next_batch() -> torch.Tensor:
+            if ready:
+                return ready.popleft()
+            return corpus.sample(batch_size, seq_len, generator=g).to(device)
+
         trainer = Trainer(model, dtype=dtype, loss_fn=loss_fn)
-        work = Workload(mode, step=lambda: None, tokens_per_step=batch_size * seq_len)
-        work.step = lambda: work.losses.append(trainer.step(next(rotation)))
+        work = Workload(mode, step=lambda: None, tokens_per_step=batch_size * seq_len,
+                        loss_floor=corpus.loss_floor(seq_len))
+        work.step = lambda: work.losses.append(trainer.step(next_batch()))
         return work
+
+    batches = [corpus.sample(batch_size, seq_len, generator=g).to(device)
+               for _ in range(_ROTATING_BATCHES)]
+    rotation = itertools.cycle(batches)
 
     model.eval()
     cache = model.new_cache(batch_size, device=device)

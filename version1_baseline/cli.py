@@ -98,7 +98,8 @@ def main(spec, argv=None) -> int:
           f"{result.tokens_per_s:,.0f} tokens/s")
     if result.first_loss is not None:
         print(f"  loss {result.first_loss:.4f} -> {result.last_loss:.4f} "
-              f"over {args.warmup + args.steps} steps")
+              f"over {args.warmup + args.steps} steps, fresh batches "
+              f"(corpus entropy floor {result.loss_floor:.4f})")
     if result.peak_memory_bytes is not None:
         print(f"  peak memory {result.peak_memory_bytes / 2**20:.1f} MiB "
               f"({result.peak_memory_method})")

@@ -85,7 +85,8 @@ def measure_mode(models: dict, rows: dict, *, preset: str, mode: str, batch: int
                  seed: int, count: bool) -> dict[str, RunResult]:
     """Interleaved timing of every row on one workload; one RunResult per row."""
     dtypes = {name: rows[name].dtype or dtype for name in models}
-    works = {name: make_workload(m, mode, batch, seq, device, dtypes[name], seed=seed)
+    works = {name: make_workload(m, mode, batch, seq, device, dtypes[name], seed=seed,
+                                 train_batches=warmup + repeats + UNTIMED_STEPS)
              for name, m in models.items()}
     load_before = os.getloadavg()[0]
     seconds = time_interleaved({name: w.step for name, w in works.items()}, device,
