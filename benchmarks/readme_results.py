@@ -1,12 +1,14 @@
 """Regenerate the README's results section from ``benchmarks/results/<machine>/``.
 
 ``python -m benchmarks readme`` replaces the text between the two markers with a
-list of every committed result file, grouped by the machine that produced it. Only
-files present in the results tree are listed: the README never carries a number
-that is not in a committed, machine-labelled result.
+list of every committed result file, grouped by the machine that produced it, followed by
+that machine's latest speedup table (the ``table.md`` of ``python -m benchmarks run``)
+copied in full. Only files present in the results tree are used: the README never
+carries a number that is not in a committed, machine-labelled result.
 """
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from .environment import REPO_ROOT
@@ -20,6 +22,34 @@ def _machine_line(folder: Path) -> str:
     for desc in sorted(folder.rglob("machine.md")):
         return desc.read_text().strip().splitlines()[0].lstrip("# ").strip()
     return folder.name
+
+
+SPEEDUP_TABLE = "table.md"   # written by `python -m benchmarks run` (benchmarks.report)
+
+
+def _commit_time(path: Path) -> int:
+    """Unix time of the last commit touching ``path``; 0 when git cannot say (uncommitted)."""
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%ct", "--", path.name],
+                             cwd=path.parent, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return int(out.stdout.strip() or 0) if out.returncode == 0 else 0
+
+
+def _speedup_table(machine: Path, root: Path) -> list[str]:
+    """The machine's most recently committed speedup table, its headings moved below ours."""
+    tables = sorted(machine.rglob(SPEEDUP_TABLE), key=lambda t: (_commit_time(t), str(t)))
+    if not tables:
+        return []
+    latest = tables[-1]
+    rel = latest.relative_to(root)
+    body = latest.read_text().strip().splitlines()[1:]   # its H1 title is our heading
+    while body and not body[0].strip():
+        body.pop(0)
+    body = ["#####" + line[3:] if line.startswith("### ") else line for line in body]
+    return [f"##### Latest speedup table on `{machine.name}` ([{rel}]({rel}))", "",
+            *[line.rstrip() for line in body], ""]
 
 
 def render(results: Path = RESULTS, root: Path = REPO_ROOT) -> str:
@@ -37,6 +67,7 @@ def render(results: Path = RESULTS, root: Path = REPO_ROOT) -> str:
             title = table.read_text().strip().splitlines()[0].lstrip("# ").strip()
             lines.append(f"- [{rel}]({rel}): {title}")
         lines.append("")
+        lines += _speedup_table(machine, root)
     if machines and all(m.name.startswith("cpu-") for m in machines):
         lines += ["No GPU results are committed yet: the Triton rows (v3, v4) and every GPU "
                   "performance target of this project are unmeasured until a run on a GPU "

@@ -72,3 +72,39 @@ def test_ceiling_is_measured_just_before_each_group_of_rows(monkeypatch):
         assert r.bytes_min_traffic_model == minimum_bytes(cfg, mode, r.batch_size, r.seq_len)
         assert r.model_bytes_per_s == pytest.approx(
             r.bytes_min_traffic_model / (r.median_ms / 1e3))
+
+
+def test_readme_shows_the_latest_committed_speedup_table_itself(tmp_path):
+    import os
+    import subprocess
+
+    from benchmarks.readme_results import BEGIN, END, update_readme
+
+    def git(*args, when=None):
+        env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
+                   GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+        if when:
+            env.update(GIT_AUTHOR_DATE=when, GIT_COMMITTER_DATE=when)
+        subprocess.run(["git", *args], cwd=tmp_path, env=env, check=True, capture_output=True)
+
+    machine = tmp_path / "benchmarks" / "results" / "cpu-test"
+    for name, when, value in (("z-old", "2020-01-01T00:00:00", "11.11"),
+                              ("a-new", "2024-01-01T00:00:00", "22.22")):
+        (machine / name).mkdir(parents=True)
+        (machine / name / "table.md").write_text(
+            f"# Side-by-side benchmark {name}\n\nMachine: test\n\n### tiny / decode\n\n"
+            f"| version | median ms |\n|---|---|\n| v1 | {value} |\n")
+        if name == "z-old":
+            (machine / name / "machine.md").write_text("# CPU: Test (2 cores)\n")
+        git("init", "-q") if name == "z-old" else None
+        git("add", ".")
+        git("commit", "-q", "-m", name, when=when)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{BEGIN}\n{END}\n")
+    assert update_readme(readme, tmp_path / "benchmarks" / "results")
+    text = readme.read_text()
+    # the newer commit wins although its folder sorts first; its rows are in the README
+    assert "##### Latest speedup table on `cpu-test` ([benchmarks/results/cpu-test/a-new/" in text
+    assert "| v1 | 22.22 |" in text and "| v1 | 11.11 |" not in text
+    assert "##### tiny / decode" in text   # its headings sit below the machine's heading
+    assert "[benchmarks/results/cpu-test/z-old/table.md]" in text   # still listed as a link
