@@ -13,15 +13,19 @@ VERSIONS="${VERSIONS:-all}"
 STEPS="${STEPS:-10}"
 RUN_DIR="${RESULTS_DIR:-results/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$RUN_DIR"
-echo "[run_all_profilers] results go to $RUN_DIR"
+# Profiler markers, deprecation and compile warnings from third-party code go here, not to
+# the terminal (benchmarks/stderr_log.py); errors still show, and a failing step still fails.
+LOG="$RUN_DIR/third_party.log"
+QUIET=("$PY" -m benchmarks.stderr_log "$LOG" --)
+echo "[run_all_profilers] results go to $RUN_DIR; third-party warnings and profiler chatter to $LOG"
 
 # 1. Every profiler on every version that can run on this machine.
-"$PY" -m benchmarks.profiling --versions "$VERSIONS" --preset "$PRESET" --mode "$MODE" \
-    --steps "$STEPS" --out "$RUN_DIR/profile"
+"${QUIET[@]}" "$PY" -m benchmarks.profiling --versions "$VERSIONS" --preset "$PRESET" \
+    --mode "$MODE" --steps "$STEPS" --out "$RUN_DIR/profile"
 
 # 2. The side-by-side speedup table (all modes), gated against version 1.
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of flags
-"$PY" -m benchmarks run --versions "$VERSIONS" --presets "$PRESET" --steps "$STEPS" \
-    --out "$RUN_DIR/bench" ${BENCH_ARGS:-}
+"${QUIET[@]}" "$PY" -m benchmarks run --versions "$VERSIONS" --presets "$PRESET" \
+    --steps "$STEPS" --out "$RUN_DIR/bench" ${BENCH_ARGS:-}
 
 echo "[run_all_profilers] done: summary $RUN_DIR/profile/summary.md, table $RUN_DIR/bench/table.md"
