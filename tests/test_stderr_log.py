@@ -80,5 +80,6 @@ def test_real_profiling_step_output_is_quiet(tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = log.read_text()
     assert "profiler_start" in text and "profiler_stop" in text
-    assert "USDT" not in proc.stdout + proc.stderr and "Warning:" not in proc.stderr
+    assert "USDT" not in proc.stdout, proc.stdout
+    assert "USDT" not in proc.stderr and "Warning:" not in proc.stderr, proc.stderr
     assert "# Profiling summary" in proc.stdout
