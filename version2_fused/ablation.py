@@ -22,7 +22,7 @@ from benchmarks.environment import best_device, machine_info, machine_slug
 from benchmarks.runner import result_from_times
 from benchmarks.schema import RunResult
 from benchmarks.timing import summarize, time_interleaved
-from benchmarks.workloads import make_workload, resolve_dtype
+from benchmarks.workloads import UNTIMED_STEPS, make_workload, resolve_dtype
 from version1_baseline.config import PRESETS, get_preset
 from version1_baseline.model import TinyLlama as ReferenceTinyLlama
 
