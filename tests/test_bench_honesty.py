@@ -89,10 +89,12 @@ def test_readme_shows_the_latest_committed_speedup_table_itself(tmp_path):
 
     machine = tmp_path / "benchmarks" / "results" / "cpu-test"
     for name, when, value in (("z-old", "2020-01-01T00:00:00", "11.11"),
-                              ("a-new", "2024-01-01T00:00:00", "22.22")):
+                              ("a-new", "2024-01-01T00:00:00", "22.22"),
+                              ("scaling", "2025-01-01T00:00:00", "33.33")):
         (machine / name).mkdir(parents=True)
+        title = "ddp scaling" if name == "scaling" else "Side-by-side benchmark"  # not a speedup table
         (machine / name / "table.md").write_text(
-            f"# Side-by-side benchmark {name}\n\nMachine: test\n\n### tiny / decode\n\n"
+            f"# {title} {name}\n\nMachine: test\n\n### tiny / decode\n\n"
             f"| version | median ms |\n|---|---|\n| v1 | {value} |\n")
         if name == "z-old":
             (machine / name / "machine.md").write_text("# CPU: Test (2 cores)\n")
@@ -105,6 +107,6 @@ def test_readme_shows_the_latest_committed_speedup_table_itself(tmp_path):
     text = readme.read_text()
     # the newer commit wins although its folder sorts first; its rows are in the README
     assert "##### Latest speedup table on `cpu-test` ([benchmarks/results/cpu-test/a-new/" in text
-    assert "| v1 | 22.22 |" in text and "| v1 | 11.11 |" not in text
+    assert "| v1 | 22.22 |" in text and "| v1 | 11.11 |" not in text and "33.33" not in text
     assert "##### tiny / decode" in text   # its headings sit below the machine's heading
     assert "[benchmarks/results/cpu-test/z-old/table.md]" in text   # still listed as a link
