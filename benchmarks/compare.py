@@ -243,8 +243,9 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
             if row.mode == mode and row.status == "ok":
                 row.workload_flops = flops
                 row.achieved_flops_per_s = flops / (row.median_ms / 1e3)
-                row.bytes_min_traffic_model = minimum_bytes(
-                    cfg.to_dict(), mode, batch, seq, weight_bytes=settings.dtype.itemsize)
+                # fp32 weights: autocast (bf16/fp16 rows) keeps fp32 parameters and reads them
+                # to cast; the same model as roofline.png's x axis
+                row.bytes_min_traffic_model = minimum_bytes(cfg.to_dict(), mode, batch, seq)
                 row.model_bytes_per_s = row.bytes_min_traffic_model / (row.median_ms / 1e3)
                 if ceiling:
                     row.matmul_ceiling_flops_per_s = ceiling
