@@ -2,7 +2,9 @@
 # The main job: set up .venv, profile every version that can run here, print the speedup table.
 #   bash run_all_profilers.sh                 # default preset (tiny), best device
 #   PRESET=small MODE=prefill bash run_all_profilers.sh
+#   VERSIONS=v2 bash run_all_profilers.sh --fusions qkv,sdpa   # what version2_fused/ runs
 # Environment: PRESET, MODE, VERSIONS, STEPS, RESULTS_DIR, BENCH_ARGS (see README).
+# Arguments go to `python -m benchmarks.profiling` (a version's own flags, e.g. --fusions).
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/setup_env.sh "test,hw" "profile"
@@ -21,11 +23,29 @@ echo "[run_all_profilers] results go to $RUN_DIR; third-party warnings and profi
 
 # 1. Every profiler on every version that can run on this machine.
 "${QUIET[@]}" "$PY" -m benchmarks.profiling --versions "$VERSIONS" --preset "$PRESET" \
-    --mode "$MODE" --steps "$STEPS" --out "$RUN_DIR/profile"
+    --mode "$MODE" --steps "$STEPS" --out "$RUN_DIR/profile" "$@"
 
 # 2. The side-by-side speedup table (all modes), gated against version 1.
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of flags
 "${QUIET[@]}" "$PY" -m benchmarks run --versions "$VERSIONS" --presets "$PRESET" \
     --steps "$STEPS" --out "$RUN_DIR/bench" ${BENCH_ARGS:-}
+
+# 3. Device-only counts: each v3 kernel alone, and launches per step for v1..v4. Without a
+#    GPU both refuse with exit status 2 and say why; that is reported, not hidden.
+device_only() {
+  local status=0
+  "$PY" -m "$@" || status=$?
+  if [ "$status" -eq 2 ]; then
+    echo "[run_all_profilers] $1 not taken: no GPU (see the message above)" >&2
+  elif [ "$status" -ne 0 ]; then
+    exit "$status"
+  fi
+}
+if [[ "$VERSIONS" == all || "$VERSIONS" == *v3* ]]; then
+  device_only benchmarks.profile_kernels --preset "$PRESET" --out "$RUN_DIR/v3_kernels"
+fi
+if [[ "$VERSIONS" == all || "$VERSIONS" == *v4* ]]; then
+  device_only benchmarks.kernel_count --preset "$PRESET" --json "$RUN_DIR/bench/kernel_count.json"
+fi
 
 echo "[run_all_profilers] done: summary $RUN_DIR/profile/summary.md, table $RUN_DIR/bench/table.md"

@@ -12,7 +12,6 @@ from typing import Callable
 import torch
 
 from version1_baseline import TinyLlama, get_preset
-from version1_baseline.cli import build_parser
 
 from .counters import count_step, peak_memory
 from .environment import synchronize
@@ -22,7 +21,7 @@ from .noise import WINDOW_S, LoadWatch, busy_reasons
 from .roofline import minimum_bytes
 from .schema import validate_kernels
 from .timing import summarize, time_interleaved
-from .versions import Unavailable, load_spec
+from .versions import Unavailable, build_model, describe_run, load_spec
 from .workloads import UNTIMED_STEPS, dtype_label, make_workload
 
 
@@ -104,16 +103,7 @@ class BenchSettings:
 def _build(name: str, preset: str, device: torch.device, state: dict, settings: BenchSettings):
     """The version's model holding v1's weights, prepared (e.g. compiled); may raise."""
     spec = load_spec(name, device, allow_interpreter=settings.allow_interpreter)
-    args = build_parser(spec).parse_args(["--preset", preset])
-    config = get_preset(preset)
-    if spec.build:
-        model = spec.build(config, args)
-        model.load_hf_state_dict(state)
-    else:
-        model = spec.model_cls.from_hf_state_dict(config, state)
-    model = model.to(device)
-    if spec.prepare:
-        model = spec.prepare(model, args, device)
+    model = build_model(spec, get_preset(preset), state, device, dtype=settings.dtype)
     return spec, model
 
 
@@ -198,7 +188,8 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
         for name, (spec, model, gate) in models.items():
             base = Row(name, preset, mode, "ok", dtype=dtype_label(settings.dtype),
                        batch_size=batch, seq_len=seq, gate_relative_error=gate.relative_error,
-                       extra=spec.describe(model) if spec.describe else {})
+                       extra=describe_run(spec, model, mode=mode, batch_size=batch,
+                                          seq_len=seq, device=device, dtype=settings.dtype))
             try:
                 # Each mode starts from the same weights: a train mode before it updated them.
                 model.load_hf_state_dict(state)

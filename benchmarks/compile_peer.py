@@ -2,17 +2,19 @@
 
 Hand-written kernels must beat this row to be worth their complexity.
 """
-import argparse
+from dataclasses import dataclass
 
 import torch
 
 from version1_baseline import TinyLlama
-from version1_baseline.spec import VersionSpec
+from version1_baseline.spec import VersionSpec, option
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--compile-mode", default="default",
-                        choices=["default", "reduce-overhead", "max-autotune"])
+@dataclass(frozen=True)
+class Options:
+    compile_mode: str = option("default", "torch.compile mode", choices=COMPILE_MODES)
 
 
 # The harness runs one model through several fixed-shape workloads (gate, train, prefill,
@@ -21,14 +23,16 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 RECOMPILE_LIMIT = 64
 
 
-def _prepare(model, args, device):
+def _prepare(model, options: Options, device, dtype):
     import torch._dynamo.config as dynamo_config
     for knob in ("recompile_limit", "cache_size_limit"):
         if getattr(dynamo_config, knob, RECOMPILE_LIMIT) < RECOMPILE_LIMIT:
             setattr(dynamo_config, knob, RECOMPILE_LIMIT)
-    mode = getattr(args, "compile_mode", "default")
+    if options.compile_mode not in COMPILE_MODES:
+        raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got "
+                         f"{options.compile_mode!r}")
     # dynamic=False: every workload has fixed shapes; recompiles would be timed otherwise.
-    compiled = torch.compile(model, mode=mode, dynamic=False)
+    compiled = torch.compile(model, mode=options.compile_mode, dynamic=False)
     compiled.config = model.config
     compiled.new_cache = model.new_cache
     return compiled
@@ -38,5 +42,5 @@ def _describe(model) -> dict:
     return {"torch_compile": True}
 
 
-SPEC = VersionSpec(name="compile", model_cls=TinyLlama, add_arguments=_add_arguments,
-                   prepare=_prepare, describe=_describe)
+SPEC = VersionSpec(name="compile", model_cls=TinyLlama, options=Options, prepare=_prepare,
+                   describe=_describe)

@@ -29,6 +29,7 @@ from .counters import peak_memory
 from .environment import best_device, machine_info, synchronize
 from .schema import RunResult
 from .timing import summarize, time_once
+from .versions import build_model
 from .workloads import dtype_label, resolve_dtype
 
 # DeepSpeed is installed for its FLOPS profiler; its ZeRO engine is not offered because it
@@ -105,6 +106,21 @@ def _preset_config(args):
     return get_preset(args.preset)
 
 
+def _build(spec, args: argparse.Namespace, device: torch.device, dtype: torch.dtype):
+    """The version's model from the flags, through the one builder, as the one-process CLI
+    builds it (same seed on every rank: same init)."""
+    from version1_baseline.weights import read_checkpoint
+
+    from .cli import options_from_args
+
+    if args.weights:
+        config, weights = read_checkpoint(args.weights)
+    else:
+        config, weights = get_preset(args.preset), None
+    torch.manual_seed(args.seed)
+    return build_model(spec, config, weights, device, options_from_args(spec, args), dtype)
+
+
 def _check_request(args) -> tuple[ParallelPlan, int, int]:
     """Everything that can be refused before a process group exists (one-line errors)."""
     plan = plan_from_args(args)
@@ -124,9 +140,9 @@ def _check_request(args) -> tuple[ParallelPlan, int, int]:
     return plan, batch, seq
 
 
-def train_parallel(spec, args: argparse.Namespace, build_model) -> int:
-    """The CLI's train mode under an engine; ``build_model(spec, args, device)`` builds the
-    version's model exactly as the one-process CLI does. Returns the exit status."""
+def train_parallel(spec, args: argparse.Namespace) -> int:
+    """The CLI's train mode under an engine; the model is built exactly as the one-process
+    CLI builds it. Returns the exit status."""
     try:
         plan, batch, seq = _check_request(args)
     except ParallelError as exc:
@@ -135,7 +151,7 @@ def train_parallel(spec, args: argparse.Namespace, build_model) -> int:
     try:
         with failures_named():
             env = init_distributed(plan, best_device(args.device))
-            return _train(spec, args, build_model, plan, env, batch, seq)
+            return _train(spec, args, plan, env, batch, seq)
     except ParallelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -143,12 +159,12 @@ def train_parallel(spec, args: argparse.Namespace, build_model) -> int:
         shutdown()
 
 
-def _train(spec, args, build_model, plan: ParallelPlan, env: RankEnv, batch: int,
+def _train(spec, args, plan: ParallelPlan, env: RankEnv, batch: int,
            seq: int) -> int:
     from version1_baseline.checkpoint import load_checkpoint, save_checkpoint
 
     dtype = resolve_dtype(args.dtype, env.device)
-    model = build_model(spec, args, env.device)   # same seed on every rank: same init
+    model = _build(spec, args, env.device, dtype)
     reason = cannot_shard(model) if plan.engine == "fsdp" else None
     if reason:     # before describe, which may compile the model just to observe it
         raise ParallelError(f"--parallel fsdp: {reason}")
@@ -223,7 +239,6 @@ def export_checkpoint(folder, out) -> int:
     import importlib
 
     from version1_baseline.checkpoint import export_hf, read_meta
-    from version1_baseline.cli import build_model
 
     from .versions import ENTRIES
 
@@ -233,8 +248,8 @@ def export_checkpoint(folder, out) -> int:
                          "run; only checkpoints written by --save-checkpoint can be converted "
                          "here (else call version1_baseline.checkpoint.export_hf with a model)")
     spec = importlib.import_module(ENTRIES[meta["version"]].module).SPEC
-    model = build_model(spec, argparse.Namespace(**{**meta["args"], "device": "cpu"}),
-                        torch.device("cpu"))
+    model = _build(spec, argparse.Namespace(**{**meta["args"], "device": "cpu"}),
+                   torch.device("cpu"), torch.float32)
     export_hf(folder, model, out)
     print(f"wrote {out} ({meta['version']}, step {meta['step']}, from "
           f"{meta['saved_world_size']} rank(s))")

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
+from version1_baseline.config import TinyLlamaConfig
 from version1_baseline.spec import VersionSpec
+
+from .sdpa_backend import describe_sdpa
 
 
 @dataclass(frozen=True)
@@ -19,11 +22,12 @@ class Entry:
     module: str          # package exposing SPEC
     label: str           # what the row is, for tables
     triton: bool = False  # needs compiled Triton kernels (a GPU) to be worth timing
+    observes_sdpa: bool = False  # the harness reports which SDPA backend its runs used
 
 
 ENTRIES: dict[str, Entry] = {e.name: e for e in [
     Entry("v1", "version1_baseline", "eager PyTorch (reference)"),
-    Entry("v2", "version2_fused", "fused PyTorch"),
+    Entry("v2", "version2_fused", "fused PyTorch", observes_sdpa=True),
     Entry("v3", "version3_triton", "Triton kernels", triton=True),
     Entry("v4", "version4_ultra", "ultra-fused Triton", triton=True),
     Entry("compile", "benchmarks.compile_peer", "torch.compile(v1)"),
@@ -75,3 +79,39 @@ def load_spec(name: str, device: torch.device, allow_interpreter: bool = False) 
     if not isinstance(spec, VersionSpec):
         raise Unavailable(f"{name}: {entry.module} has no SPEC (VersionSpec)")
     return spec
+
+
+def build_model(spec: VersionSpec, config: TinyLlamaConfig, weights: dict | None,
+                device: torch.device, options=None, dtype: torch.dtype = torch.float32):
+    """The one way every tool builds a version's model.
+
+    weights: a Hugging Face Llama state dict to load, or None to keep the seeded init (the
+    caller seeds). options: an instance of ``spec.options`` (None: its defaults).
+    dtype: the run's compute dtype, handed to ``spec.prepare``. Returns the model on
+    ``device``, weights loaded, prepared (e.g. compiled).
+    """
+    options = spec.options() if options is None else options
+    if not isinstance(options, spec.options):
+        raise TypeError(f"{spec.name} takes options of type {spec.options.__name__}, got "
+                        f"{type(options).__name__}")
+    model = spec.build(config, options) if spec.build else spec.model_cls(config)
+    if weights is not None:
+        model.load_hf_state_dict(weights)
+    model = model.to(device)
+    if spec.prepare:
+        model = spec.prepare(model, options, device, dtype)
+    return model
+
+
+def describe_run(spec: VersionSpec, model: torch.nn.Module, *, mode: str, batch_size: int,
+                 seq_len: int, device: torch.device, dtype: torch.dtype) -> dict:
+    """JSON ``extra`` of one run: the version's own facts, plus what the harness observes
+    on this run's workload (v2: the SDPA backend that actually ran) and a summary line."""
+    facts = spec.describe(model) if spec.describe else {}
+    entry = ENTRIES.get(spec.name)
+    if entry is not None and entry.observes_sdpa:
+        facts.update(describe_sdpa(model, mode, batch_size, seq_len, device, dtype))
+        facts["summary"] = (f"{spec.name} fusions [{facts['fusion_label']}]; SDPA backend: "
+                            f"{facts['sdpa_backend']}" +
+                            (f" ({facts['sdpa_note']})" if "sdpa_note" in facts else ""))
+    return facts

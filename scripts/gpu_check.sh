@@ -64,7 +64,7 @@ for bench in benchmarks/kernels/bench_*.py; do
 done
 
 # 3. Kernel launches per forward and per decoded token.       budget 60 s
-step kernel_count 60 "$PY" -m version4_ultra.kernel_count --preset small --dtype bf16 \
+step kernel_count 60 "$PY" -m benchmarks.kernel_count --preset small --dtype bf16 \
     --json "$OUT/kernel_count.json"
 
 # 4. The side-by-side harness in bf16: tiny, small, tinyllama-1.1b; prefill and decode.

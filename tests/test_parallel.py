@@ -151,7 +151,7 @@ def test_a_hanging_rank_is_ended_by_the_process_group_timeout(tmp_path):
 def cli(module: str, *args) -> int:
     """The version's CLI in this process (no launcher needed for a refusal)."""
     import importlib
-    from version1_baseline.cli import main
+    from benchmarks.cli import main
     spec = importlib.import_module(module).SPEC
     return main(spec, ["--mode", "train", "--steps", "1", "--warmup", "0", "--seq-len", "8",
                        "--no-count", *args])

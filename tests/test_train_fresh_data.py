@@ -77,7 +77,7 @@ def test_train_steps_see_fresh_deterministic_batches():
 
 def test_run_result_and_cli_report_the_floor(capsys):
     from version1_baseline import SPEC
-    from version1_baseline.cli import main as cli_main
+    from benchmarks.cli import main as cli_main
     torch.manual_seed(0)
     result = run_workload(TinyLlama(CFG), version="v1", preset="custom", mode="train",
                           batch_size=2, seq_len=10, device=CPU, dtype=torch.float32, steps=2,

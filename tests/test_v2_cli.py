@@ -1,4 +1,4 @@
-"""Version 2 through the shared CLI, the ablation, the profiler script, and torch.compile."""
+"""Version 2 through the shared CLI, the ablation, the profiler scripts, and torch.compile."""
 import json
 import os
 import subprocess
@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from benchmarks import schema
-from version1_baseline.cli import main
+from benchmarks.cli import main
 from version1_baseline.config import TinyLlamaConfig
 from version1_baseline.train import causal_lm_loss
 from version2_fused import SPEC, FusionConfig, TinyLlama, compile_model
-from version2_fused.ablation import ablation_rows, run_ablation
+from benchmarks.ablation import ablation_rows, run_ablation
 
 REPO = Path(__file__).resolve().parent.parent
 CHIP = ["--preset", "chip16", "--steps", "2", "--warmup", "1", "--device", "cpu"]
@@ -95,17 +95,28 @@ def test_ablation_rows_ablate_autocast_on_gpu_only():
     assert gpu_fp32["v2 all + bf16 autocast"].dtype == torch.bfloat16
 
 
-def test_profiler_script_calls_the_shared_profiling_module(tmp_path):
-    """The script adds nothing but ``--versions v2``: a fake python records the call."""
-    fake = tmp_path / "python"
-    fake.write_text('#!/bin/sh\necho "$@" > "$(dirname "$0")/argv"\n')
-    fake.chmod(0o755)
-    script = REPO / "version2_fused" / "run_all_profilers.sh"
-    subprocess.run(["bash", str(script), "--preset", "small", "--fusions", "qkv"],
-                   check=True, env={**os.environ, "PYTHON": str(fake)})
-    assert (tmp_path / "argv").read_text().split() == [
-        "-m", "benchmarks.profiling", "--versions", "v2", "--preset", "small",
-        "--fusions", "qkv"]
+VERSION_DIRS = {"v1": "version1_baseline", "v2": "version2_fused", "v3": "version3_triton",
+                "v4": "version4_ultra"}
+
+
+@pytest.mark.parametrize("version", sorted(VERSION_DIRS))
+def test_version_profiler_scripts_run_the_top_level_script_for_their_version(version, tmp_path):
+    """Each per-version script is the same one line over the top-level script: run beside a
+    stand-in top-level script, it must hand over VERSIONS=<its version> and every argument."""
+    (tmp_path / "run_all_profilers.sh").write_text(
+        'echo "$VERSIONS $*" > "$(dirname "$0")/called"\n')
+    folder = tmp_path / VERSION_DIRS[version]
+    folder.mkdir()
+    script = REPO / VERSION_DIRS[version] / "run_all_profilers.sh"
+    (folder / "run_all_profilers.sh").write_text(script.read_text())
+    env = {k: v for k, v in os.environ.items() if k != "VERSIONS"}
+    subprocess.run(["bash", str(folder / "run_all_profilers.sh"), "--preset", "small",
+                    "--fusions", "qkv"], check=True, env=env)
+    assert (tmp_path / "called").read_text().split() == [
+        version, "--preset", "small", "--fusions", "qkv"]
+    lines = {name: (REPO / d / "run_all_profilers.sh").read_text().replace(name, "vN")
+             for name, d in VERSION_DIRS.items()}
+    assert len(set(lines.values())) == 1, "the per-version scripts differ beyond the version"
 
 
 COMPILE_CONFIG = TinyLlamaConfig(vocab_size=50, hidden_size=32, num_layers=1, num_heads=4,

@@ -8,7 +8,7 @@ import torch
 
 import version1_baseline as v1
 import version3_triton as v3
-from version1_baseline.cli import main
+from benchmarks.cli import main
 
 from parity import assert_gradients_match, assert_training_matches, make_pair, token_ids
 from version3_triton import runtime

@@ -12,7 +12,7 @@ import torch
 
 import version1_baseline as v1
 import version4_ultra as v4
-from version1_baseline.cli import main
+from benchmarks.cli import main
 
 from parity import assert_gradients_match, assert_training_matches, make_pair, token_ids
 from version3_triton import runtime

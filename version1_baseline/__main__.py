@@ -1,6 +1,7 @@
+"""``python -m version1_baseline``: the shared CLI (``benchmarks.cli``) for this version."""
 import sys
 
+from benchmarks.cli import main
 from version1_baseline import SPEC
-from version1_baseline.cli import main
 
 sys.exit(main(SPEC))

@@ -1,6 +1,3 @@
 #!/usr/bin/env bash
-# Version 1 alone through the shared profilers. Extra flags go to `python -m benchmarks.profiling`.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-source scripts/setup_env.sh "test,hw" "profile"
-exec "$PY" -m benchmarks.profiling --versions v1 "$@"
+# v1 alone through the top-level run_all_profilers.sh; arguments go to benchmarks.profiling.
+exec env VERSIONS=v1 bash "$(dirname "$0")/../run_all_profilers.sh" "$@"

@@ -5,9 +5,9 @@ together, optional ``torch.compile``. Same config, weights and CLI as version 1.
 """
 from .fusions import COMPILE_MODES, SWITCHES, FusionConfig, FusionUnavailableError, compile_model
 from .model import TinyLlama
-from .spec import SPEC
+from .spec import SPEC, Options
 
 VERSION_NAME = SPEC.name
 
 __all__ = ["TinyLlama", "FusionConfig", "FusionUnavailableError", "SWITCHES", "COMPILE_MODES",
-           "compile_model", "SPEC", "VERSION_NAME"]
+           "compile_model", "Options", "SPEC", "VERSION_NAME"]

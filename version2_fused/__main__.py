@@ -1,7 +1,7 @@
-"""``python -m version2_fused``: the shared CLI with version 2's fusion flags."""
+"""``python -m version2_fused``: the shared CLI (``benchmarks.cli``) for this version."""
 import sys
 
-from version1_baseline.cli import main
+from benchmarks.cli import main
 from version2_fused import SPEC
 
 sys.exit(main(SPEC))

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import torch
 
-from version1_baseline.cli import build_model, build_parser
+from version1_baseline.config import get_preset
 
+from ..cli import parse_options
 from ..runner import run_workload
-from ..versions import load_spec
+from ..versions import build_model, describe_run, load_spec
 from ..workloads import make_workload, resolve_dtype
 from .flops import flops_report
 from .steps import StepStatus
@@ -23,21 +24,25 @@ def profile_version(name: str, preset: str, mode: str, device: torch.device, out
                     allow_interpreter: bool = False) -> dict:
     """Run every profiler on ``name``; write files under ``out/<name>/``; return a summary dict.
 
-    Raises ``benchmarks.versions.Unavailable`` when the version cannot run here.
+    version_args: the version's own flags (e.g. ``["--fusions", "qkv"]``), which also go
+    to the vendor profilers' ``python -m <version>`` command. Raises ``benchmarks.versions.Unavailable`` when the version cannot run here.
     """
     spec = load_spec(name, device, allow_interpreter=allow_interpreter)
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    argv = ["--preset", preset, "--mode", mode, "--device", str(device), "--dtype", dtype_name,
-            *(version_args or [])]
-    args = build_parser(spec).parse_args(argv)
+    options = parse_options(spec, version_args or [])
     dtype = resolve_dtype(dtype_name, device)
-    model = build_model(spec, args, device)
-    batch, seq = model.config.batch_size, model.config.max_seq_len
+    config = get_preset(preset)
+    torch.manual_seed(0)
+    model = build_model(spec, config, None, device, options, dtype)
+    batch, seq = config.batch_size, config.max_seq_len
 
     result = run_workload(model, version=spec.name, preset=preset, mode=mode, batch_size=batch,
                           seq_len=seq, device=device, dtype=dtype, steps=steps, warmup=warmup,
-                          describe=spec.describe, loss_fn=spec.loss_fn)
+                          describe=lambda m: describe_run(spec, m, mode=mode, batch_size=batch,
+                                                          seq_len=seq, device=device,
+                                                          dtype=dtype),
+                          loss_fn=spec.loss_fn)
     result.write(folder / "result.json")
     statuses = [StepStatus("timing", "ok", f"{steps} steps after {warmup} warm-up",
                            [f"{name}/result.json"])]
@@ -56,7 +61,9 @@ def profile_version(name: str, preset: str, mode: str, device: torch.device, out
             statuses.append(StepStatus("vendor profilers", "skipped",
                                        "the compile peer has no CLI module of its own"))
         else:
-            program = ["-m", module, *argv, "--steps", "3", "--warmup", "2", "--no-count"]
+            program = ["-m", module, "--preset", preset, "--mode", mode, "--device", str(device),
+                       "--dtype", dtype_name, *(version_args or []), "--steps", "3",
+                       "--warmup", "2", "--no-count"]
             statuses += run_vendor_tools(program, folder)
     summary = {"version": spec.name, "preset": preset, "mode": mode,
                "result": result.to_json(), "flops": flops, "block_ms": block_ms,

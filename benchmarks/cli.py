@@ -1,16 +1,51 @@
 """The command line every version shares: ``python -m versionN_* --preset tiny --mode train``.
 
-A version passes its ``VersionSpec``; everything else (presets, weights, timing, JSON)
-is the same code for all of them.
+A version's ``__main__`` passes its ``VersionSpec``; everything else (presets, weights,
+timing, JSON) is the same code for all of them. The version's own switches become flags,
+one per field of its options dataclass (``version1_baseline.spec.option``).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 import torch
 
-from .config import PRESETS, get_preset
+from version1_baseline.config import PRESETS, get_preset
+from version1_baseline.weights import read_checkpoint
+
+from .environment import best_device
+from .noise import warning_line
+from .runner import run_workload
+from .versions import build_model, describe_run
+from .workloads import resolve_dtype
+
+
+def add_option_flags(parser: argparse.ArgumentParser, spec) -> None:
+    """``--<field>`` for every field of ``spec.options``; unset flags keep the field default."""
+    for field in dataclasses.fields(spec.options):
+        meta = field.metadata
+        parser.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, default=None,
+                            choices=meta.get("choices"), help=meta.get("help"))
+
+
+def options_from_args(spec, args: argparse.Namespace):
+    """The ``spec.options`` instance the parsed flags ask for (raises on a bad value)."""
+    given = {}
+    for field in dataclasses.fields(spec.options):
+        text = getattr(args, field.name, None)
+        if text is not None:
+            parse = field.metadata.get("parse")
+            given[field.name] = parse(text) if parse else text
+    return spec.options(**given)
+
+
+def parse_options(spec, argv: list[str]):
+    """A version's options from its own flags alone (e.g. ``["--fusions", "qkv"]``)."""
+    parser = argparse.ArgumentParser(prog=f"{spec.name} options", add_help=False)
+    add_option_flags(parser, spec)
+    return options_from_args(spec, parser.parse_args(argv))
 
 
 def build_parser(spec) -> argparse.ArgumentParser:
@@ -34,51 +69,24 @@ def build_parser(spec) -> argparse.ArgumentParser:
     p.add_argument("--no-count", action="store_true",
                    help="skip the profiler counts (kernel launches, ops, peak memory)")
     p.add_argument("--json", default=None, help="write the result record to this path")
-    if spec.add_arguments:
-        spec.add_arguments(p)
-    from benchmarks.parallel import add_arguments as add_parallel_arguments
-    add_parallel_arguments(p)    # --parallel, checkpoints (issue 14)
+    add_option_flags(p, spec)
+    from .parallel import add_arguments as add_parallel_arguments
+    add_parallel_arguments(p)    # --parallel, checkpoints (torch.distributed engines)
     return p
 
 
-def build_model(spec, args, device: torch.device):
-    """The spec's model from ``--weights`` or a seeded init, on ``device``, prepared."""
-    if args.weights:
-        from .weights import read_config, read_state_dict
-        config = read_config(args.weights)
-        state = read_state_dict(args.weights)
-    else:
-        config = get_preset(args.preset)
-        state = None
-    torch.manual_seed(args.seed)
-    if spec.build:
-        model = spec.build(config, args)
-        if state is not None:
-            model.load_hf_state_dict(state)
-    elif state is not None:
-        model = spec.model_cls.from_hf_state_dict(config, state)
-    else:
-        model = spec.model_cls(config)
-    model = model.to(device)
-    if spec.prepare:
-        model = spec.prepare(model, args, device)
-    return model
-
-
 def main(spec, argv=None) -> int:
-    from benchmarks.environment import best_device
-    from benchmarks.noise import warning_line
-    from benchmarks.runner import run_workload
-    from benchmarks.workloads import resolve_dtype
-
     args = build_parser(spec).parse_args(argv)
-    from benchmarks.parallel import train_parallel, wants_parallel
+    from .parallel import train_parallel, wants_parallel
     if wants_parallel(args):     # torchrun / DDP / FSDP / checkpoints: its own loop
-        return train_parallel(spec, args, build_model)
+        return train_parallel(spec, args)
+    options = options_from_args(spec, args)
     device = best_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
-    model = build_model(spec, args, device)
-    config = model.config
+    if args.weights:
+        config, weights = read_checkpoint(args.weights)
+    else:
+        config, weights = get_preset(args.preset), None
     batch = args.batch_size or config.batch_size
     seq = args.seq_len or config.max_seq_len
     for name, value in (("--steps", args.steps), ("--batch-size", batch), ("--seq-len", seq)):
@@ -86,11 +94,15 @@ def main(spec, argv=None) -> int:
             raise SystemExit(f"error: {name} must be positive, got {value}")
     if args.warmup < 0:
         raise SystemExit(f"error: --warmup must be >= 0, got {args.warmup}")
+    torch.manual_seed(args.seed)
+    model = build_model(spec, config, weights, device, options, dtype)
     result = run_workload(
         model, version=spec.name, preset="custom" if args.weights else args.preset,
         mode=args.mode, batch_size=batch, seq_len=seq, device=device, dtype=dtype,
         steps=args.steps, warmup=args.warmup, seed=args.seed, count=not args.no_count,
-        describe=spec.describe, loss_fn=spec.loss_fn)
+        describe=lambda m: describe_run(spec, m, mode=args.mode, batch_size=batch,
+                                        seq_len=seq, device=device, dtype=dtype),
+        loss_fn=spec.loss_fn)
     t = result.step_time_ms
     print(f"{spec.name} {result.preset} {args.mode} on {result.machine['device_name']} "
           f"[{result.dtype}, batch {batch}, seq {seq}]: median {t['median']:.2f} ms "
@@ -116,4 +128,3 @@ def main(spec, argv=None) -> int:
     if warning:
         print(warning, file=sys.stderr)
     return 0
-

@@ -1,8 +1,9 @@
-"""Profile each version-3 Triton kernel alone: ``python -m version3_triton.profile_kernels``.
+"""Profile each version-3 Triton kernel alone: ``python -m benchmarks.profile_kernels``.
 
 For every kernel, one forward + backward at a preset-sized shape runs under
 ``torch.profiler`` (CPU + CUDA activities); the script prints the device-time table and
-writes a Chrome trace per kernel to ``--out``. That shows the Triton launches by name and
+writes a Chrome trace per kernel to ``--out`` (default ``results/<date-time>/v3_kernels``,
+beside the other outputs of a run). That shows the Triton launches by name and
 what else (allocations, the dw reduction, casts) runs around them.
 
 GPU only: in the interpreter, a profile would measure Python, not the kernel. Without a GPU
@@ -13,10 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 import torch
 
 from version1_baseline.config import get_preset
+
+from .environment import REPO_ROOT
 
 
 def cases(config, device, dtype, batch, seq):
@@ -56,13 +60,15 @@ def cases(config, device, dtype, batch, seq):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.profile_kernels",
+                                description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="small")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seq-len", type=int, default=None)
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp32"])
-    p.add_argument("--out", default="benchmarks/results/profiles/v3/kernels")
+    p.add_argument("--out", default=None, help="default: results/<date-time>/v3_kernels")
     args = p.parse_args(argv)
+    out = args.out or str(REPO_ROOT / "results" / time.strftime("%Y%m%d-%H%M%S") / "v3_kernels")
     if not torch.cuda.is_available():
         print("no GPU: Triton kernels run only in the interpreter; not profiling them",
               file=sys.stderr)
@@ -74,7 +80,7 @@ def main(argv=None) -> int:
     config = get_preset(args.preset)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     batch, seq = args.batch_size or config.batch_size, args.seq_len or config.max_seq_len
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
     activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
     for name, fn in cases(config, torch.device("cuda"), dtype, batch, seq):
         for _ in range(3):  # compile and warm up outside the profile
@@ -85,7 +91,7 @@ def main(argv=None) -> int:
             torch.cuda.synchronize()
         print(f"== {name} ({args.preset}, batch {batch}, seq {seq}, {args.dtype}) ==")
         print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=12))
-        prof.export_chrome_trace(os.path.join(args.out, f"{name}.json"))
+        prof.export_chrome_trace(os.path.join(out, f"{name}.json"))
     return 0
 
 

@@ -1,6 +1,6 @@
 """Ablation: what each fusion buys, measured alone, against version 1, in one run.
 
-    python -m version2_fused.ablation --preset small --out benchmarks/results/cpu-2core/v2
+    python -m benchmarks.ablation --preset small --out benchmarks/results/cpu-2core/v2
 
 Rows: version 1, version 2 with every switch off, each fusion alone, all fusions, all
 plus torch.compile. Every row starts from the same weights (version 1's seeded init) and
@@ -18,17 +18,17 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.environment import best_device, machine_info, machine_slug
-from benchmarks.runner import result_from_times
-from benchmarks.schema import RunResult
-from benchmarks.timing import summarize, time_interleaved
-from benchmarks.workloads import UNTIMED_STEPS, make_workload, resolve_dtype
+import version1_baseline
+import version2_fused
 from version1_baseline.config import PRESETS, get_preset
-from version1_baseline.model import TinyLlama as ReferenceTinyLlama
+from version2_fused.fusions import COMPILE_MODES, SWITCHES, FusionConfig
 
-from .fusions import COMPILE_MODES, SWITCHES, FusionConfig, compile_model
-from .model import TinyLlama
-from .sdpa_backend import describe_sdpa
+from .environment import best_device, machine_info, machine_slug
+from .runner import result_from_times
+from .schema import RunResult
+from .timing import summarize, time_interleaved
+from .versions import build_model, describe_run
+from .workloads import UNTIMED_STEPS, make_workload, resolve_dtype
 
 NO_GPU = "not measured: no GPU on this machine"
 
@@ -39,44 +39,48 @@ def _slug(row: str) -> str:
 
 
 @dataclass(frozen=True)
-class Row:
-    """One ablation row: version 1 (fusions None) or version 2 with ``fusions``, run at
-    ``dtype`` (None: the run's dtype). A row's dtype is how bf16 autocast is ablated."""
+class Variant:
+    """What one ablation row runs (its measured record is a ``RunResult``): version 1
+    (fusions None) or version 2 with ``fusions``, at ``dtype`` (None: the run's dtype).
+    A variant's dtype is how bf16 autocast is ablated."""
 
     fusions: FusionConfig | None
     dtype: torch.dtype | None = None
 
 
 def ablation_rows(compile_mode: str | None, device: torch.device, dtype: torch.dtype
-                  ) -> dict[str, Row]:
-    """Row name -> Row, in table order."""
-    rows = {"v1": Row(None), "v2 none": Row(FusionConfig.none())}
-    rows.update({f"v2 {name} only": Row(FusionConfig.only(name)) for name in SWITCHES})
-    rows["v2 all"] = Row(FusionConfig())
+                  ) -> dict[str, Variant]:
+    """Row name -> Variant, in table order."""
+    rows = {"v1": Variant(None), "v2 none": Variant(FusionConfig.none())}
+    rows.update({f"v2 {name} only": Variant(FusionConfig.only(name)) for name in SWITCHES})
+    rows["v2 all"] = Variant(FusionConfig())
     if compile_mode:
-        rows[f"v2 all + compile({compile_mode})"] = Row(FusionConfig(compile_mode=compile_mode))
+        rows[f"v2 all + compile({compile_mode})"] = Variant(
+            FusionConfig(compile_mode=compile_mode))
     if device.type == "cuda":   # autocast is GPU-only here; the other precision is one row
         if dtype == torch.float32:
-            rows["v2 all + bf16 autocast"] = Row(FusionConfig(), torch.bfloat16)
+            rows["v2 all + bf16 autocast"] = Variant(FusionConfig(), torch.bfloat16)
         else:
-            rows["v2 all, fp32 (autocast off)"] = Row(FusionConfig(), torch.float32)
+            rows["v2 all, fp32 (autocast off)"] = Variant(FusionConfig(), torch.float32)
     return rows
 
 
-def build_rows(config, rows: dict, seed: int, device: torch.device) -> dict:
+def _spec_and_options(variant: Variant):
+    if variant.fusions is None:
+        return version1_baseline.SPEC, None
+    return version2_fused.SPEC, version2_fused.Options(fusions=variant.fusions)
+
+
+def build_rows(config, rows: dict[str, Variant], seed: int, device: torch.device,
+               dtype: torch.dtype) -> dict:
     """One model per row, all holding version 1's init under ``seed``, on ``device``."""
     torch.manual_seed(seed)
-    state = ReferenceTinyLlama(config).state_dict()
+    state = version1_baseline.TinyLlama(config).state_dict()
     models = {}
-    for name, row in rows.items():
-        fusions = row.fusions
-        if fusions is None:
-            model = ReferenceTinyLlama(config)
-            model.load_hf_state_dict(state)
-        else:
-            model = TinyLlama.from_hf_state_dict(config, state, fusions)
-        model = model.to(device)
-        models[name] = model if fusions is None else compile_model(model, device)
+    for name, variant in rows.items():
+        spec, options = _spec_and_options(variant)
+        models[name] = build_model(spec, config, state, device, options,
+                                   variant.dtype or dtype)
     return models
 
 
@@ -97,16 +101,14 @@ def measure_mode(models: dict, rows: dict, *, preset: str, mode: str, batch: int
     results = {}
     for name, model in models.items():
         times = summarize(seconds[name])
-        fusions = rows[name].fusions
+        spec, _ = _spec_and_options(rows[name])
         extra = {"row": name, "timing": f"interleaved with rows {list(models)}",
                  "loadavg_1min_before_after_timing": load,
                  "speedup_vs_v1": baseline / times["median"] if baseline else None}
-        if fusions is not None:
-            extra.update({"fusions": fusions.enabled(), "fusion_label": fusions.label(),
-                          "compile_mode": fusions.compile_mode})
-            extra.update(describe_sdpa(model, mode, batch, seq, device, dtypes[name]))
+        extra.update(describe_run(spec, model, mode=mode, batch_size=batch, seq_len=seq,
+                                  device=device, dtype=dtypes[name]))
         results[name] = result_from_times(
-            model, works[name], seconds[name], version="v1" if fusions is None else "v2",
+            model, works[name], seconds[name], version=spec.name,
             preset=preset, batch_size=batch, seq_len=seq, device=device, dtype=dtypes[name],
             warmup=warmup, count=count, extra=extra)
     return results
@@ -158,7 +160,7 @@ def run_ablation(preset: str, modes: list[str], out: Path | None, *, device: tor
         rows = {name: row for name, row in rows.items() if name in only}
     all_results, tables = {}, []
     for mode in modes:
-        models = build_rows(config, rows, seed, device)   # fresh weights for every mode
+        models = build_rows(config, rows, seed, device, dtype)   # fresh weights every mode
         results = measure_mode(models, rows, preset=preset, mode=mode, batch=batch, seq=seq,
                                device=device, dtype=dtype, warmup=warmup, repeats=repeats,
                                seed=seed, count=count)
@@ -170,7 +172,7 @@ def run_ablation(preset: str, modes: list[str], out: Path | None, *, device: tor
                 result.write(Path(out) / f"{mode}_{_slug(name)}.json")
     if out is not None:
         header = (f"# v2 ablation, preset {preset}\n\nGenerated by `python -m "
-                  f"version2_fused.ablation`; every number below was measured in this run on "
+                  f"benchmarks.ablation`; every number below was measured in this run on "
                   f"{machine_info(device)['device_name']} (torch {torch.__version__}, "
                   f"git {machine_info(device)['git_sha']}). Per-row JSON files sit next to "
                   "this table.\n\n")
@@ -180,7 +182,7 @@ def run_ablation(preset: str, modes: list[str], out: Path | None, *, device: tor
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m version2_fused.ablation", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.ablation", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="small", choices=sorted(PRESETS))
     p.add_argument("--modes", default="train,prefill",

@@ -1,6 +1,6 @@
 """Kernel launches per forward step and per decoded token, v1..v4, counted on the device.
 
-``python -m version4_ultra.kernel_count --preset small --versions v1,v2,v3,v4 [--json OUT]``
+``python -m benchmarks.kernel_count --preset small --versions v1,v2,v3,v4 [--json OUT]``
 
 Each version's model is built by the shared harness (``benchmarks``), then two steps are
 profiled with ``benchmarks.counters.count_step`` (the PyTorch profiler's CUDA activity):
@@ -23,24 +23,24 @@ import sys
 
 import torch
 
+from version1_baseline.config import get_preset
+
+from .counters import count_step
+from .versions import build_model, load_spec, parse_names
+from .workloads import make_workload, resolve_dtype
+
 
 def _steps(name: str, preset: str, batch: int, seq: int, device, dtype, allow_interpreter):
     """(model, forward_step, decode_step) for version ``name``."""
-    from benchmarks.versions import load_spec
-    from benchmarks.workloads import make_workload
-    from version1_baseline.cli import build_model, build_parser
-
     spec = load_spec(name, device, allow_interpreter=allow_interpreter)
-    args = build_parser(spec).parse_args(["--preset", preset])
-    model = build_model(spec, args, device)
+    torch.manual_seed(0)
+    model = build_model(spec, get_preset(preset), None, device, dtype=dtype)
     forward = make_workload(model, "prefill", batch, seq, device, dtype).step
     decode = make_workload(model, "decode", batch, seq, device, dtype).step
     return model, forward, decode
 
 
 def device_counts(versions, preset, batch, seq, device, dtype) -> dict:
-    from benchmarks.counters import count_step
-
     rows = {}
     for name in versions:
         _, forward, decode = _steps(name, preset, batch, seq, device, dtype, False)
@@ -76,7 +76,7 @@ def triton_calls(preset, batch, seq) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m version4_ultra.kernel_count",
+    p = argparse.ArgumentParser(prog="python -m benchmarks.kernel_count",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--versions", default="v1,v2,v3,v4")
     p.add_argument("--preset", default="small")
@@ -87,9 +87,6 @@ def main(argv=None) -> int:
     p.add_argument("--triton-calls", action="store_true",
                    help="without a GPU: print the interpreter's Triton launch counts (v3, v4)")
     args = p.parse_args(argv)
-    from benchmarks.versions import parse_names
-    from benchmarks.workloads import resolve_dtype
-
     versions = parse_names(args.versions)
     if not torch.cuda.is_available():
         print("kernel_count: no GPU here, so there are no device kernels to count; "

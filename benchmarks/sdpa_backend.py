@@ -1,4 +1,4 @@
-"""Which SDPA backend actually ran, observed rather than assumed.
+"""Which SDPA backend a version-2 run actually used, observed rather than assumed.
 
 Method: run one representative step of the real workload (same model, batch, sequence
 length, dtype/autocast, grad mode, cache state) under ``torch.profiler`` and read the
@@ -15,8 +15,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from version1_baseline.train import autocast_context, causal_lm_loss
+from version2_fused import fusions as fusion_support
 
-from . import fusions as fusion_support
+from .workloads import make_workload
 
 # aten op -> backend. Backward ops carry the same stem plus "_backward".
 SDPA_KERNEL_OPS = {
@@ -50,8 +51,6 @@ def representative_step(model, mode: str, batch: int, seq: int, device: torch.de
     """A zero-argument callable doing what one step of ``mode`` does to attention,
     without changing the model's weights (train: forward + gradients via autograd.grad,
     never an optimizer step). Inputs are random token ids of shape (batch, seq)."""
-    from benchmarks.workloads import make_workload
-
     cfg = model.config
     autocast = autocast_context(device.type, dtype)
     if mode == "train":
