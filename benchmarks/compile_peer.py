@@ -20,6 +20,8 @@ class Options:
 # The harness runs one model through several fixed-shape workloads (gate, train, prefill,
 # decode at a fixed cache length); each is a separate graph. Past dynamo's default limit of
 # 8 graphs per frame it silently runs eager, and the "compile" row would time eager code.
+# The KV cache's position is still a Python int (read by every attention's slicing and by
+# the v3/v4 kernels), so each cache length is its own guarded graph: the limit stays.
 RECOMPILE_LIMIT = 64
 
 

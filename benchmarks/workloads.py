@@ -123,7 +123,7 @@ def make_workload(model: torch.nn.Module, mode: str, batch_size: int, seq_len: i
 
         @torch.no_grad()
         def decode_step():
-            cache.length = context     # rewind: every step decodes the same position
+            cache.rewind(context)     # every step decodes the same position
             with autocast:
                 return model(new_token, cache=cache)
         return Workload(mode, step=decode_step, tokens_per_step=batch_size)

@@ -25,7 +25,7 @@ def setup(bsz, hidden=64, heads=4, kv_heads=2, inter=88, max_seq=24, pos=9, seed
     cache = v1.KVCache(config, bsz, device=DEV)
     cache.k[0].normal_()
     cache.v[0].normal_()
-    cache.length = pos
+    cache.advance(pos)
     x = torch.randn(bsz, 1, hidden, device=DEV)
     cos, sin = RotaryEmbedding(config.head_dim).to(DEV)(torch.tensor([pos], device=DEV))
     return layer, cache, x, cos, sin

@@ -56,3 +56,30 @@ def test_generation_past_max_seq_len_is_refused_before_any_work():
     with pytest.raises(ValueError, match="exceeds max_seq_len 40"):
         generate(model, prompt, max_new_tokens=11)
     assert generate(model, prompt, max_new_tokens=10).shape == (1, 40)
+
+
+def test_cache_position_moves_only_through_its_methods():
+    """``length`` is read-only; write/advance/rewind/reset move it, and a rewound cache
+    decodes the same logits again (what the decode benchmark relies on)."""
+    torch.manual_seed(3)
+    cfg = TinyLlamaConfig(vocab_size=37, hidden_size=24, num_layers=2, num_heads=3,
+                          num_kv_heads=1, intermediate_size=40, max_seq_len=11)
+    model = TinyLlama(cfg).eval()
+    ids = torch.randint(0, 37, (2, 9))
+    cache = model.new_cache(2)
+    with pytest.raises(AttributeError):
+        cache.length = 3
+    with torch.no_grad():
+        model(ids[:, :8], cache=cache)
+        first = model(ids[:, 8:], cache=cache)
+        assert cache.length == 9
+        k, v, pos = cache.layer_storage(1)
+        assert pos == 9 and k.shape == v.shape == (2, 1, 11, 8)
+        with pytest.raises(ValueError, match="rewind only to a cached position 0..9"):
+            cache.rewind(10)
+        cache.rewind(8)
+        again = model(ids[:, 8:], cache=cache)
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
+    torch.testing.assert_close(first, model(ids)[:, 8:], rtol=1e-5, atol=1e-5)
+    cache.reset()
+    assert cache.length == 0

@@ -58,10 +58,11 @@ class DecoderLayer(v3.DecoderLayer):
         """x: (B, S, hidden) -> (B, S, hidden)."""
         if cache is not None and x.shape[1] == 1 and not torch.is_grad_enabled():
             weights = self._decode_weights()
-            reason = unsupported_reason(x, weights, cache.k[layer_idx], cache.length)
+            k_cache, v_cache, pos = cache.layer_storage(layer_idx)
+            reason = unsupported_reason(x, weights, k_cache, pos)
             if reason is None:
-                return decode_layer(x, weights, cache.k[layer_idx], cache.v[layer_idx],
-                                    cache.length, cos, sin, self.input_layernorm.eps,
+                return decode_layer(x, weights, k_cache, v_cache, pos, cos, sin,
+                                    self.input_layernorm.eps,
                                     persistent=getattr(self, "persistent_decode", None))
             _warn_once(reason)
             return super().forward(x, cos, sin, cache, layer_idx)

@@ -59,12 +59,12 @@ def v1_measured(model, mode: str, seq_len: int, repeats: int) -> dict:
             model(ids[:, :-1], cache=cache)
 
         def step():
-            cache.length = seq_len - 1
+            cache.rewind(seq_len - 1)
             model(ids[:, -1:], cache=cache)
         cos, sin = model.model.rotary_emb(torch.arange(seq_len - 1, seq_len))
 
         def block():
-            cache.length = seq_len - 1
+            cache.rewind(seq_len - 1)
             layer(x[:, -1:], cos, sin, cache, 0)
     with torch.no_grad():
         return {"step_ms": summarize(time_repeats(step, cpu, 5, repeats)),
