@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import version1_baseline as v1
+import version2_fused as v2
 import version3_triton as v3
 from benchmarks.cli import main
 
@@ -58,7 +59,9 @@ def test_kernels_run_in_forward_and_backward():
     runtime.CALLS.clear()
     v1.generate(model, x[:, :3], 2)
     assert runtime.CALLS["decode_attention_fwd"] == layers  # one decode step
-    assert model.__class__.__mro__[1] is v1.TinyLlama
+    assert model.__class__.__mro__[1] is v2.TinyLlama   # the rung below: fused projections
+    assert hasattr(model.model.layers[0].self_attn, "qkv_proj")
+    assert hasattr(model.model.layers[0].mlp, "gate_up_proj")
     info = v3.describe(model)
     assert info["triton_mode"] == runtime.MODE and info["kernel_launches"]
 

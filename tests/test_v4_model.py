@@ -140,7 +140,7 @@ def test_decode_with_autograd_on_keeps_the_graph():
     with torch.no_grad():
         model(ids(1, 4), cache=cache)
     model(ids(1, 1, seed=7), cache=cache).sum().backward()
-    assert model.model.layers[0].self_attn.q_proj.weight.grad is not None
+    assert model.model.layers[0].self_attn.qkv_proj.weight.grad is not None
 
 
 def test_bad_input_is_rejected():

@@ -90,32 +90,44 @@ class TinyLlama(v1.TinyLlama):
     seed: it is built as version 1, then its weights are moved into the fused modules.
     """
 
+    # The ladder's one replacement idiom: module instances are replaced, and the classes put
+    # in are named here. A rung above (version 3, then 4) subclasses these modules and names
+    # its own classes; building, the fused-weight remap and weight loading stay in this file.
+    layer_cls: type = v1.DecoderLayer      # (config): each decoder layer
+    attention_cls: type = Attention        # (config, fusions): every layer's self_attn
+    mlp_cls: type = FusedMLP               # (config): every layer's mlp, when fused_gate_up
+    norm_cls: type = FusedRMSNorm          # (hidden, eps): every norm, when fused_rms_norm
+
     def __init__(self, config: TinyLlamaConfig, fusions: FusionConfig | None = None):
         super().__init__(config)
         self.fusions = fusions if fusions is not None else FusionConfig()
         self.fusions.check_supported()
         reference = {k: v.clone() for k, v in self.state_dict().items()}
         # The new modules' own random init is overwritten below; fork_rng keeps it from
-        # moving the global RNG, so v1 and v2 leave the generator in the same state.
+        # moving the global RNG, so every rung leaves the generator as version 1 does.
         with torch.random.fork_rng(devices=[]):
-            for layer in self.model.layers:
-                layer.self_attn = Attention(config, self.fusions)
+            for i, layer in enumerate(self.model.layers):
+                if type(layer) is not self.layer_cls:
+                    layer = self.model.layers[i] = self.layer_cls(config)
+                layer.self_attn = self.attention_cls(config, self.fusions)
                 if self.fusions.fused_gate_up:
-                    layer.mlp = FusedMLP(config)
+                    layer.mlp = self.mlp_cls(config)
                 if self.fusions.fused_rms_norm:
-                    layer.input_layernorm = FusedRMSNorm(config.hidden_size, config.rms_norm_eps)
-                    layer.post_attention_layernorm = FusedRMSNorm(config.hidden_size,
-                                                                  config.rms_norm_eps)
+                    layer.input_layernorm = self.norm_cls(config.hidden_size,
+                                                          config.rms_norm_eps)
+                    layer.post_attention_layernorm = self.norm_cls(config.hidden_size,
+                                                                   config.rms_norm_eps)
             if self.fusions.fused_rms_norm:
-                self.model.norm = FusedRMSNorm(config.hidden_size, config.rms_norm_eps)
+                self.model.norm = self.norm_cls(config.hidden_size, config.rms_norm_eps)
         self.load_hf_state_dict(reference)
 
     # ---- weights, always in the HF Llama layout ------------------------------------------
     @classmethod
     def from_hf_state_dict(cls, config: TinyLlamaConfig, state: dict,
                            fusions: FusionConfig | None = None) -> "TinyLlama":
-        """A version-2 model of ``config`` holding a HF-layout (= version 1) state dict."""
-        model = cls(config, fusions)
+        """A model of ``config`` holding a HF-layout (= version 1) state dict. ``fusions``:
+        version 2's switches (a rung above fixes its own and takes none)."""
+        model = cls(config) if fusions is None else cls(config, fusions)
         model.load_hf_state_dict(state)
         return model
 

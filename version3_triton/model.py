@@ -1,8 +1,10 @@
-"""Version 3: the version-1 model with its hot operations replaced by Triton kernels.
+"""Version 3: version 2's model (fused QKV and gate/up projections) with its hot operations
+replaced by Triton kernels.
 
-Only forwards change. The modules *are* version 1's (same parameters, names, init and
-weight I/O): after version 1 builds the model, each ``RMSNorm`` / ``Attention`` / ``MLP`` /
-``DecoderLayer`` has its class switched to the subclass below, whose forward calls:
+What it keeps from version 2: the fused ``qkv_proj`` and ``gate_up_proj`` GEMMs (cuBLAS
+matmuls; a Triton matmul would not beat them), the HF-layout weight remap, and the way a
+rung replaces modules (version 2's ``TinyLlama`` builds the classes named on it). What it
+replaces, each module a subclass of version 2's or version 1's with a new forward:
 
 * ``rms_norm`` for the first norm of a block and the final norm,
 * ``add_rms_norm`` for "residual add + second norm" of a block (one pass over the stream),
@@ -10,7 +12,6 @@ weight I/O): after version 1 builds the model, each ``RMSNorm`` / ``Attention`` 
   ``decode_attention`` for one new token against the KV cache,
 * ``swiglu`` between the gate/up and down projections.
 
-The projections stay ``nn.Linear`` (cuBLAS matmuls; a Triton matmul would not beat them).
 ``causal_lm_loss`` is the training loss through the fused cross-entropy kernel.
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 import torch
 
 from version1_baseline import model as v1
+from version2_fused import model as v2
+from version2_fused.fusions import FusionConfig
 
 from . import runtime
 from .kernels.cross_entropy import cross_entropy
@@ -30,20 +33,26 @@ from .kernels.swiglu import swiglu
 KERNELS = ("rms_norm", "add_rms_norm", "rope", "flash_attention", "decode_attention",
            "swiglu", "cross_entropy")
 
+# Version 2's switches that version 3 keeps: the fused projections, and norm modules that
+# are replaced (here by the Triton kernel). Attention and RoPE are version 3's own kernels,
+# so v2's SDPA and joint-RoPE switches are off rather than claimed.
+FUSIONS = FusionConfig(fused_qkv=True, fused_gate_up=True, sdpa=False, fused_rms_norm=True,
+                       rope_qk_together=False)
 
-class RMSNorm(v1.RMSNorm):
+
+class RMSNorm(v2.FusedRMSNorm):
     def forward(self, x):
         return rms_norm(x, self.weight, self.eps)
 
 
-class Attention(v1.Attention):
+class Attention(v2.Attention):
     def forward(self, x, cos, sin, cache=None, layer_idx: int = 0):
         """x: (B, S, hidden); cos/sin: (S, head_dim) for the new positions."""
         bsz, seq, _ = x.shape
-        # Token-major (B, S, heads, D) views of the projections: what the kernels take.
-        q = self.q_proj(x).view(bsz, seq, self.num_heads, self.head_dim)
-        k = self.k_proj(x).view(bsz, seq, self.num_kv_heads, self.head_dim)
-        v = self.v_proj(x).view(bsz, seq, self.num_kv_heads, self.head_dim)
+        hq, hkv, d = self.num_heads, self.num_kv_heads, self.head_dim
+        # Token-major (B, S, heads, D) views of the one fused projection: what the kernels
+        # take (apply_rope copies its strided inputs, flash attention reads strides).
+        q, k, v = self.qkv_proj(x).view(bsz, seq, hq + 2 * hkv, d).split([hq, hkv, hkv], dim=2)
         q, k = apply_rope(q, k, cos, sin)
         if cache is None:
             out = flash_attention(q, k, v, causal=True)
@@ -53,18 +62,18 @@ class Attention(v1.Attention):
             # casting the one query is cheaper than casting the whole cache.
             q_c = q.to(k_all.dtype)
             if seq == 1:
-                out = decode_attention(q_c.view(bsz, self.num_heads, self.head_dim),
-                                       k_all, v_all, k_all.shape[2])
+                out = decode_attention(q_c.reshape(bsz, hq, d), k_all, v_all, k_all.shape[2])
             else:
                 out = flash_attention(q_c, k_all.transpose(1, 2), v_all.transpose(1, 2),
                                       causal=True)
             out = out.to(v.dtype)
-        return self.o_proj(out.reshape(bsz, seq, self.num_heads * self.head_dim))
+        return self.o_proj(out.reshape(bsz, seq, hq * d))
 
 
-class MLP(v1.MLP):
+class MLP(v2.FusedMLP):
     def forward(self, x):
-        return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x)))
+        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+        return self.down_proj(swiglu(gate, up))
 
 
 class DecoderLayer(v1.DecoderLayer):
@@ -78,13 +87,11 @@ class DecoderLayer(v1.DecoderLayer):
             return h + self.mlp(normed)
 
 
-_REPLACEMENTS = {v1.RMSNorm: RMSNorm, v1.Attention: Attention, v1.MLP: MLP,
-                 v1.DecoderLayer: DecoderLayer}
+class TinyLlama(v2.TinyLlama):
+    """Version 2's model, weights and fused projections; Triton kernels in every block.
+    Same forward signature: ``model(input_ids, cache=None) -> logits (B, S, vocab)``."""
 
-
-class TinyLlama(v1.TinyLlama):
-    """Version 1's model and weights; Triton kernels in every block. Same forward signature:
-    ``model(input_ids, cache=None) -> logits (B, S, vocab)``."""
+    layer_cls, attention_cls, mlp_cls, norm_cls = DecoderLayer, Attention, MLP, RMSNorm
 
     def __init__(self, config):
         if not MIN_HEAD_DIM <= config.head_dim <= MAX_HEAD_DIM:
@@ -92,12 +99,7 @@ class TinyLlama(v1.TinyLlama):
                              f"{MIN_HEAD_DIM}..{MAX_HEAD_DIM}; this config has "
                              f"{config.head_dim} (hidden {config.hidden_size} / "
                              f"{config.num_heads} heads)")
-        super().__init__(config)
-        for module in self.modules():
-            # Exact type match: swap version 1's classes only, never a subclass of them.
-            replacement = _REPLACEMENTS.get(type(module))
-            if replacement is not None:
-                module.__class__ = replacement
+        super().__init__(config, FUSIONS)
 
 
 def causal_lm_loss(model: torch.nn.Module, input_ids: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Version 4: version 3's model with each transformer block as five fused kernels, and each
 decode step as one kernel per layer.
 
-Parameters, names, init and weight I/O are version 1's; the submodules are version 3's
+Parameters, names and weight I/O are version 2's (fused ``qkv_proj`` and ``gate_up_proj``,
+loaded from HF Llama state dicts by version 2's remap); the submodules are version 3's
 (``RMSNorm``, ``Attention``, ``MLP``: the final norm and the fallback path use them). Only
 ``DecoderLayer.forward`` changes. Training and prefill (any batch, any length)::
 
@@ -68,21 +69,29 @@ class DecoderLayer(v3.DecoderLayer):
             return super().forward(x, cos, sin, cache, layer_idx)
         return self._fused_forward(x, cos, sin, cache, layer_idx)
 
+    def _projection_weights(self):
+        """(Wq, Wk, Wv, Wgate, Wup): row blocks of the fused weights, views (no copies)."""
+        a = self.self_attn
+        q_rows, kv_rows = a.num_heads * a.head_dim, a.num_kv_heads * a.head_dim
+        wq, wk, wv = a.qkv_proj.weight.split([q_rows, kv_rows, kv_rows])
+        w_gate, w_up = self.mlp.gate_up_proj.weight.chunk(2)
+        return wq, wk, wv, w_gate, w_up
+
     def _decode_weights(self):
-        a, m = self.self_attn, self.mlp
-        return (self.input_layernorm.weight, a.q_proj.weight, a.k_proj.weight, a.v_proj.weight,
-                a.o_proj.weight, self.post_attention_layernorm.weight, m.gate_proj.weight,
-                m.up_proj.weight, m.down_proj.weight)
+        wq, wk, wv, w_gate, w_up = self._projection_weights()
+        return (self.input_layernorm.weight, wq, wk, wv, self.self_attn.o_proj.weight,
+                self.post_attention_layernorm.weight, w_gate, w_up, self.mlp.down_proj.weight)
 
     def _fused_forward(self, x, cos, sin, cache, layer_idx):
         attn, mlp = self.self_attn, self.mlp
         bsz, seq, _ = x.shape
         hq, hkv, d = attn.num_heads, attn.num_kv_heads, attn.head_dim
         cdt = autocast_dtype(x.device.type)  # None: the weights' dtype
+        wq, wk, wv, w_gate, w_up = self._projection_weights()
         with torch.profiler.record_function("attention"):
             norm = self.input_layernorm
-            qkv = norm_qkv_rope(x, norm.weight, attn.q_proj.weight, attn.k_proj.weight,
-                                attn.v_proj.weight, cos, sin, norm.eps, compute_dtype=cdt)
+            qkv = norm_qkv_rope(x, norm.weight, wq, wk, wv, cos, sin, norm.eps,
+                                compute_dtype=cdt)
             # Strided views of the one buffer: flash attention reads them in place.
             q, k, v = qkv[:, :, :hq], qkv[:, :, hq:hq + hkv], qkv[:, :, hq + hkv:]
             if cache is None:
@@ -95,25 +104,23 @@ class DecoderLayer(v3.DecoderLayer):
                                 name="o_proj_residual", compute_dtype=cdt)
         with torch.profiler.record_function("mlp"):
             norm = self.post_attention_layernorm
-            act = norm_gate_up_swiglu(h, norm.weight, mlp.gate_proj.weight, mlp.up_proj.weight,
-                                      norm.eps, compute_dtype=cdt)
+            act = norm_gate_up_swiglu(h, norm.weight, w_gate, w_up, norm.eps, compute_dtype=cdt)
             return linear_residual(act, mlp.down_proj.weight, h, name="down_residual",
                                    compute_dtype=cdt)
 
 
 class TinyLlama(v3.TinyLlama):
-    """Version 1's model and weights, version 3's submodules, version 4's fused layers.
+    """Version 3's model and weights, version 4's fused layers.
     Same forward signature: ``model(input_ids, cache=None) -> logits (B, S, vocab)``.
 
     ``persistent_decode``: None (default) uses the one-launch decode kernel where every
     program can be resident (a GPU), True demands it, False forces the staged launches.
     """
 
+    layer_cls = DecoderLayer
+
     def __init__(self, config, persistent_decode: bool | None = None):
         super().__init__(config)
-        for module in self.modules():
-            if type(module) is v3.DecoderLayer:
-                module.__class__ = DecoderLayer
         self.set_persistent_decode(persistent_decode)
 
     def set_persistent_decode(self, value: bool | None) -> None:

@@ -12,7 +12,7 @@ One program computes one head (``head_dim`` output columns) for a block of rows,
 accumulators: the first and the second half of the head. Rotate-half RoPE pairs column
 ``d`` with ``d + D/2``, so with both halves in registers the rotation is elementwise and
 needs no shuffle. Query, key and value heads share one launch: the program's head index
-picks the weight (``q_proj``, ``k_proj`` or ``v_proj``; the HF parameters stay separate).
+picks the weight (``wq``, ``wk`` or ``wv``: the model passes row blocks of ``qkv_proj``).
 
 Output: one buffer (B, S, Hq + 2*Hkv, D): heads ``[0, Hq)`` are Q, then K, then V. The
 model slices it into strided views that the flash-attention kernel reads directly.
