@@ -43,7 +43,7 @@ def _keep_kernels(sink: dict):
 
 
 def _rows(versions, presets, dtypes, modes, seq_cap) -> list[dict]:
-    from benchmarks.versions import load_spec
+    from benchmarks.versions import build_model, load_spec
     from benchmarks.workloads import make_workload
 
     from .record import DTYPES, preset_config
@@ -56,7 +56,7 @@ def _rows(versions, presets, dtypes, modes, seq_cap) -> list[dict]:
                 config = preset_config(preset).replace(num_layers=1)
                 spec = load_spec(version, device)
                 torch.manual_seed(0)
-                model = spec.model_cls(config).to(device)
+                model = build_model(spec, config, None, device)
                 if dtype == "bf16w":
                     model = model.to(torch.bfloat16)
                 seq = min(config.max_seq_len, seq_cap)

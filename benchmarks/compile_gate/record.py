@@ -194,7 +194,7 @@ def record_model(version: str, preset: str, dtype: str, modes, targets, seq_cap:
     """The launches of one model (``layers`` decoder layers of the preset: every layer makes
     the same launches) for each of ``modes``, at the preset's batch and
     ``min(max_seq_len, seq_cap)`` tokens."""
-    from benchmarks.versions import load_spec
+    from benchmarks.versions import build_model, load_spec
     from benchmarks.workloads import make_workload
 
     if version not in VERSIONS:
@@ -205,7 +205,7 @@ def record_model(version: str, preset: str, dtype: str, modes, targets, seq_cap:
     batch, seq = config.batch_size, min(config.max_seq_len, seq_cap)
     spec = load_spec(version, torch.device("cpu"), allow_interpreter=True)
     torch.manual_seed(0)
-    model = spec.model_cls(config)
+    model = build_model(spec, config, None, torch.device("cpu"))
     if dtype == "bf16w":
         model = model.to(torch.bfloat16)
     rows: list[tuple[Context, Launch]] = []
