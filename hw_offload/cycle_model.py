@@ -1,0 +1,131 @@
+"""Cycle model of the accelerator: the counters a run of the RTL must report, from the program.
+
+The golden model (golden.py) is bit-exact but has no clock; this module gives it one, so the
+fuzzer (fuzz.py) can check the RTL's cycle, busy and stall counters exactly. It is written from
+the timing rules in ISA.md and the unit descriptions, not from a trace of the RTL:
+
+* Controller: every instruction costs one FETCH and one DECODE cycle (stall). HALT ends there.
+  A DMA instruction then keeps the DMA busy for one cycle per N-byte line, and the controller
+  fetches the next instruction right after the last beat. The GEMM and vector units report
+  ``done`` one cycle after their last busy cycle, and that cycle is stall too.
+* A run that stops at a malformed instruction counts its FETCH and DECODE; running past the
+  end of instruction memory counts one FETCH.
+* Vector unit, per row of ``n = blocks*N`` elements: REQ/ROPE/SWIGLU/RESADD one output pass
+  (n); RMS sum of squares (n), 48-cycle divide, 16-cycle square root, 48-cycle divide, output
+  (n); SMAX max (n), sum of exp (n), 48-cycle divide, output (n).
+* GEMM: the tile sequencer of gemm_unit.sv (loader and injector, two weight banks, a bank
+  reusable N cycles after its last row entered the array, 2N-1 cycles of array latency),
+  stepped cycle by cycle in ``gemm_busy_cycles``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .isa import (MEM_ACC, OP_GEMM, OP_HALT, OP_LOAD, OP_RMS, OP_SMAX, OP_STORE, VECTOR_OPS,
+                  HwConfig, Insn)
+
+DIV_CYCLES, SQRT_CYCLES = 48, 16
+FETCH_DECODE = 2     # stall cycles every instruction spends before its unit starts
+DONE_HANDOVER = 1    # stall cycle between a GEMM/vector unit's last busy cycle and the next fetch
+
+
+@dataclass
+class CycleCounts:
+    """The five clocked counters of counters.Counters (bytes and instructions come from golden)."""
+
+    cycles: int = 0
+    array_busy: int = 0
+    vector_busy: int = 0
+    dma_busy: int = 0
+    stall: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(cycles=self.cycles, array_busy=self.array_busy, vector_busy=self.vector_busy,
+                    dma_busy=self.dma_busy, stall=self.stall)
+
+
+def gemm_busy_cycles(m: int, kb: int, nb: int, n: int) -> int:
+    """Cycles gemm_unit is busy for C[m x nb*n] = A[m x kb*n] * B[kb*n x nb*n].
+
+    Steps the sequencer's state (not its data) one cycle at a time; every assignment uses the
+    values of the previous cycle, as the RTL's non-blocking assignments do. O(m * kb * nb).
+    """
+    tiles, lat = kb * nb, 2 * n - 1
+    now = 0
+    ld_busy, ld_tile, ld_j = False, 0, 0
+    inj_busy, inj_tile, inj_m = False, 0, 0
+    loaded, free_at = [False, False], [0, 0]
+    last_inject = -(1 << 40)          # the array holds a row for `lat` cycles after injection
+    while True:
+        inflight = now - last_inject <= lat
+        if inj_tile == tiles and not inj_busy and not inflight:
+            return now + 1            # this cycle is still busy; done is raised at its end
+        ld_bank, inj_bank = ld_tile & 1, inj_tile & 1
+        nxt_loaded = list(loaded)
+        # loader: N cycles per tile into the idle bank, after that bank's reuse time
+        if ld_busy:
+            if ld_j == n - 1:
+                ld_busy = False
+                nxt_loaded[ld_bank] = True
+                ld_tile += 1
+            else:
+                ld_j += 1
+        elif ld_tile < tiles and not loaded[ld_bank] and now >= free_at[ld_bank]:
+            ld_busy, ld_j = True, 0
+        # injector: m rows per tile; chains into the next tile when its bank is already loaded
+        if inj_busy:
+            last_inject = now
+            if inj_m == m - 1:
+                inj_busy = inj_tile + 1 < tiles and loaded[1 - inj_bank]
+                inj_m = 0
+                nxt_loaded[inj_bank] = False
+                free_at[inj_bank] = now + n
+                inj_tile += 1
+            else:
+                inj_m += 1
+        elif inj_tile < tiles and loaded[inj_bank]:
+            inj_busy, inj_m = True, 0
+        loaded = nxt_loaded
+        now += 1
+
+
+def vector_busy_cycles(i: Insn, n: int) -> int:
+    """Cycles the vector unit is busy for one (valid) vector instruction."""
+    elems = i.blocks * n
+    per_row = {OP_RMS: 2 * elems + 2 * DIV_CYCLES + SQRT_CYCLES,
+               OP_SMAX: 3 * elems + DIV_CYCLES}.get(i.op, elems)
+    return i.rows * per_row
+
+
+def insn_cycles(i: Insn, cfg: HwConfig) -> CycleCounts:
+    """Counters one valid instruction adds (HALT included)."""
+    c = CycleCounts(stall=FETCH_DECODE)
+    if i.op in (OP_LOAD, OP_STORE):
+        c.dma_busy = i.rows * (4 if (i.flags & 3) == MEM_ACC else 1)
+    elif i.op == OP_GEMM:
+        c.array_busy = gemm_busy_cycles(i.rows, i.blocks, i.aux, cfg.n)
+        c.stall += DONE_HANDOVER
+    elif i.op in VECTOR_OPS:
+        c.vector_busy = vector_busy_cycles(i, cfg.n)
+        c.stall += DONE_HANDOVER
+    elif i.op != OP_HALT:
+        raise ValueError(f"no cycle model for opcode 0x{i.op:02x}")
+    c.cycles = c.array_busy + c.vector_busy + c.dma_busy + c.stall
+    return c
+
+
+def run_cycles(executed: list[Insn], cfg: HwConfig, stop: str = "halt") -> CycleCounts:
+    """Counters of a run that executed ``executed`` (the last one HALT when ``stop`` is "halt").
+
+    ``stop`` = "decode_error": the run then failed decoding one more instruction (FETCH +
+    DECODE counted); "pc_error": it then fetched past the end of instruction memory (FETCH).
+    """
+    total = CycleCounts()
+    for i in executed:
+        c = insn_cycles(i, cfg)
+        for k, v in c.to_dict().items():
+            setattr(total, k, getattr(total, k) + v)
+    extra = {"halt": 0, "decode_error": FETCH_DECODE, "pc_error": 1}[stop]
+    total.stall += extra
+    total.cycles += extra
+    return total

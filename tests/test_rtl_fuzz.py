@@ -1,0 +1,99 @@
+"""Differential fuzzing of the RTL against the golden model and the cycle model (hw_offload.fuzz).
+
+The default run is a fixed budget of programs from a fixed seed (deterministic, ~25 s); the
+slow run draws a fresh seed, prints it, and runs many more. Replay any failure with
+``HW_TEST_SEED=<seed> pytest tests/test_rtl_fuzz.py`` or ``python -m hw_offload.fuzz --seed <seed>``.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from hw_offload.cycle_model import run_cycles
+from hw_offload.driver import Accelerator
+from hw_offload.fuzz import check, env_seed, fuzz, make_program
+from hw_offload.isa import OP_GEMM, OP_HALT, Insn
+
+pytestmark = pytest.mark.rtl
+
+DEFAULT_SEED, DEFAULT_PROGRAMS = 20261121, 600
+
+
+@pytest.fixture(scope="module")
+def rtl():
+    with Accelerator("test") as acc:
+        yield acc
+
+
+def _report(rep) -> str:
+    lines = [rep.summary()]
+    for prog, problems in rep.failures:
+        lines += [str(prog), *("  MISMATCH " + p for p in problems),
+                  f"replay: python -m hw_offload.fuzz --seed {prog.seed} --programs 1"]
+    return "\n".join(lines)
+
+
+def test_fuzz_fixed_budget(rtl):
+    seed = env_seed(DEFAULT_SEED)
+    rep = fuzz(rtl, seed, programs=DEFAULT_PROGRAMS)
+    print(rep.summary())
+    assert not rep.failures, _report(rep)
+    assert rep.programs == DEFAULT_PROGRAMS
+    # the distribution reaches every kind of ending (HALT, no HALT, each malformed tail)
+    assert len(rep.outcomes) >= 11, rep.outcomes
+
+
+@pytest.mark.slow
+@pytest.mark.sweep
+def test_fuzz_long_random_seed(rtl):
+    seed = env_seed(int.from_bytes(os.urandom(3), "little"))
+    print(f"fuzz seed {seed} (replay: HW_TEST_SEED={seed})")
+    rep = fuzz(rtl, seed, programs=int(os.environ.get("HW_FUZZ_PROGRAMS", "5000")))
+    print(rep.summary())
+    assert not rep.failures, _report(rep)
+
+
+def test_fuzz_detects_a_corrupted_byte_and_a_wrong_cycle_model(rtl, monkeypatch):
+    """The comparison can fail: a golden model that drops one DRAM byte, and a cycle model
+    off by one GEMM cycle, are both reported."""
+    prog = make_program(rtl.config, 3)
+    assert check(rtl, prog) == []
+    import hw_offload.fuzz as fz
+    real = fz.GoldenAccelerator
+
+    class Corrupt(real):
+        def run(self, max_cycles=None):
+            try:
+                return super().run(max_cycles)
+            finally:
+                self.dram[5] ^= 1
+    monkeypatch.setattr(fz, "GoldenAccelerator", Corrupt)
+    assert any("DRAM low window" in p for p in check(rtl, prog))
+    monkeypatch.setattr(fz, "GoldenAccelerator", real)
+    monkeypatch.setattr(fz, "run_cycles", lambda *a: _plus_one(run_cycles(*a)))
+    assert any("counter cycles" in p for p in check(rtl, prog))
+
+
+def _plus_one(c):
+    c.cycles += 1
+    return c
+
+
+def test_cycle_model_gemm_matches_rtl_around_the_bank_reuse_limit(rtl):
+    """GEMM cycles for M around N and 2N+1 (where the weight loader stops being hidden)."""
+    n = rtl.config.n
+    for m in (1, n - 1, n, n + 1, 2 * n, 2 * n + 1, 2 * n + 2):
+        prog = [Insn(OP_GEMM, rows=m, blocks=2, aux=3), Insn(OP_HALT)]
+        from hw_offload.isa import encode_program
+        rtl.write_program(encode_program(prog))
+        got = rtl.run(100_000)
+        want = run_cycles(prog, rtl.config)
+        assert (got.cycles, got.array_busy, got.stall) == (want.cycles, want.array_busy, want.stall), m
+
+
+def test_programs_are_reproducible_from_their_seed(rtl):
+    a, b = make_program(rtl.config, 11), make_program(rtl.config, 11)
+    assert np.array_equal(a.words, b.words) and np.array_equal(a.dram_lo, b.dram_lo)
+    assert not np.array_equal(a.words, make_program(rtl.config, 12).words)
