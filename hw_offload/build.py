@@ -7,6 +7,9 @@ Two variants share the same RTL and harness:
 
 The cache lives in ``hw_offload/sim/build/<variant>-<hash>/`` (git-ignored). A second call
 with unchanged sources returns the cached library without running Verilator.
+
+``HW_RTL_DIR`` (environment) builds the RTL from another directory holding the same file
+names; hw_offload.mutate points it at a mutated copy so the tracked sources are never edited.
 """
 from __future__ import annotations
 
@@ -93,12 +96,17 @@ def _fst_flags(out_dir: Path) -> list[str]:
             "-LDFLAGS", f"-L{libdir} -Wl,-rpath,{runtime.parent if runtime else libdir}"]
 
 
+def rtl_dir() -> Path:
+    """The directory the RTL is built from: ``HW_RTL_DIR`` if set, else ``hw_offload/rtl``."""
+    return Path(os.environ.get("HW_RTL_DIR") or RTL_DIR)
+
+
 def source_hash(variant: str, params: dict[str, int]) -> str:
     """sha256 over the RTL, the harness, the flags and the parameter overrides."""
     h = hashlib.sha256()
     for name in RTL_FILES:
         h.update(name.encode())
-        h.update((RTL_DIR / name).read_bytes())
+        h.update((rtl_dir() / name).read_bytes())
     h.update(HARNESS.read_bytes())
     h.update((SIM_DIR / "lz4_shim" / "lz4.h").read_bytes())
     h.update(repr((COMMON_FLAGS, VARIANT_FLAGS[variant], sorted(params.items()))).encode())
@@ -124,7 +132,7 @@ def build(variant: str = "test", params: dict[str, int] | None = None, jobs: int
     cmd = [exe, *COMMON_FLAGS, *VARIANT_FLAGS[variant], *extra, "-j", str(jobs), "--Mdir", str(obj_dir),
            "-o", str(lib.resolve())]
     cmd += [f"-G{k}={v}" for k, v in sorted(params.items())]
-    cmd += [str(RTL_DIR / f) for f in RTL_FILES] + [str(HARNESS)]
+    cmd += [str(rtl_dir() / f) for f in RTL_FILES] + [str(HARNESS)]
     out_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0 or not lib.exists():
