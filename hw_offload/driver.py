@@ -47,6 +47,15 @@ def _load(path: Path) -> ctypes.CDLL:
     return _LIBS[key]
 
 
+def check_max_cycles(max_cycles) -> None:
+    """A cycle limit is a positive int: a float would reach ctypes as a bare ArgumentError, and
+    a negative one would wrap to 2^64 (one unsliced call that Ctrl-C cannot stop)."""
+    if isinstance(max_cycles, bool) or not isinstance(max_cycles, (int, np.integer)):
+        raise TypeError(f"max_cycles must be an int, got {type(max_cycles).__name__} {max_cycles!r}")
+    if max_cycles < 1:
+        raise ValueError(f"max_cycles must be >= 1, got {max_cycles}")
+
+
 class Accelerator:
     """One simulated accelerator instance. ``variant``: "test" (assertions, FST) or "fast"."""
 
@@ -155,6 +164,7 @@ class Accelerator:
         signal, handled only between C calls) stops a long run within a fraction of a second;
         the accelerator is then reset to idle, memories kept, and KeyboardInterrupt re-raised.
         """
+        check_max_cycles(max_cycles)
         h = self._handle()
         cycles = ctypes.c_uint64()
         self.link.transactions += 2   # start doorbell + completion status
@@ -194,7 +204,17 @@ class Accelerator:
 
     # ---------------- waveform ----------------
     def trace(self, path: str | Path) -> None:
-        """Start writing an FST waveform of every following cycle (test build only)."""
+        """Start writing an FST waveform of every following cycle (test build only).
+
+        Raises ValueError for a name not ending in .fst (the build writes FST only) and
+        OSError when the file cannot be created, before any cycle runs."""
+        path = Path(path)
+        if path.suffix.lower() != ".fst":
+            raise ValueError(f"trace file {path}: this build writes FST waveforms; name it *.fst")
+        try:
+            path.open("wb").close()   # the harness's writer would fail silently
+        except OSError as e:
+            raise OSError(f"cannot write the waveform to {path}: {e.strerror}") from None
         if self._lib.accel_trace_open(self._handle(), str(path).encode()) != 0:
             raise RuntimeError(self._error())
 

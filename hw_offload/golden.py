@@ -128,6 +128,8 @@ class GoldenAccelerator:
     def write_program(self, words: np.ndarray, start_pc: int = 0) -> None:
         """words: uint32[n, 8] (isa.encode_program)."""
         words = np.asarray(words, dtype=np.uint32)
+        if words.ndim != 2 or words.shape[1] != 8:
+            raise ValueError(f"program must be uint32[n, 8], got shape {words.shape}")
         self.write_mem(IMEM_BASE + start_pc * INSN_BYTES, words.reshape(-1))
         self.link.transactions += 1   # START_PC register write
         self.start_pc = start_pc
