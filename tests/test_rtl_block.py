@@ -14,11 +14,11 @@ from version1_baseline import get_preset
 
 pytestmark = pytest.mark.rtl
 
-# Bounds per size, from a sweep of the golden model over 300 (chip16) and 100 (h64_gqa)
-# seeds on this design: chip16 cosine >= 0.9934, relative error <= 0.121, branch cosine
-# >= 0.9885; h64_gqa cosine >= 0.9991, relative error <= 0.042, branch cosine >= 0.9979.
-# Each run draws fresh seeds, so the bounds sit below the sweep's worst case, not its typical
-# case. hidden 16 is the hardest: one int8 step is a large share of each of 16 channels.
+# The default test runs fixed seeds (0, 1, 2; testing.seeds), so it passes or fails the same
+# way every run; BOUNDS hold for those seeds with margin. The random-seed sweep below
+# (`sweep` marker, HW_SWEEP=1) draws fresh seeds, prints them, and checks SWEEP_BOUNDS, the
+# worst case of a measured sweep (see its docstring). hidden 16 is the hardest size: one int8
+# step is a large share of each of 16 channels.
 BOUNDS = {   # size: (min cosine, max relative error, min branch cosine)
     "chip16": (0.99, 0.15, 0.985),
     "h64_gqa": (0.998, 0.05, 0.995),
@@ -71,6 +71,46 @@ def test_block_rtl_equals_golden_and_tracks_float(rtl, size, seed, record_proper
     assert cos_sim >= min_cos, f"cosine {cos_sim:.5f} < {min_cos}"
     assert rel <= max_rel, f"relative error {rel:.4f} > {max_rel}"
     assert branch >= min_branch, f"branch cosine {branch:.5f} < {min_branch}"
+
+
+def _golden_accuracy(size: str, seed: int) -> tuple[float, float, float]:
+    """(cosine, relative error, branch cosine) of the golden integer block vs v1's float block."""
+    cfg = SIZES[size]
+    layer, cos, sin, calib, x = make_block(cfg, seed)
+    qb = quantize_block(layer, cfg, calib, cos, sin)
+    prog = compile_block(qb, cfg.max_seq_len)
+    y_gold, _ = BlockSession(GoldenAccelerator(), prog).run(quantize(x, qb.act_scales["x"]))
+    y_float = float_trace(layer, x, cos, sin).y
+    y_hw = y_gold.astype(np.float64) * prog.y_scale
+    rel = float(np.linalg.norm(y_hw - y_float) / np.linalg.norm(y_float))
+    return cosine(y_hw, y_float), rel, cosine(y_hw - x, y_float - x)
+
+
+# Bounds for fresh seeds, set outside the worst cases of earlier golden-model sweeps on this
+# design: chip16 cosine 0.9868 (200 seeds, issue 18; 0.9934 over 300 in an earlier sweep),
+# relative error 0.121, branch cosine 0.9885; h64_gqa cosine 0.9991, relative error 0.0528
+# (seed 3374875), branch cosine 0.9979. Re-measure with
+#   HW_SWEEP=1 HW_SWEEP_SEEDS=200 pytest tests/test_rtl_block.py -k sweep -s
+# which prints the worst case and the seeds; one that breaks a bound is named in the failure.
+SWEEP_BOUNDS = {"chip16": (0.985, 0.18, 0.975), "h64_gqa": (0.997, 0.07, 0.99)}
+
+
+@pytest.mark.slow
+@pytest.mark.sweep
+@pytest.mark.parametrize("size", sorted(SIZES))
+def test_block_accuracy_random_seed_sweep(size):
+    import os
+    count = int(os.environ.get("HW_SWEEP_SEEDS", "20"))
+    start = int.from_bytes(os.urandom(3), "little")
+    print(f"{size}: seeds {start}..{start + count - 1} (replay one: HW_TEST_SEED=<seed>)")
+    res = {s: _golden_accuracy(size, s) for s in range(start, start + count)}
+    worst = (min(r[0] for r in res.values()), max(r[1] for r in res.values()),
+             min(r[2] for r in res.values()))
+    print(f"{size}: worst cosine {worst[0]:.5f}, relative error {worst[1]:.4f}, "
+          f"branch cosine {worst[2]:.5f} over {count} seeds")
+    min_cos, max_rel, min_branch = SWEEP_BOUNDS[size]
+    bad = {s: r for s, r in res.items() if r[0] < min_cos or r[1] > max_rel or r[2] < min_branch}
+    assert not bad, f"seeds outside {SWEEP_BOUNDS[size]}: {bad}"
 
 
 def test_weights_stay_resident_across_runs(rtl):
