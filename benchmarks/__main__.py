@@ -69,12 +69,13 @@ def _run(args) -> int:
         machine["ceilings"] = ceilings.to_json()
     rows = []
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
-    with tqdm(total=len(presets), desc="benchmarks", unit="preset", file=sys.stderr,
-              disable=args.no_progress) as bar:
+    # One bar step per (preset, mode, version) row; the postfix names the current stage.
+    with tqdm(total=len(presets) * len(modes) * len(names), desc="benchmarks", unit="row",
+              file=sys.stderr, disable=args.no_progress) as bar:
         for preset in presets:
             rows += run_preset(names, preset, modes, device, settings,
-                               progress=lambda text: bar.set_postfix_str(text, refresh=True))
-            bar.update(1)
+                               progress=lambda text: bar.set_postfix_str(text, refresh=True),
+                               advance=bar.update)
     for row in rows:     # every row says where, with what and when it was measured
         row.__dict__.update(stamp)
     paths = write_reports(rows, machine, out, {

@@ -15,6 +15,8 @@ import torch
 from version1_baseline.config import PRESETS, get_preset
 from version1_baseline.weights import read_checkpoint
 
+from .cli_text import (add_text_flags, check_text_flags, run_generate, save_trained,
+                       step_reporter, training_corpus)
 from .environment import best_device
 from .noise import warning_line
 from .runner import run_workload
@@ -53,7 +55,7 @@ def build_parser(spec) -> argparse.ArgumentParser:
         prog=f"python -m {spec.model_cls.__module__.split('.')[0]}",
         description=f"TinyLLaMA {spec.name}: time one workload and optionally write JSON.")
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
-    p.add_argument("--mode", default="train", choices=["train", "prefill", "decode"])
+    p.add_argument("--mode", default="train", choices=["train", "prefill", "decode", "generate"])
     p.add_argument("--steps", type=int, default=10,
                    help="timed steps after warm-up (train: optimizer steps)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
@@ -72,6 +74,7 @@ def build_parser(spec) -> argparse.ArgumentParser:
     add_option_flags(p, spec)
     from .parallel import add_arguments as add_parallel_arguments
     add_parallel_arguments(p)    # --parallel, checkpoints (torch.distributed engines)
+    add_text_flags(p)
     return p
 
 
@@ -81,12 +84,18 @@ def main(spec, argv=None) -> int:
     if wants_parallel(args):     # torchrun / DDP / FSDP / checkpoints: its own loop
         return train_parallel(spec, args)
     options = options_from_args(spec, args)
+    check_text_flags(args)
     device = best_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
     if args.weights:
         config, weights = read_checkpoint(args.weights)
     else:
         config, weights = get_preset(args.preset), None
+    if args.mode == "generate":
+        torch.manual_seed(args.seed)
+        return run_generate(spec, args, build_model(spec, config, weights, device, options, dtype),
+                            device, dtype)
+    config, corpus = training_corpus(args, config)
     batch = args.batch_size or config.batch_size
     seq = args.seq_len or config.max_seq_len
     for name, value in (("--steps", args.steps), ("--batch-size", batch), ("--seq-len", seq)):
@@ -102,7 +111,8 @@ def main(spec, argv=None) -> int:
         steps=args.steps, warmup=args.warmup, seed=args.seed, count=not args.no_count,
         describe=lambda m: describe_run(spec, m, mode=args.mode, batch_size=batch,
                                         seq_len=seq, device=device, dtype=dtype),
-        loss_fn=spec.loss_fn)
+        loss_fn=spec.loss_fn, corpus=corpus,
+        on_step=step_reporter(spec, model, args.mode, args.warmup + args.steps))
     t = result.step_time_ms
     print(f"{spec.name} {result.preset} {args.mode} on {result.machine['device_name']} "
           f"[{result.dtype}, batch {batch}, seq {seq}]: median {t['median']:.2f} ms "
@@ -110,8 +120,9 @@ def main(spec, argv=None) -> int:
           f"{result.tokens_per_s:,.0f} tokens/s")
     if result.first_loss is not None:
         print(f"  loss {result.first_loss:.4f} -> {result.last_loss:.4f} "
-              f"over {args.warmup + args.steps} steps, fresh batches "
-              f"(corpus entropy floor {result.loss_floor:.4f})")
+              f"over {args.warmup + args.steps} steps, fresh batches"
+              + (f" (corpus entropy floor {result.loss_floor:.4f})"
+                 if result.loss_floor is not None else ""))
     if result.peak_memory_bytes is not None:
         print(f"  peak memory {result.peak_memory_bytes / 2**20:.1f} MiB "
               f"({result.peak_memory_method})")
@@ -124,6 +135,8 @@ def main(spec, argv=None) -> int:
     if args.json:
         result.write(args.json)
         print(f"  wrote {args.json}")
+    if args.save:
+        save_trained(model, args.save, corpus)
     warning = warning_line([(f"{spec.name} {result.preset}/{args.mode}", result.busy)])
     if warning:
         print(warning, file=sys.stderr)

@@ -141,9 +141,14 @@ def _workload_flops(reference, mode, batch, seq, device, settings) -> int:
 
 
 def run_preset(names: list[str], preset: str, modes: list[str], device: torch.device,
-               settings: BenchSettings, progress=None) -> list[Row]:
-    """All rows for one preset. ``progress(text)`` is called before each stage."""
+               settings: BenchSettings, progress=None, advance=None) -> list[Row]:
+    """All rows for one preset: one per (mode, version).
+
+    ``progress(text)`` is called before each stage; ``advance(n)`` each time n of the
+    (mode, version) rows are finished, ``len(modes) * len(names)`` in all.
+    """
     say = progress or (lambda text: None)
+    step = advance or (lambda n: None)
     cfg = get_preset(preset)
     batch = settings.batch_size or cfg.batch_size
     seq = min(settings.seq_len or cfg.max_seq_len, cfg.max_seq_len)
@@ -184,6 +189,7 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
     out: list[Row] = []
     for mode in modes:
         out += [replace(r, mode=mode) for r in rows.values()]
+        step(len(rows))
         works, mode_rows = {}, {}
         for name, (spec, model, gate) in models.items():
             base = Row(name, preset, mode, "ok", dtype=dtype_label(settings.dtype),
@@ -201,6 +207,7 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
             except Exception as exc:
                 base.status, base.detail = "ERROR", f"{type(exc).__name__}: {exc}"
                 out.append(base)
+                step(1)
         if not works:
             continue
         ceiling = settings.matmul_ceiling
@@ -213,6 +220,7 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
         for name, row in mode_rows.items():
             if row.status != "ok":
                 out.append(row)
+                step(1)
                 continue
             stats = summarize(times[name])
             row.median_ms, row.p10_ms, row.p90_ms, row.repeats = (
@@ -229,6 +237,7 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
                 row.kernels, row.kernel_step_ms = profile_kernels(works[name].step, device)
             synchronize(device)
             out.append(row)
+            step(1)
         flops = _workload_flops(reference, mode, batch, seq, device, settings)
         for row in out:
             if row.mode == mode and row.status == "ok":
@@ -244,6 +253,7 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
     if "rtl" in names:
         say(f"{preset}: rtl estimate (Verilator)")
         out += rtl_rows(preset, modes, state, batch, seq)
+        step(len(modes))
     for mode in modes:
         base_ms = next((r.median_ms for r in out
                         if r.version == "v1" and r.mode == mode and r.status == "ok"), None)

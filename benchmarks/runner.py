@@ -21,16 +21,21 @@ def run_workload(model: torch.nn.Module, *, version: str, preset: str, mode: str
                  batch_size: int, seq_len: int, device: torch.device, dtype: torch.dtype,
                  steps: int, warmup: int, seed: int = 0, count: bool = True,
                  describe: Callable[[torch.nn.Module], dict] | None = None,
-                 loss_fn=None, load_window_s: float = WINDOW_S) -> RunResult:
+                 loss_fn=None, load_window_s: float = WINDOW_S, corpus=None,
+                 on_step: Callable[[int, Workload], None] | None = None) -> RunResult:
     """Warm up, time ``steps`` repeats, then count kernels/ops and peak memory on extra steps.
 
     The machine's load is sampled for ``load_window_s`` just before and after the timed
-    repeats (``benchmarks.noise``) and kept with the result.
+    repeats (``benchmarks.noise``) and kept with the result. ``corpus``: train on it
+    instead of the Markov chain (``make_workload``); ``on_step(calls_done, workload)``
+    after each warm-up or timed call (progress lines, outside the timed region).
     """
     work = make_workload(model, mode, batch_size, seq_len, device, dtype, seed=seed,
-                         loss_fn=loss_fn, train_batches=warmup + steps + UNTIMED_STEPS)
+                         loss_fn=loss_fn, train_batches=warmup + steps + UNTIMED_STEPS,
+                         corpus=corpus)
     with LoadWatch(load_window_s) as watch:
-        seconds = time_repeats(work.step, device, warmup=warmup, repeats=steps)
+        seconds = time_repeats(work.step, device, warmup=warmup, repeats=steps,
+                               on_step=(lambda done: on_step(done, work)) if on_step else None)
     result = result_from_times(model, work, seconds, version=version, preset=preset,
                                batch_size=batch_size, seq_len=seq_len, device=device,
                                dtype=dtype, warmup=warmup, count=count,

@@ -27,16 +27,26 @@ def time_once(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def time_repeats(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int
-                 ) -> list[float]:
-    """Run ``warmup`` untimed calls, then return the seconds of ``repeats`` timed calls."""
+def time_repeats(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int,
+                 on_step: Callable[[int], None] | None = None) -> list[float]:
+    """Run ``warmup`` untimed calls, then return the seconds of ``repeats`` timed calls.
+
+    ``on_step(calls_done)`` runs after every call (warm-up included), outside the timed
+    region: progress lines cost no measured time.
+    """
     if repeats < 1:
         raise ValueError(f"need at least one timed repeat, got {repeats}")
-    for _ in range(warmup):
+    report = on_step or (lambda done: None)
+    for i in range(warmup):
         fn()
+        report(i + 1)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return [time_once(fn, device) for _ in range(repeats)]
+    seconds = []
+    for i in range(repeats):
+        seconds.append(time_once(fn, device))
+        report(warmup + i + 1)
+    return seconds
 
 
 def time_interleaved(fns: dict[str, Callable[[], object]], device: torch.device, warmup: int,

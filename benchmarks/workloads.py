@@ -56,7 +56,7 @@ def dtype_label(dtype: torch.dtype) -> str:
 
 def make_workload(model: torch.nn.Module, mode: str, batch_size: int, seq_len: int,
                   device: torch.device, dtype: torch.dtype, seed: int = 0,
-                  loss_fn=None, train_batches: int = 0) -> Workload:
+                  loss_fn=None, train_batches: int = 0, corpus=None) -> Workload:
     """Build the ``step`` closure for ``mode`` on ``model`` (already on ``device``).
 
     train: one optimizer step on a FRESH (batch, seq_len) batch of Markov-chain tokens
@@ -65,6 +65,8 @@ def make_workload(model: torch.nn.Module, mode: str, batch_size: int, seq_len: i
     as a tiny model's step, so the first ``train_batches`` batches are drawn here, before any
     timing (pass warm-up + timed steps + ``UNTIMED_STEPS``); later steps draw their own.
     ``Workload.loss_floor`` is the corpus's entropy floor for that sequence length.
+    ``corpus``: train on its batches instead (``corpus.sample(batch, seq_len, generator)``,
+    e.g. ``version1_baseline.text_corpus.TextCorpus``; no known floor).
     prefill: one forward pass over a (batch, seq_len) prompt into an empty KV cache.
     decode: one forward pass of a single new token per sequence at position seq_len-1,
     after a prefill of seq_len-1 tokens (the cache is rewound before every step).
@@ -72,7 +74,8 @@ def make_workload(model: torch.nn.Module, mode: str, batch_size: int, seq_len: i
     cfg = model.config
     if seq_len > cfg.max_seq_len:
         raise ValueError(f"seq_len {seq_len} exceeds the model's max_seq_len {cfg.max_seq_len}")
-    corpus = MarkovCorpus(cfg.vocab_size, seed=seed)
+    markov = MarkovCorpus(cfg.vocab_size, seed=seed)
+    source = markov if corpus is None else corpus
     g = torch.Generator().manual_seed(seed + 1)
 
     if mode == "train":
@@ -82,21 +85,21 @@ def make_workload(model: torch.nn.Module, mode: str, batch_size: int, seq_len: i
             raise ValueError(f"train_batches must be >= 0, got {train_batches}")
         # Fresh data every step: cycling a few batches lets the model memorize them, and the
         # loss then falls below the corpus's entropy floor, which no learner can beat.
-        ready = deque(corpus.sample(batch_size, seq_len, generator=g).to(device)
+        ready = deque(source.sample(batch_size, seq_len, generator=g).to(device)
                       for _ in range(train_batches))
 
         def next_batch() -> torch.Tensor:
             if ready:
                 return ready.popleft()
-            return corpus.sample(batch_size, seq_len, generator=g).to(device)
+            return source.sample(batch_size, seq_len, generator=g).to(device)
 
         trainer = Trainer(model, dtype=dtype, loss_fn=loss_fn)
         work = Workload(mode, step=lambda: None, tokens_per_step=batch_size * seq_len,
-                        loss_floor=corpus.loss_floor(seq_len))
+                        loss_floor=markov.loss_floor(seq_len) if corpus is None else None)
         work.step = lambda: work.losses.append(trainer.step(next_batch()))
         return work
 
-    batches = [corpus.sample(batch_size, seq_len, generator=g).to(device)
+    batches = [markov.sample(batch_size, seq_len, generator=g).to(device)
                for _ in range(_ROTATING_BATCHES)]
     rotation = itertools.cycle(batches)
 

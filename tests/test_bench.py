@@ -55,8 +55,13 @@ def test_quick_run_writes_table_csv_json_and_plots(tmp_path, fake_versions, caps
     out = tmp_path / "bench"
     rc = bench_main(["run", "--versions", "v1,wrong,raises,raises_train,v4", "--presets",
                      "chip16", "--modes", "train,prefill,decode", "--steps", "3", "--warmup",
-                     "1", "--device", "cpu", "--no-progress", "--out", str(out)])
+                     "1", "--device", "cpu", "--out", str(out)])
     assert rc == 0
+    # one progress bar over every (preset, mode, version): 1 x 3 x 5 steps, all reached,
+    # whatever became of each row (ok, FAILED, ERROR, n/a)
+    captured = capsys.readouterr()
+    bar = captured.err
+    assert "15/15" in bar and "/1 " not in bar and "/5 " not in bar, bar[-500:]
     data = json.loads((out / "results.json").read_text())
     rows = {(r["version"], r["mode"]): r for r in data["rows"]}
     assert data["machine"]["device"] == "cpu" and data["machine"]["git_sha"]
@@ -102,7 +107,7 @@ def test_quick_run_writes_table_csv_json_and_plots(tmp_path, fake_versions, caps
     table = (out / "table.md").read_text()
     assert "### chip16 / train" in table and "FAILED" in table and "| v1 |" in table
     assert table.startswith("# Side-by-side benchmark: chip16 / train, prefill, decode")
-    printed = capsys.readouterr().out
+    printed = captured.out
     assert "### chip16 / decode" in printed and "kernel exploded" in printed
     with (out / "kernels.csv").open() as f:
         assert sum(1 for _ in csv.DictReader(f)) == sum(len(r["kernels"]) for r in data["rows"])
@@ -152,12 +157,13 @@ def test_readme_results_section_lists_committed_results_with_their_machine(tmp_p
 
 
 @pytest.mark.rtl
-def test_rtl_rows_are_estimates_kept_apart_from_measurements(tmp_path):
+def test_rtl_rows_are_estimates_kept_apart_from_measurements(tmp_path, capsys):
     out = tmp_path / "bench"
     rc = bench_main(["run", "--versions", "v1,rtl", "--presets", "chip16", "--modes",
                      "train,decode", "--steps", "2", "--warmup", "1", "--device", "cpu",
-                     "--no-progress", "--no-ceilings", "--out", str(out)])
+                     "--no-ceilings", "--out", str(out)])
     assert rc == 0
+    assert "4/4" in capsys.readouterr().err    # the estimated rows advance the bar too
     rows = {(r["version"], r["mode"]): r
             for r in json.loads((out / "results.json").read_text())["rows"]}
     train, decode = rows[("rtl", "train")], rows[("rtl", "decode")]

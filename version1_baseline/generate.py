@@ -1,4 +1,5 @@
-"""Prefill + KV-cache decode, greedy or top-k/temperature sampling, for any version's model.
+"""Prefill + KV-cache decode, greedy or top-k/temperature sampling, for any version's model;
+``stream`` yields each token as it is chosen, ``generate`` returns them all.
 
 The model needs ``new_cache(batch, device, dtype)`` and ``model(ids, cache=cache)``.
 """
@@ -24,14 +25,20 @@ def sample_next(logits: torch.Tensor, temperature: float = 0.0, top_k: int | Non
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
-@torch.no_grad()
 def generate(model, prompt: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
              top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """prompt: (B, P) int64 -> (B, P + max_new_tokens) int64.
+    """prompt: (B, P) int64 -> (B, P + max_new_tokens) int64 (``stream``, collected)."""
+    return torch.cat([prompt, *stream(model, prompt, max_new_tokens, temperature, top_k,
+                                      generator)], dim=1)
 
-    One prefill pass over the prompt fills the KV cache; each further token costs one
-    decode pass over a single position. Raises ValueError if P + max_new_tokens exceeds
-    ``max_seq_len`` (checked before any work is done).
+
+def stream(model, prompt: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
+           top_k: int | None = None, generator: torch.Generator | None = None):
+    """Yield each new token as a (B, 1) int64 tensor the moment it is chosen.
+
+    One prefill pass over the prompt (B, P) fills the KV cache; each further token costs
+    one decode pass over a single position. Raises ValueError if P + max_new_tokens
+    exceeds ``max_seq_len`` (checked before any work is done).
     """
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
@@ -41,15 +48,15 @@ def generate(model, prompt: torch.Tensor, max_new_tokens: int, temperature: floa
     if prompt.shape[1] + max_new_tokens > limit:
         raise ValueError(f"prompt of {prompt.shape[1]} tokens + {max_new_tokens} new tokens "
                          f"exceeds max_seq_len {limit}")
-    model.eval()
-    cache = model.new_cache(prompt.shape[0], device=prompt.device)
-    tokens = [prompt]
     if max_new_tokens == 0:
-        return prompt
-    logits = model(prompt, cache=cache)
+        return
+    model.eval()
+    with torch.no_grad():
+        cache = model.new_cache(prompt.shape[0], device=prompt.device)
+        logits = model(prompt, cache=cache)
     for i in range(max_new_tokens):
         nxt = sample_next(logits[:, -1], temperature, top_k, generator)[:, None]
-        tokens.append(nxt)
+        yield nxt
         if i + 1 < max_new_tokens:
-            logits = model(nxt, cache=cache)
-    return torch.cat(tokens, dim=1)
+            with torch.no_grad():
+                logits = model(nxt, cache=cache)
