@@ -25,24 +25,29 @@ class StepProgress:
     """``progress(done)`` after each of ``total`` steps prints one line
     ``<label> step 30/300 loss 2.3456  elapsed 12 s, about 1 min 48 s left`` every
     ``every`` steps (default ``max(1, total // 10)``) and at least every ``interval_s``
-    seconds, and on the last step. ``loss()`` returns the latest loss or None (no loss in
-    the line). The time left is the mean step time so far times the steps still to run.
+    seconds, and on the last step. ``every=0``: by time only, so a short run prints
+    nothing (and its last step only when an earlier line was printed). ``loss()`` returns
+    the latest loss or None (no loss in the line). The time left is the mean step time so
+    far times the steps still to run.
     """
 
     def __init__(self, total: int, label: str, *, loss: Callable[[], float | None] | None = None,
                  every: int | None = None, interval_s: float = 10.0, out: TextIO | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self.total, self.label, self.loss = total, label, loss
-        self.every = every or max(1, total // 10)
+        self.every = max(1, total // 10) if every is None else every
         self.interval_s, self.out, self.clock = interval_s, out, clock
         self.start = self.last_print = clock()
+        self.printed = False
 
     def __call__(self, done: int) -> None:
         now = self.clock()
-        due = done % self.every == 0 or done == self.total or now - self.last_print >= self.interval_s
+        due = (now - self.last_print >= self.interval_s
+               or (self.every and done % self.every == 0)
+               or (done == self.total and (self.every or self.printed)))
         if not due:
             return
-        self.last_print = now
+        self.last_print, self.printed = now, True
         elapsed = now - self.start
         left = elapsed / done * (self.total - done)
         loss = self.loss() if self.loss else None
