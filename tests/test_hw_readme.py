@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from doc_blocks import code_blocks
 
 from benchmarks.environment import REPO_ROOT
 from benchmarks.hw.bench_offload import README, WALK_BEGIN, WALK_END, sync_readme, walkthrough_section
@@ -32,11 +33,9 @@ def test_sync_replaces_only_the_marked_section(tmp_path):
 
 def test_use_from_python_snippet_runs_as_written():
     """The README's "Use from Python" block, extracted and executed unchanged."""
-    text = README.read_text()
-    section = text.split("## Use from Python\n", 1)[1].split("\n## ", 1)[0]
-    code = "\n".join(line[4:] for line in section.splitlines()
-                     if line.startswith("    ") or not line.strip())
-    assert "quantize_block(" in code and "session.run_block(" in code, "snippet not found"
+    code = next((b.code for b in code_blocks(README)
+                 if "quantize_block(" in b.code and "session.run_block(" in b.code), "")
+    assert code, "snippet not found"
     scope: dict = {}
     exec(compile(code, "hw_offload/README.md (Use from Python)", "exec"), scope)
     cfg = scope["cfg"]
