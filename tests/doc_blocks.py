@@ -68,8 +68,8 @@ def commands(block: Block) -> list[list[str]]:
     for line in text.splitlines():
         line = re.sub(r"\s#.*$", "", line).strip()
         line = re.sub(r"\[[^\]]*\]", "", line)
-        if not line or line.startswith("#"):
-            continue
+        if not re.match(r"(?:[A-Z_]+=\S*\s+)*(?:python3?|bash)\s", line):
+            continue     # not a command (prose, a layout tree, program output)
         argv = shlex.split(line)
         while argv and re.fullmatch(r"[A-Z_]+=\S*", argv[0]):
             argv.pop(0)
