@@ -28,7 +28,7 @@ from . import calibrate
 from .cost import CallCost, HostLink, total_cost
 from .model_session import TARGETS, ModelSession
 from .partition import BlockGroup, describe, find_blocks
-from .quant import QuantizedBlock, quantize
+from .quant import QuantizedBlock, quantize, require_finite
 from .sram_plan import WEIGHT_MODES
 
 log = logging.getLogger("hw_offload")
@@ -46,7 +46,9 @@ class RtlOptions:
     link: HostLink = HostLink()        # the host link that prices counted bytes / transactions
     progress: bool | None = None       # tqdm bar; None: on for multi-run Verilator calls
     max_cycles: int = 500_000_000
-    calibration: dict | None = None    # {id(q_proj.weight): (x, y)} from calibrate.capture_model
+    # {id(q_proj.weight): (x, y)} from calibrate.capture_model, or a calibrate.ModelCalibration
+    # (offload()), which captures again after the weights change
+    calibration: dict | calibrate.ModelCalibration | None = None
 
     def __post_init__(self):
         if self.target not in TARGETS:
@@ -62,12 +64,28 @@ class RtlOptions:
 @dataclass
 class OffloadedBlock:
     layer: int
-    float_layer: torch.nn.Module
+    float_layer: torch.nn.Module     # a v1 DecoderLayer holding a copy of the weights below
     qb: QuantizedBlock
     theta: float
-    source_q: torch.Tensor | None = None   # the model's q_proj weight: identifies the block
+    head_dim: int
+    eps: float
+    params: dict[str, torch.Tensor]   # the model's own weight tensors ("self_attn.q_proj.weight")
+    versions: dict[str, tuple] = field(default_factory=dict)   # of params when qb was made
     on_host: str | None = None       # set after a runtime failure
     history: torch.Tensor | None = None   # float inputs by position, for the host fallback
+
+    def __post_init__(self):
+        self.versions = self.versions or calibrate.tensor_versions(self.params)
+
+    @property
+    def source_q(self) -> torch.Tensor:
+        """The model's q_proj weight: identifies the block across graphs."""
+        return self.params["self_attn.q_proj.weight"]
+
+    def changed(self) -> list[str]:
+        """Names of the weights written (in place or replaced) since this block was quantized."""
+        now = calibrate.tensor_versions(self.params)
+        return [k for k, v in now.items() if v != self.versions.get(k)]
 
 
 @dataclass
@@ -78,13 +96,19 @@ class OffloadContext:
     blocks: list[OffloadedBlock] = field(default_factory=list)
     session: ModelSession | None = None
     report: str = ""
+    capacity_from: str = "the backend's max_seq_len option"   # where options.max_seq_len came from
+    capture: dict | None = None      # {slot: (x, y)} while requantize's float pass runs
+    max_len_given: bool = False      # max_seq_len came from the options (not a KV cache's length)
 
     # ---------------- device ----------------
-    def ensure_session(self, batch: int, end: int) -> ModelSession:
-        """A session holding ``batch`` sequences up to position ``end``; raises if it cannot fit."""
-        want_len = max(end, self.options.max_seq_len or 0)
+    def ensure_session(self, batch: int, past: int, seq: int, keep_kv: bool) -> ModelSession:
+        """A session holding ``batch`` sequences up to position ``past + seq``; raises if it
+        cannot fit. A longer plan is made only for a step that starts a sequence (past 0):
+        replanning moves the KV regions, so a sequence in progress keeps its plan and a step
+        beyond it is refused by ``check_request`` with the capacity named."""
+        want_len = max(past + seq, self.options.max_seq_len or 0)
         s = self.session
-        if s is None or s.max_seq_len < want_len:
+        if s is None or (s.max_seq_len < want_len and not (keep_kv and past > 0)):
             if s is not None:
                 s.close()
             self.session = s = ModelSession([b.qb for b in self.blocks], want_len, batch,
@@ -92,20 +116,54 @@ class OffloadContext:
                                             variant=self.options.variant,
                                             max_cycles=self.options.max_cycles,
                                             progress=self.options.progress)
+            s.capacity_from = (f"set by {self.capacity_from}" if want_len == self.options.max_seq_len
+                               else "the longest step so far; no max_seq_len option or KV cache "
+                                    "asked for more")
             log.info("rtl: SRAM plan %s", s.plan.summary())
         return s
+
+    def plan_for_cache(self, cache_len: int | None) -> None:
+        """A graph with a KV cache of ``cache_len`` positions: plan later sequences for it,
+        unless max_seq_len was given as an option (then that is the capacity)."""
+        if cache_len and not self.max_len_given and cache_len > (self.options.max_seq_len or 0):
+            self.options = replace(self.options, max_seq_len=cache_len)
+            self.capacity_from = f"the length of the caller's KV cache ({cache_len})"
+
+    def requantize(self, calibration: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """New weights: rebuild every block's float copy from the model's current tensors and
+        quantize it again on ``calibration`` ({slot: (x, y)} recorded with the new weights).
+        The device session (weight images, KV caches) is dropped; the next call makes one."""
+        for slot, b in enumerate(self.blocks):
+            _require_finite_weights(b.layer, b.params)
+            layer, cfg = calibrate.rebuild_layer(b.params, b.head_dim, b.eps, b.theta,
+                                                 self.options.max_seq_len or 1)
+            b.float_layer, b.versions, b.history = layer, calibrate.tensor_versions(b.params), None
+            xy = calibration.get(slot)
+            if xy is None:
+                b.on_host = b.on_host or "no calibration data reached this block after its weights changed"
+            elif not b.on_host:
+                b.qb = calibrate.quantize_calibrated(layer, cfg, xy[0])
+        if self.session is not None:
+            self.session.close()
+            self.session = None
 
     def run(self, slot: int, x: torch.Tensor, past: int, keep_kv: bool) -> torch.Tensor:
         """x: float (B, S, hidden) at positions past..past+S-1 -> block output, same shape/dtype.
         keep_kv: the caller has a KV cache (decode follows), so the device keeps one too."""
         blk, (bsz, seq, _) = self.blocks[slot], x.shape
+        if self.capture is not None:      # re-calibration pass (requantize): float, recorded
+            y = blk.float_layer(x.float(), *calibrate.rotary(_cfg(blk), 0, seq)).to(x.dtype)
+            self.capture[slot] = (x.detach().clone(), y.detach().clone())
+            return y
         if blk.on_host:
             self._remember(blk, x, past)
             return self._host(blk, past, seq).to(x.dtype)
-        session = self.ensure_session(bsz if keep_kv else 0, past + seq)
+        session = self.ensure_session(bsz if keep_kv else 0, past, seq, keep_kv)
         session.check_request(slot, bsz, seq, past, keep_kv)   # bad requests raise here, nothing sent
+        # NaN / inf would round to ordinary int8 codes: ValueError naming the block and tensor
+        x_q = quantize(x.detach().double().numpy(), blk.qb.act_scales["x"],
+                       f"layer {blk.layer}'s input hidden state x (the offloaded block's input)")
         self._remember(blk, x, past)
-        x_q = quantize(x.detach().double().numpy(), blk.qb.act_scales["x"])
         try:
             y_q = session.run_block(slot, x_q, past, keep_kv)
         except KeyboardInterrupt:
@@ -183,14 +241,51 @@ class _Compiled:
         self.placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
         self.groups = find_blocks(gm)
         self.final = None
-        self.example = example_inputs
-        if options.calibration is not None:
-            self.final = self._finalize(example_inputs)
+        self.ctx: OffloadContext | None = None
+        # a prefill from position 0 (the start position is the constant 0 in every block)
+        self.prefill = all(isinstance(g.past, int) and g.past == 0 for g in self.groups)
 
     def __call__(self, *args):
         if self.final is None:
             self.final = self._finalize(args)
+        if self.ctx is not None:
+            self._requantize_if_changed(args)
         return self.final(*args)
+
+    def _requantize_if_changed(self, args) -> None:
+        """The quantized blocks were made from the weights as they were then; if any weight was
+        written since (version counter, storage, shape or dtype differ), quantize again before
+        running: on a prefill from position 0 with the calibration the blocks were made with
+        (offload(): its token ids through the model; otherwise this call's inputs); in the
+        middle of a sequence refuse, since the device KV caches hold the old weights' K and V."""
+        ctx = self.ctx
+        changed = [f"layer {b.layer} {name}" for b in ctx.blocks for name in b.changed()]
+        if not changed:
+            return
+        what = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+        if not self.prefill:
+            raise RuntimeError(f"rtl backend: weights changed after they were quantized ({what}) in "
+                               "the middle of a sequence: the device KV caches hold keys and values "
+                               "of the old weights. Start the sequence again (a prefill from "
+                               "position 0 quantizes the new weights)")
+        log.info("rtl: weights changed since they were quantized (%s); quantizing again", what)
+        if isinstance(self.options.calibration, calibrate.ModelCalibration):
+            io = self.options.calibration.get()
+            calibration = {i: io.get(id(b.source_q)) for i, b in enumerate(ctx.blocks)}
+        else:   # this prefill is the calibration pass, as on the first call: float, recorded
+            for b in ctx.blocks:
+                b.float_layer, _ = calibrate.rebuild_layer(b.params, b.head_dim, b.eps, b.theta, 1)
+            safe = [a.clone() if isinstance(a, torch.Tensor) and not isinstance(a, torch.nn.Parameter)
+                    else a for a in args]     # the caller's KV cache is not written
+            ctx.capture = {}
+            try:
+                with torch.no_grad():
+                    self.final(*safe)
+                calibration = ctx.capture
+            finally:
+                ctx.capture = None
+        calibration = {i: xy for i, xy in calibration.items() if xy is not None}
+        ctx.requantize(calibration)
 
     def _value(self, node, args):
         return args[self.placeholders.index(node)]
@@ -211,6 +306,8 @@ class _Compiled:
             ctx = self._new_context(groups, args)
             for b in ctx.blocks:
                 _CONTEXTS[(id(self.options.calibration), id(b.source_q))] = ctx
+        ctx.plan_for_cache(_cache_len(self.placeholders, args))
+        self.ctx = ctx
         slot_of = {(id(self.options.calibration), id(b.source_q)): i for i, b in enumerate(ctx.blocks)}
         replaced: dict = {}   # a block output -> the call that now produces it (next block's x)
         for g in groups:
@@ -230,7 +327,9 @@ class _Compiled:
         theta_src = next((n for n in self.placeholders if "inv_freq" in n.name), None)
         max_len = opts.max_seq_len or _cache_len(self.placeholders, args)
         if opts.calibration is not None:
-            lookup = lambda g: opts.calibration.get(self._key(g, args)[1])  # noqa: E731
+            io = opts.calibration.get() if isinstance(opts.calibration, calibrate.ModelCalibration) \
+                else opts.calibration
+            lookup = lambda g: io.get(self._key(g, args)[1])  # noqa: E731
         else:
             if any(not isinstance(g.past, int) or g.past != 0 for g in groups):
                 raise RuntimeError("rtl backend: the first call must be a prefill from position 0 "
@@ -238,7 +337,10 @@ class _Compiled:
                                    "hw_offload.offload(model, calibration=ids)")
             io = calibrate.capture_graph(self.gm, groups, args)
             lookup = lambda g: io.get(g.layer)  # noqa: E731
-        ctx = OffloadContext(replace(opts, calibration=None, max_seq_len=max_len))
+        ctx = OffloadContext(replace(opts, calibration=None, max_seq_len=max_len),
+                             max_len_given=opts.max_seq_len is not None)
+        if opts.max_seq_len is None and max_len:
+            ctx.capacity_from = f"the length of the caller's KV cache ({max_len})"
         for g in groups:
             xy = lookup(g)
             if theta_src is None or xy is None:
@@ -246,15 +348,21 @@ class _Compiled:
                     "no calibration data reached this block"
                 continue
             params = {k: self._value(n, args) for k, n in g.params.items()}
+            _require_finite_weights(g.layer, params)
             theta = calibrate.rope_theta(self._value(theta_src, args), g.head_dim)
             layer, cfg = calibrate.rebuild_layer(params, g.head_dim, g.eps, theta,
                                                  max_len or xy[0].shape[1])
             g.reason = calibrate.semantic_mismatch(layer, cfg, *xy)
             if g.reason is None:
                 qb = calibrate.quantize_calibrated(layer, cfg, xy[0])
-                ctx.blocks.append(OffloadedBlock(g.layer, layer, qb, theta,
-                                                 source_q=params["self_attn.q_proj.weight"]))
+                ctx.blocks.append(OffloadedBlock(g.layer, layer, qb, theta, g.head_dim, g.eps, params))
         return ctx
+
+
+def _require_finite_weights(layer: int, params: dict[str, torch.Tensor]) -> None:
+    """ValueError naming the layer and weight if one holds NaN or inf (int8 cannot hold them)."""
+    for name, t in params.items():
+        require_finite(t.detach().float().cpu().numpy(), f"layer {layer} weight {name}")
 
 
 def _cache_len(placeholders, args) -> int | None:
@@ -298,7 +406,9 @@ def offload(model: torch.nn.Module, calibration: torch.Tensor | None = None, *,
         g = torch.Generator().manual_seed(calibration_seed)
         calibration = torch.randint(0, cfg.vocab_size, (2, cfg.max_seq_len), generator=g)
     options.setdefault("max_seq_len", cfg.max_seq_len)
-    opts = RtlOptions(calibration=calibrate.capture_model(model, calibration), **options)
+    source = calibrate.ModelCalibration(model, calibration)
+    source.get()          # the float pass now; again only if the weights change
+    opts = RtlOptions(calibration=source, **options)
     return torch.compile(model, backend=lambda gm, ex: rtl_backend(gm, ex, opts), dynamic=None)
 
 

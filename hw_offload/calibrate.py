@@ -88,20 +88,20 @@ def quantize_block(layer, config, calib_x, cos, sin, per_channel: bool = True) -
             "gate": mlp.gate_proj, "up": mlp.up_proj, "down": mlp.down_proj}
     weights, wscales, cscales = {}, {}, {}
     for name, lin in mats.items():
-        w = lin.weight.detach().double().numpy()
-        cscales[name] = channel_scales(w)
+        w, what = lin.weight.detach().double().numpy(), f"weight {_param_name(layer, lin)}"
+        cscales[name] = channel_scales(w, what)      # NaN / inf weights: ValueError naming them
         wscales[name] = float(cscales[name].max())
         if not per_channel:
             cscales[name] = np.full_like(cscales[name], wscales[name])
-        weights[name] = quantize(w, cscales[name][:, None])
+        weights[name] = quantize(w, cscales[name][:, None], what)
     gammas, gscales = {}, {}
     for name, norm in (("input_norm", layer.input_layernorm), ("post_norm", layer.post_attention_layernorm)):
-        g = norm.weight.detach().double().numpy()
-        gscales[name] = scale_of(g)
-        gammas[name] = quantize(g, gscales[name])
+        g, what = norm.weight.detach().double().numpy(), f"weight {_param_name(layer, norm)}"
+        gscales[name] = scale_of(g, what)
+        gammas[name] = quantize(g, gscales[name], what)
     calib = np.asarray(calib_x)
     traces = [float_trace(layer, xb, cos, sin) for xb in (calib if calib.ndim == 3 else calib[None])]
-    acts = {name: max(scale_of(getattr(t, name)) for t in traces)
+    acts = {name: max(scale_of(getattr(t, name), f"calibration activation {name}") for t in traces)
             for name in ("x", "xn", "q", "k", "v", "attn", "h1", "h1n", "mid", "y")}
     return QuantizedBlock(hidden=config.hidden_size, heads=config.num_heads,
                           kv_heads=config.num_kv_heads, head_dim=config.head_dim,
@@ -109,6 +109,11 @@ def quantize_block(layer, config, calib_x, cos, sin, per_channel: bool = True) -
                           weights=weights, weight_scales=wscales, channel_scales=cscales,
                           gammas=gammas,
                           gamma_scales=gscales, act_scales=acts)
+
+
+def _param_name(layer: torch.nn.Module, module: torch.nn.Module) -> str:
+    """``module``'s weight as the layer names it (``self_attn.q_proj.weight``)."""
+    return next(f"{n}.weight" for n, m in layer.named_modules() if m is module)
 
 
 def capture_graph(gm: GraphModule, groups: list[BlockGroup], args) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
@@ -153,6 +158,32 @@ def capture_model(model, input_ids: torch.Tensor) -> dict[int, tuple[torch.Tenso
     return found
 
 
+def tensor_versions(tensors: dict[str, torch.Tensor]) -> dict[str, tuple]:
+    """What identifies each tensor's current contents without reading them: its storage
+    address, its version counter (bumped by every in-place write, ``p.mul_(-1)`` under
+    ``no_grad`` included), shape and dtype. Writes that bypass the counter (through
+    ``p.data`` or a numpy view of the storage) are not seen."""
+    return {k: (t.data_ptr(), t._version, tuple(t.shape), t.dtype) for k, t in tensors.items()}
+
+
+class ModelCalibration:
+    """``capture_model(model, input_ids)``, redone whenever a parameter of the model changed
+    since the last capture (``tensor_versions``), so the scales follow the current weights."""
+
+    def __init__(self, model: torch.nn.Module, input_ids: torch.Tensor):
+        self.model, self.input_ids = model, input_ids
+        self._io: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._versions: dict[str, tuple] | None = None
+
+    def get(self) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """{id(q_proj.weight): (x, y)} per decoder layer (see ``capture_model``)."""
+        now = tensor_versions(dict(self.model.named_parameters()))
+        if self._io is None or now != self._versions:
+            self._io = capture_model(self.model, self.input_ids)
+            self._versions = now
+        return self._io
+
+
 def quantize_model(model, input_ids: torch.Tensor) -> list[QuantizedBlock]:
     """Every decoder layer of a v1 model quantized with static scales from a float pass over
     ``input_ids`` (int64 (B, S)), as ``hw_offload.offload(model, calibration=input_ids)`` does."""
@@ -189,6 +220,9 @@ def rotary(cfg: TinyLlamaConfig, start: int, length: int):
 
 def semantic_mismatch(layer: DecoderLayer, cfg: TinyLlamaConfig, x: torch.Tensor, y: torch.Tensor) -> str | None:
     """None if the rebuilt v1 block maps the recorded x to the recorded y; else the reason."""
+    for name, t in (("input", x), ("output", y)):
+        if not torch.isfinite(t).all():
+            return f"its calibration {name} holds NaN or inf"
     cos, sin = rotary(cfg, 0, x.shape[1])
     with torch.no_grad():
         got = layer(x.float(), cos, sin)

@@ -29,3 +29,7 @@ class AddressError(ValueError):
 
 class SramFitError(ValueError):
     """The model (or this batch / sequence) does not fit the accelerator build's SRAMs."""
+
+
+class KvCapacityError(SramFitError):
+    """A sequence outgrows the KV positions per sequence that the session was planned for."""

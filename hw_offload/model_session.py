@@ -23,6 +23,7 @@ from .device_counters import Counters, LinkCounters
 from .golden import GoldenAccelerator
 from .isa import OP_HALT, HwConfig, Insn, encode_program
 from .quant import QuantizedBlock
+from .errors import KvCapacityError
 from .sram_plan import SramFitError, SramPlan, plan_sram
 
 TARGETS = ("golden", "verilator")
@@ -79,6 +80,8 @@ class ModelSession:
         self.max_cycles, self.progress, self.weights_mode = max_cycles, progress, weights
         self.plan, self.layouts, self.dims = plan_blocks(blocks, self.hw, max_seq_len, batch, weights)
         self.rescales = [rescales(qb) for qb in blocks]
+        # where max_seq_len came from, for the capacity error (the backend says which option)
+        self.capacity_from = "the max_seq_len given to ModelSession"
         self.records: list[CallRecord] = []
         self.setup_records: list[CallRecord] = []
         self._loaded: int | None = None      # block whose weights are in W SRAM (streaming)
@@ -93,13 +96,13 @@ class ModelSession:
 
         keep_kv: the sequences keep their KV cache on the device for later steps (decode);
         False for a plain forward, which uses the one transient region and must start at 0."""
-        if not 0 <= block < len(self.blocks):
-            raise IndexError(f"block {block} is not offloaded (have {len(self.blocks)})")
+        self._check_block(block)
         if seq < 1:
             raise ValueError(f"a step needs at least one token, got {seq}")
-        if past < 0 or past + seq > self.max_seq_len:
-            raise ValueError(f"positions {past}..{past + seq - 1} exceed max_seq_len "
-                             f"{self.max_seq_len} (the accelerator's RoPE table and KV cache size)")
+        if past < 0:
+            raise ValueError(f"the start position must be >= 0, got {past}")
+        if past + seq > self.max_seq_len:
+            raise KvCapacityError(self._capacity_message(past, seq, batch if keep_kv else 0))
         if not keep_kv:
             if past:
                 raise ValueError(f"a call without a KV cache must start at position 0, got {past}")
@@ -115,6 +118,48 @@ class ModelSession:
                 raise ValueError(f"block {block} sequence {s}: step at position {past} but the "
                                  f"device KV cache holds only {have} positions (interrupted or "
                                  "skipped steps); start again from position 0")
+
+    def _check_block(self, block) -> None:
+        if isinstance(block, bool) or not isinstance(block, (int, np.integer)):
+            raise TypeError(f"block index must be an int, got {type(block).__name__} {block!r}")
+        if not 0 <= block < len(self.blocks):
+            raise IndexError(f"block index {block} is out of range: this session holds "
+                             f"{len(self.blocks)} block(s), valid indices 0..{len(self.blocks) - 1}")
+
+    def _capacity_message(self, past: int, seq: int, batch: int) -> str:
+        fits = self.max_positions(max(batch, 1))
+        sram = (f"the activation SRAM ({self.hw.a_rows} rows) would hold up to {fits} positions per "
+                f"sequence for batch {max(batch, 1)}" if fits else
+                f"the activation SRAM ({self.hw.a_rows} rows) holds no longer plan for batch {max(batch, 1)}")
+        return (f"position {past} + {seq} new token(s) = {past + seq} positions exceeds the device KV "
+                f"capacity of {self.max_seq_len} positions per sequence: the session's RoPE table and "
+                f"KV cache regions were planned for max_seq_len {self.max_seq_len} ({self.capacity_from}); "
+                f"{sram}. Plan for more positions (max_seq_len) and start the sequence again")
+
+    def max_positions(self, batch: int) -> int:
+        """The largest max_seq_len (a multiple of N) whose plan fits this device for ``batch``
+        sequences with a KV cache (0 if none beyond the current one does); for error messages."""
+        n = self.hw.n
+
+        def fits(length: int) -> bool:
+            try:
+                plan_blocks(self.blocks, self.hw, length, batch, self.weights_mode)
+            except SramFitError:
+                return False
+            return True
+        lo = -(-self.max_seq_len // n) * n
+        if not fits(lo):
+            return 0
+        hi = lo
+        while fits(hi * 2):       # doubling, then bisection: a few dozen plans at most
+            hi *= 2
+            if hi > 1 << 24:
+                return hi
+        lo, hi = hi, hi * 2       # fits(lo), not fits(hi)
+        while hi - lo > n:
+            mid = (lo + hi) // 2 // n * n
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        return lo
 
     def replan(self, batch: int) -> None:
         """A new plan for a larger batch (KV regions move; weights stay where they are)."""
@@ -138,8 +183,9 @@ class ModelSession:
         """x_q: int8 (B, S, hidden) at positions past..past+S-1 -> y_q int8 (B, S, hidden).
 
         keep_kv: append to each sequence's KV cache on the device (see check_request)."""
+        self._check_block(block)
         x_q = np.asarray(x_q)
-        hidden = self.blocks[block].hidden if 0 <= block < len(self.blocks) else None
+        hidden = self.blocks[block].hidden
         if x_q.dtype != np.int8 or x_q.ndim != 3 or x_q.shape[2] != hidden:
             raise ValueError(f"x_q must be int8 (batch, seq, {hidden}), got {x_q.dtype} {x_q.shape}")
         bsz, seq = x_q.shape[:2]

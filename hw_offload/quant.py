@@ -52,21 +52,39 @@ def pair_multiplier(real_a: float, real_b: float) -> tuple[int, int, int, int]:
     return ma, mb, sa, s_b - sa
 
 
-def scale_of(x) -> float:
-    """Symmetric int8 scale: absmax / 127 (a tiny floor keeps an all-zero tensor legal)."""
-    return max(float(np.abs(np.asarray(x, dtype=np.float64)).max()), 1e-8) / 127.0
+def require_finite(x, name: str) -> np.ndarray:
+    """``x`` as float64, or ValueError naming ``name`` when it holds NaN or inf: int8 has no
+    code for them, and rounding would turn them into ordinary numbers without a word."""
+    a = np.asarray(x, dtype=np.float64)
+    bad = ~np.isfinite(a)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"cannot quantize {name}: {int(bad.sum())} of {a.size} values are NaN or "
+                         f"inf (first at index {first}: {a[first]}); int8 has no code for them")
+    return a
 
 
-def quantize(x, scale) -> np.ndarray:
+def scale_of(x, name: str = "tensor") -> float:
+    """Symmetric int8 scale: absmax / 127 (a tiny floor keeps an all-zero tensor legal).
+    Raises ValueError naming ``name`` if x holds NaN or inf."""
+    return max(float(np.abs(require_finite(x, name)).max()), 1e-8) / 127.0
+
+
+def quantize(x, scale, name: str = "tensor") -> np.ndarray:
     """float -> int8, round to nearest, saturate. ``scale``: a float or an array broadcasting
-    against ``x`` (e.g. (out, 1) for one scale per output channel)."""
-    return np.clip(np.rint(np.asarray(x, dtype=np.float64) / scale), -128, 127).astype(np.int8)
+    against ``x`` (e.g. (out, 1) for one scale per output channel). Raises ValueError naming
+    ``name`` if x holds NaN or inf, or if a scale is not positive and finite."""
+    sc = np.asarray(scale, dtype=np.float64)
+    if not (np.isfinite(sc).all() and (sc > 0).all()):
+        raise ValueError(f"cannot quantize {name}: its scale must be positive and finite, got {scale}")
+    return np.clip(np.rint(require_finite(x, name) / sc), -128, 127).astype(np.int8)
 
 
-def channel_scales(w) -> np.ndarray:
+def channel_scales(w, name: str = "weight") -> np.ndarray:
     """Per-output-channel int8 scales of a weight [out, in]: each row's absmax / 127 (float64
-    [out]; a tiny floor keeps an all-zero row legal)."""
-    absmax = np.abs(np.asarray(w, dtype=np.float64)).max(axis=1)
+    [out]; a tiny floor keeps an all-zero row legal). Raises ValueError naming ``name`` if w
+    holds NaN or inf."""
+    absmax = np.abs(require_finite(w, name)).max(axis=1)
     return np.maximum(absmax, 1e-8) / 127.0
 
 

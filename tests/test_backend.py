@@ -224,7 +224,7 @@ def test_too_large_batch_or_position_raises_before_anything_is_sent():
     session = ModelSession(qbs[:1], 32, 1, "golden")
     before = session.device.link.copy()
     x = np.zeros((1, 8, cfg.hidden_size), dtype=np.int8)
-    with pytest.raises(ValueError, match="exceed max_seq_len 32"):
+    with pytest.raises(ValueError, match="exceeds the device KV capacity of 32"):
         session.run_block(0, x, 30)
     with pytest.raises(ValueError, match=r"int8 \(batch, seq, 256\)"):
         session.run_block(0, x.astype(np.int16), 0)
