@@ -10,9 +10,10 @@ the recorded calls (``context_of(model).price(records)``, at the options' clock_
 (x, past); embeddings, final norm, LM head and every block that fails a check stay on the host.
 
 Errors: a request the accelerator cannot hold (batch or positions beyond the SRAM plan or
-max_seq_len) raises before anything is sent. A failure while running falls back, with a
-warning, to the float block on the host for that block from then on; it never returns
-numbers that did not come from a completed run.
+the KV capacity) raises before anything is sent, and so does a NaN / inf block input. Weights
+written after quantization are quantized again (refused mid-sequence). A failure while running
+falls back, with a warning, to the float block on the host for that block from then on; it
+never returns numbers that did not come from a completed run.
 """
 from __future__ import annotations
 
@@ -221,7 +222,8 @@ class RtlBlock(torch.nn.Module):
         return self.ctx.run(self.slot, x, int(past), self.keep_kv)[:x.shape[0]]
 
 
-# (id of the calibration, id of a block's q_proj weight) -> the model's accelerator state
+# (id of the calibration, id of a block's q_proj weight) -> the model's accelerator state. It
+# outlives torch._dynamo.reset(); OffloadedBlock.changed() keeps it from outliving the weights.
 _CONTEXTS: dict[tuple[int, int], OffloadContext] = {}
 
 
@@ -395,7 +397,8 @@ def rtl_backend(gm: GraphModule, example_inputs, options: dict | None = None):
 
 def offload(model: torch.nn.Module, calibration: torch.Tensor | None = None, *,
             calibration_seed: int = 0, **options) -> torch.nn.Module:
-    """``torch.compile(model, backend="rtl")`` with calibration done here, eagerly.
+    """``torch.compile(model, backend="rtl")`` with calibration done here, eagerly (and again,
+    on the same token ids, if the model's weights change later).
 
     calibration: int64 token ids (B, S) for the calibration pass; default: 2 sequences of
     ``max_seq_len`` random tokens (generator seeded with ``calibration_seed``).
