@@ -133,20 +133,25 @@ class OffloadContext:
     def requantize(self, calibration: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
         """New weights: rebuild every block's float copy from the model's current tensors and
         quantize it again on ``calibration`` ({slot: (x, y)} recorded with the new weights).
-        The device session (weight images, KV caches) is dropped; the next call makes one."""
-        for slot, b in enumerate(self.blocks):
+        The device session (weight images, KV caches) is dropped first; the next call makes
+        one. A block is marked current (``versions``) only once its new qb is in place, so a
+        failure part-way leaves the rest to be found changed again on the next call."""
+        for b in self.blocks:            # refuse NaN / inf weights before anything changes
             _require_finite_weights(b.layer, b.params)
-            layer, cfg = calibrate.rebuild_layer(b.params, b.head_dim, b.eps, b.theta,
-                                                 self.options.max_seq_len or 1)
-            b.float_layer, b.versions, b.history = layer, calibrate.tensor_versions(b.params), None
-            xy = calibration.get(slot)
-            if xy is None:
-                b.on_host = b.on_host or "no calibration data reached this block after its weights changed"
-            elif not b.on_host:
-                b.qb = calibrate.quantize_calibrated(layer, cfg, xy[0])
         if self.session is not None:
             self.session.close()
             self.session = None
+        for slot, b in enumerate(self.blocks):
+            versions = calibrate.tensor_versions(b.params)
+            layer, cfg = calibrate.rebuild_layer(b.params, b.head_dim, b.eps, b.theta,
+                                                 self.options.max_seq_len or 1)
+            xy = calibration.get(slot)
+            if xy is None and not b.on_host:
+                b.on_host = "no calibration data reached this block after its weights changed"
+                log.warning("rtl: layer %d runs on the host from now on: %s", b.layer, b.on_host)
+            elif not b.on_host:
+                b.qb = calibrate.quantize_calibrated(layer, cfg, xy[0])
+            b.float_layer, b.versions, b.history = layer, versions, None
 
     def run(self, slot: int, x: torch.Tensor, past: int, keep_kv: bool) -> torch.Tensor:
         """x: float (B, S, hidden) at positions past..past+S-1 -> block output, same shape/dtype.

@@ -178,8 +178,9 @@ def test_quantize_refuses_non_finite_values_naming_the_tensor():
     np.testing.assert_array_equal(quantize(w, 0.02), np.clip(np.rint(w / 0.02), -128, 127))
 
 
-@pytest.mark.parametrize("name", ["self_attn.k_proj.weight", "post_attention_layernorm.weight"])
-def test_quantize_block_and_offload_refuse_non_finite_weights(name):
+@pytest.mark.parametrize("name,when", [("self_attn.k_proj.weight", "before offloading"),
+                                       ("post_attention_layernorm.weight", "after a first call")])
+def test_quantize_block_and_offload_refuse_non_finite_weights(name, when):
     cfg = get_preset("chip16")
     layer, cos, sin, calib, _ = make_block(cfg, 27)
     with torch.no_grad():
@@ -188,10 +189,14 @@ def test_quantize_block_and_offload_refuse_non_finite_weights(name):
         quantize_block(layer, cfg, calib, cos, sin)
     model = make_model(CFG, 27)
     with torch.no_grad():
+        if when == "after a first call":
+            compiled = backend.offload(model)
+            compiled(_ids(27))                       # quantized from finite weights
         model.model.layers[1].get_parameter(name).view(-1)[3] = math.inf
-    with pytest.raises(ValueError, match=f"layer 1 weight {name}: 1 of"):
-        with torch.no_grad():
-            backend.offload(model)(_ids(27))
+        if when == "before offloading":
+            compiled = backend.offload(model)
+        with pytest.raises(ValueError, match=f"layer 1 weight {name}: 1 of"):
+            compiled(_ids(27))
 
 
 # ---------------- KV capacity ----------------
