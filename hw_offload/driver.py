@@ -5,8 +5,9 @@
     counters = acc.run(max_cycles=...)  # raises AcceleratorError / CycleLimitError
     acc.read_mem(addr, nbytes)
 
-Bounds are checked here against the sizes the RTL reports in its registers, and again in the
-C++ harness, so bad input raises an exception instead of crashing the interpreter.
+Bounds are checked by device.HostPort (shared with the golden model) against the sizes the RTL
+reports in its registers, and again in the C++ harness, so bad input raises an exception
+instead of crashing the interpreter.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .build import build
-from .device_counters import Counters, LinkCounters
+from .device import HostPort, check_max_cycles  # noqa: F401  (check_max_cycles: re-exported)
+from .device_counters import Counters
 from .errors import AcceleratorError, AddressError, CycleLimitError
 from .isa import (COUNTER_REGS, IMEM_BASE, INSN_BYTES, REG_A_ROWS, REG_ACC_ROWS, REG_DRAM_BYTES,
                   REG_ERR_CODE, REG_ERR_PC, REG_IMEM_DEPTH, REG_N, REG_PC, REG_START_PC,
@@ -43,23 +45,34 @@ def _load(path: Path) -> ctypes.CDLL:
         lib.accel_reset.argtypes = [vp]
         lib.accel_trace_open.argtypes = [vp, p8]
         lib.accel_trace_close.argtypes = [vp]
+        lib.accel_trace_format.argtypes = []
+        lib.accel_trace_format.restype = ctypes.c_char_p
         _LIBS[key] = lib
     return _LIBS[key]
 
 
-def check_max_cycles(max_cycles) -> None:
-    """A cycle limit is a positive int: a float would reach ctypes as a bare ArgumentError, and
-    a negative one would wrap to 2^64 (one unsliced call that Ctrl-C cannot stop)."""
-    if isinstance(max_cycles, bool) or not isinstance(max_cycles, (int, np.integer)):
-        raise TypeError(f"max_cycles must be an int, got {type(max_cycles).__name__} {max_cycles!r}")
-    if max_cycles < 1:
-        raise ValueError(f"max_cycles must be >= 1, got {max_cycles}")
+# A build writes one waveform format (Verilator --trace-fst or --trace); the file's extension
+# picks the build variant that writes it.
+TRACE_VARIANTS = {".fst": "test", ".vcd": "vcd"}
 
 
-class Accelerator:
-    """One simulated accelerator instance. ``variant``: "test" (assertions, FST) or "fast"."""
+def trace_variant(path: str | Path) -> str:
+    """The build variant whose trace() writes ``path``: "test" for *.fst, "vcd" for *.vcd."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in TRACE_VARIANTS:
+        raise ValueError(f"trace file {path}: name it *.fst or *.vcd (the extension picks the "
+                         "waveform format)")
+    return TRACE_VARIANTS[suffix]
+
+
+class Accelerator(HostPort):
+    """One simulated accelerator instance (a device.Device). ``variant``: "test" (assertions,
+    FST tracing), "vcd" (assertions, VCD tracing) or "fast"; ``trace_variant(path)`` picks the
+    one that can write a given waveform file."""
 
     def __init__(self, variant: str = "test", lib_path: str | Path | None = None):
+        super().__init__()
+        self.variant = variant
         self._lib = _load(Path(lib_path) if lib_path else build(variant))
         self._h = self._lib.accel_create()
         if not self._h:
@@ -68,9 +81,6 @@ class Accelerator:
         self.config = HwConfig(n=r(REG_N), a_rows=r(REG_A_ROWS), w_rows=r(REG_W_ROWS),
                                acc_rows=r(REG_ACC_ROWS), dram_bytes=r(REG_DRAM_BYTES),
                                imem_depth=r(REG_IMEM_DEPTH))
-        self.start_pc = 0
-        self._counters = Counters()
-        self.link = LinkCounters()   # host-link traffic (cost.py turns it into time)
 
     # ---------------- lifetime ----------------
     def close(self) -> None:
@@ -96,37 +106,15 @@ class Accelerator:
         return self._lib.accel_last_error(self._h).decode()
 
     # ---------------- memory and registers ----------------
-    def _check_window(self, addr: int, n: int) -> None:
-        cfg = self.config
-        if not isinstance(addr, (int, np.integer)) or addr < 0:
-            raise AddressError(f"address must be a non-negative int, got {addr!r}")
-        if addr % 4 or n % 4:
-            raise AddressError(f"host access at 0x{addr:x}, {n} bytes: address and length must be "
-                               "multiples of 4")
-        in_dram = addr + n <= cfg.dram_bytes
-        in_imem = IMEM_BASE <= addr and addr + n <= IMEM_BASE + cfg.imem_depth * INSN_BYTES
-        if not (in_dram or in_imem):
-            raise AddressError(f"host access [0x{addr:x}, 0x{addr + n:x}) is outside DRAM "
-                               f"[0, 0x{cfg.dram_bytes:x}) and instruction memory "
-                               f"[0x{IMEM_BASE:x}, 0x{IMEM_BASE + cfg.imem_depth * INSN_BYTES:x})")
-
-    def write_mem(self, addr: int, data) -> None:
-        """Write bytes (any array / bytes-like; its raw little-endian bytes) at a byte address."""
-        buf = np.ascontiguousarray(data).tobytes() if not isinstance(data, bytes) else data
-        self._check_window(addr, len(buf))
+    # HostPort's checks and link accounting run before and after these raw transfers.
+    def _write_bytes(self, addr: int, buf: bytes) -> None:
         if self._lib.accel_write_mem(self._handle(), addr, buf, len(buf)) != 0:
             raise AddressError(self._error())
-        self.link.bytes_to_device += len(buf)
-        self.link.transactions += 1
 
-    def read_mem(self, addr: int, nbytes: int) -> np.ndarray:
-        """-> uint8[nbytes]."""
-        self._check_window(addr, nbytes)
+    def _read_bytes(self, addr: int, nbytes: int) -> np.ndarray:
         out = np.zeros(nbytes, dtype=np.uint8)
         if self._lib.accel_read_mem(self._handle(), addr, out.ctypes.data, nbytes) != 0:
             raise AddressError(self._error())
-        self.link.bytes_from_device += nbytes
-        self.link.transactions += 1
         return out
 
     def write_reg(self, index: int, value: int) -> None:
@@ -143,31 +131,22 @@ class Accelerator:
             raise RuntimeError(self._error())
         return v.value
 
-    def write_program(self, words: np.ndarray, start_pc: int = 0) -> None:
-        """words: uint32[n, 8] from isa.encode_program; placed at instruction ``start_pc``."""
-        words = np.asarray(words, dtype=np.uint32)
-        if words.ndim != 2 or words.shape[1] != 8:
-            raise ValueError(f"program must be uint32[n, 8], got shape {words.shape}")
-        self.write_mem(IMEM_BASE + start_pc * INSN_BYTES, words.reshape(-1))
+    def _set_start_pc(self, start_pc: int) -> None:
         self.write_reg(REG_START_PC, start_pc)
-        self.link.transactions += 1
-        self.start_pc = start_pc
 
     # ---------------- execution ----------------
     SLICE_CYCLES = 1 << 20   # ~0.5 s of simulation: the Ctrl-C response time
 
-    def run(self, max_cycles: int = 50_000_000) -> Counters:
-        """Run from START_PC until HALT. Raises AcceleratorError on a malformed instruction and
+    def _run_program(self, max_cycles: int) -> Counters:
+        """HostPort.run's hook: run from START_PC until HALT. Raises AcceleratorError on a malformed instruction and
         CycleLimitError (naming the last pc) if HALT is not reached within max_cycles.
 
         The simulation is clocked in slices of ``SLICE_CYCLES`` so that Ctrl-C (a Python
         signal, handled only between C calls) stops a long run within a fraction of a second;
         the accelerator is then reset to idle, memories kept, and KeyboardInterrupt re-raised.
         """
-        check_max_cycles(max_cycles)
         h = self._handle()
         cycles = ctypes.c_uint64()
-        self.link.transactions += 2   # start doorbell + completion status
         done = 0
         try:
             rc = self._lib.accel_run(h, min(max_cycles, self.SLICE_CYCLES), ctypes.byref(cycles))
@@ -199,18 +178,23 @@ class Accelerator:
                 for name, reg in COUNTER_REGS.items()}
         return Counters(**vals)
 
-    def counters(self) -> Counters:
-        return self._counters
-
     # ---------------- waveform ----------------
     def trace(self, path: str | Path) -> None:
-        """Start writing an FST waveform of every following cycle (test build only).
+        """Start writing a waveform of every following cycle to ``path`` (*.fst or *.vcd).
 
-        Raises ValueError for a name not ending in .fst (the build writes FST only) and
-        OSError when the file cannot be created, before any cycle runs."""
+        The build writes one format: "test" FST, "vcd" VCD (``Accelerator(trace_variant(path))``
+        opens the right one). Raises ValueError for a name whose extension this build cannot
+        write, RuntimeError for a build without tracing ("fast"), and OSError when the file
+        cannot be created, all before any cycle runs."""
         path = Path(path)
-        if path.suffix.lower() != ".fst":
-            raise ValueError(f"trace file {path}: this build writes FST waveforms; name it *.fst")
+        fmt = self._lib.accel_trace_format().decode()
+        if not fmt:
+            raise RuntimeError(f"the {self.variant!r} build has no tracing compiled in; open "
+                               f"Accelerator({trace_variant(path)!r}) to write {path}")
+        if path.suffix.lower() != "." + fmt:
+            raise ValueError(f"trace file {path}: this build ({self.variant!r}) writes "
+                             f"{fmt.upper()} waveforms; name it *.{fmt}, or open "
+                             f"Accelerator({trace_variant(path)!r}) for {path.suffix or 'no'} files")
         try:
             path.open("wb").close()   # the harness's writer would fail silently
         except OSError as e:

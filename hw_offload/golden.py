@@ -1,7 +1,8 @@
 """Functional simulator: executes the accelerator's instruction stream in numpy, bit-exact.
 
-Same host interface as ``driver.Accelerator`` (write_mem / read_mem / write_program /
-run / counters), so tests and the runtime can swap the two. It counts instructions and DMA
+A ``device.Device`` like ``driver.Accelerator``, with the same host-window checks and link
+accounting (both inherit them from ``device.HostPort``), so tests and the runtime can swap
+the two. It counts instructions and DMA
 bytes exactly like the RTL, but has no notion of cycles (``cycles`` is None).
 
 Memory layout is column-block-major everywhere: element (row i, column j) of a matrix with
@@ -12,12 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import int_arith as ia
-from .errors import AcceleratorError, AddressError
+from .device import HostPort
+from .errors import AcceleratorError
 from .isa import (COLSCALE_A, COLSCALE_B, COLSCALE_FLAGS, CS_SHIFT, ERR_FIELD, ERR_NONE, ERR_OPCODE, ERR_PC, ERR_RANGE, IMEM_BASE, INSN_BYTES,
                   MEM_A, MEM_ACC, MEM_W, OP_GEMM, OP_HALT, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS,
                   OP_ROPE, OP_SMAX, OP_STORE, OP_SWIGLU, VECTOR_OPS, HwConfig, Insn,
                   colscale_rows, rope_rows_per_position)
-from .device_counters import Counters, LinkCounters
+from .device_counters import Counters
 
 
 def validate(i: Insn, cfg: HwConfig) -> int:
@@ -73,75 +75,41 @@ def validate(i: Insn, cfg: HwConfig) -> int:
     return ERR_OPCODE
 
 
-class GoldenAccelerator:
+class GoldenAccelerator(HostPort):
     """numpy model of one accelerator instance. Memories persist across runs like the RTL's."""
 
     def __init__(self, config: HwConfig | None = None):
+        super().__init__()
         self.config = cfg = config or HwConfig()
         self.dram = np.zeros(cfg.dram_bytes, dtype=np.uint8)
         self.imem = np.zeros((cfg.imem_depth, 8), dtype=np.uint32)
         self.asram = np.zeros((cfg.a_rows, cfg.n), dtype=np.int8)
         self.wsram = np.zeros((cfg.w_rows, cfg.n), dtype=np.int8)
         self.acc = np.zeros((cfg.acc_rows, cfg.n), dtype=np.int32)
-        self.start_pc = 0
         self.pc = 0
-        self._counters = Counters()
-        self.link = LinkCounters()   # counted exactly as driver.Accelerator counts it
 
-    # ---------------- host interface ----------------
-    def _check_window(self, addr: int, n: int) -> None:
-        cfg = self.config
-        if not isinstance(addr, (int, np.integer)) or addr < 0:
-            raise AddressError(f"address must be a non-negative int, got {addr!r}")
-        if addr % 4 or n % 4:
-            raise AddressError(f"host access at 0x{addr:x}, {n} bytes: address and length must be "
-                               "multiples of 4")
-        if addr + n <= cfg.dram_bytes:
-            return
-        if IMEM_BASE <= addr and addr + n <= IMEM_BASE + cfg.imem_depth * INSN_BYTES:
-            return
-        raise AddressError(f"host access [0x{addr:x}, 0x{addr + n:x}) is outside DRAM "
-                           f"[0, 0x{cfg.dram_bytes:x}) and instruction memory "
-                           f"[0x{IMEM_BASE:x}, 0x{IMEM_BASE + cfg.imem_depth * INSN_BYTES:x})")
-
-    def write_mem(self, addr: int, data) -> None:
-        buf = np.frombuffer(bytes(np.ascontiguousarray(data).tobytes()), dtype=np.uint8)
-        self._check_window(addr, buf.size)
-        self.link.bytes_to_device += buf.size
-        self.link.transactions += 1
+    # ---------------- host interface: HostPort's raw hooks ----------------
+    def _write_bytes(self, addr: int, buf: bytes) -> None:
+        data = np.frombuffer(buf, dtype=np.uint8)
         if addr < IMEM_BASE:
-            self.dram[addr:addr + buf.size] = buf
+            self.dram[addr:addr + data.size] = data
         else:
-            flat = self.imem.view(np.uint8).reshape(-1)
             off = addr - IMEM_BASE
-            flat[off:off + buf.size] = buf
+            self.imem.view(np.uint8).reshape(-1)[off:off + data.size] = data
 
-    def read_mem(self, addr: int, nbytes: int) -> np.ndarray:
-        self._check_window(addr, nbytes)
-        self.link.bytes_from_device += nbytes
-        self.link.transactions += 1
+    def _read_bytes(self, addr: int, nbytes: int) -> np.ndarray:
         if addr < IMEM_BASE:
             return self.dram[addr:addr + nbytes].copy()
         off = addr - IMEM_BASE
         return self.imem.view(np.uint8).reshape(-1)[off:off + nbytes].copy()
 
-    def write_program(self, words: np.ndarray, start_pc: int = 0) -> None:
-        """words: uint32[n, 8] (isa.encode_program)."""
-        words = np.asarray(words, dtype=np.uint32)
-        if words.ndim != 2 or words.shape[1] != 8:
-            raise ValueError(f"program must be uint32[n, 8], got shape {words.shape}")
-        self.write_mem(IMEM_BASE + start_pc * INSN_BYTES, words.reshape(-1))
-        self.link.transactions += 1   # START_PC register write
-        self.start_pc = start_pc
-
-    def counters(self) -> Counters:
-        return self._counters
+    def _set_start_pc(self, start_pc: int) -> None:
+        pass   # HostPort keeps self.start_pc; _run_program starts there
 
     # ---------------- execution ----------------
-    def run(self, max_cycles: int | None = None) -> Counters:
-        """Execute from start_pc to HALT. ``max_cycles`` is accepted for interface parity."""
+    def _run_program(self, max_cycles: int) -> Counters:
+        """HostPort.run's hook: execute from start_pc to HALT. No cycles here, so no limit."""
         del max_cycles
-        self.link.transactions += 2   # start doorbell + completion status, as the driver counts
         cfg = self.config
         self.pc = self.start_pc
         c = Counters(cycles=None, array_busy=None, vector_busy=None, dma_busy=None, stall=None)
