@@ -1,8 +1,10 @@
 """Build the Verilated accelerator into a shared library, cached by a hash of sources + flags.
 
-Two variants share the same RTL and harness:
+Three variants share the same RTL and harness:
 
 * ``test``: SystemVerilog assertions on, FST tracing compiled in. The tests use this one.
+* ``vcd``: the same with VCD tracing instead (Verilator builds one waveform format at a time);
+  ``driver.trace_variant("wave.vcd")`` picks it.
 * ``fast``: ``-O3 --x-assign fast --x-initial fast --noassert``, no tracing. Benchmarks.
 
 The cache lives in ``hw_offload/sim/build/<variant>-<hash>/`` (git-ignored). A second call
@@ -30,6 +32,7 @@ LIB_NAME = "libaccel.so"
 
 VARIANT_FLAGS = {
     "test": ["--assert"],  # + --trace-fst when liblz4 is available (see _fst_flags)
+    "vcd": ["--assert", "--trace"],
     "fast": ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert"],
 }
 COMMON_FLAGS = ["--cc", "--exe", "--build", "-Wall", "--top-module", "accel_top",

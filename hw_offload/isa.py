@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# ---- opcodes (must match rtl/accel_pkg.sv) ----
+# ---- Hardware constants: rtl/accel_pkg.sv is the source; tests/test_hw_constants.py holds
+# every OP_, ERR_, REG_, MEM_, GEMM_ and COLSCALE_ value here (and IMEM_BASE, INSN_BYTES) to it.
+# ---- opcodes ----
 OP_LOAD, OP_STORE, OP_HALT = 0x01, 0x02, 0x0F
 OP_GEMM = 0x10
 OP_REQ, OP_RMS, OP_ROPE, OP_SMAX, OP_SWIGLU, OP_RESADD = 0x20, 0x21, 0x22, 0x23, 0x24, 0x25

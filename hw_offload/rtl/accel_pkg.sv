@@ -21,6 +21,44 @@ package accel_pkg;
   localparam logic [7:0] ERR_RANGE  = 8'd3;  // SRAM or DRAM range out of bounds, DRAM misaligned
   localparam logic [7:0] ERR_PC     = 8'd4;  // pc ran past the end of instruction memory
 
+  // ---- host memory map and register map (ISA.md "Host interface", "Registers") ----
+  // hw_offload/isa.py and sim/harness.cpp repeat these; tests/test_hw_constants.py holds them
+  // to the values here.
+  localparam logic [31:0] IMEM_BASE  = 32'h8000_0000;  // host byte address of instruction 0
+  localparam int          INSN_BYTES = 32;              // one 256-bit instruction
+  localparam logic [7:0] REG_CTRL       = 8'h00;  // write bit 0: start at START_PC
+  localparam logic [7:0] REG_STATUS     = 8'h01;  // {error, done, running}
+  localparam logic [7:0] REG_ERR_CODE   = 8'h02;
+  localparam logic [7:0] REG_PC         = 8'h03;
+  localparam logic [7:0] REG_START_PC   = 8'h04;
+  localparam logic [7:0] REG_ERR_PC     = 8'h05;
+  localparam logic [7:0] REG_N          = 8'h06;  // sizes of this build, read-only
+  localparam logic [7:0] REG_A_ROWS     = 8'h07;
+  localparam logic [7:0] REG_W_ROWS     = 8'h08;
+  localparam logic [7:0] REG_ACC_ROWS   = 8'h09;
+  localparam logic [7:0] REG_DRAM_BYTES = 8'h0A;
+  localparam logic [7:0] REG_IMEM_DEPTH = 8'h0B;
+  // 64-bit counters: low word at the register, high word at the next one
+  localparam logic [7:0] REG_CNT_CYCLES       = 8'h10;
+  localparam logic [7:0] REG_CNT_ARRAY_BUSY   = 8'h12;
+  localparam logic [7:0] REG_CNT_VECTOR_BUSY  = 8'h14;
+  localparam logic [7:0] REG_CNT_DMA_BUSY     = 8'h16;
+  localparam logic [7:0] REG_CNT_STALL        = 8'h18;
+  localparam logic [7:0] REG_CNT_BYTES_IN     = 8'h1A;
+  localparam logic [7:0] REG_CNT_BYTES_OUT    = 8'h1C;
+  localparam logic [7:0] REG_CNT_INSTRUCTIONS = 8'h1E;
+
+  // ---- LOAD/STORE memory selector (flags[1:0]) ----
+  localparam logic [1:0] MEM_A   = 2'd0;  // activation SRAM
+  localparam logic [1:0] MEM_W   = 2'd1;  // weight SRAM (LOAD only)
+  localparam logic [1:0] MEM_ACC = 2'd2;  // accumulator SRAM, 4 DRAM lines per row
+
+  // ---- GEMM flags ----
+  localparam logic [7:0] GEMM_ACCUMULATE  = 8'h01;  // add to the ACC rows instead of overwriting
+  localparam logic [7:0] GEMM_B_FROM_A    = 8'h02;  // B operand read from the activation SRAM
+  localparam logic [7:0] GEMM_TRANSPOSE_B = 8'h04;  // B rows feed PE columns
+  localparam logic [7:0] GEMM_FLAGS       = GEMM_ACCUMULATE | GEMM_B_FROM_A | GEMM_TRANSPOSE_B;
+
   // Fixed-point constants of the vector unit (Q10 logits, Q15 exp/sigmoid).
   localparam longint LN2_Q10  = 710;     // round(ln2 * 2^10)
   localparam longint EXP_B    = 1385;    // round(1.353 * 2^10), I-BERT i-exp polynomial

@@ -34,7 +34,6 @@ module accel_top
   localparam int DW = $clog2(DRAM_LINES);
   localparam int IW = $clog2(IMEM_DEPTH);
   localparam int NW = N / 4;                 // 32-bit words per line
-  localparam logic [31:0] IMEM_BASE = 32'h8000_0000;
 
   // ---------------- memories ----------------
   logic [N*8-1:0]  dram  [DRAM_LINES];
@@ -85,6 +84,7 @@ module accel_top
     endcase
   end
   wire [7:0] vec_flags = is_vec ? i_flags : 8'h00;
+  wire gemm_b_from_a = (i_flags & GEMM_B_FROM_A) != 8'h00;   // GEMM's B operand is in A SRAM
   // a table address without its flag (or on a non-vector op) is a stray field
   wire cs_stray = (i_cs0 != 16'd0 && (vec_flags & COLSCALE_A) == 0) ||
                   (i_cs1 != 16'd0 && (vec_flags & COLSCALE_B) == 0);
@@ -97,10 +97,10 @@ module accel_top
     logic [63:0] mem_rows;
     rb = 64'(i_rows) * 64'(i_blocks);
     cb = 64'(i_rows) * 64'(i_aux);
-    lines = 64'(i_rows) * ((i_flags[1:0] == 2'd2) ? 64'd4 : 64'd1);
+    lines = 64'(i_rows) * ((i_flags[1:0] == MEM_ACC) ? 64'd4 : 64'd1);
     case (i_flags[1:0])
-      2'd0: mem_rows = 64'(A_ROWS);
-      2'd1: mem_rows = 64'(W_ROWS);
+      MEM_A: mem_rows = 64'(A_ROWS);
+      MEM_W: mem_rows = 64'(W_ROWS);
       default: mem_rows = 64'(ACC_ROWS);
     endcase
     dec_err = ERR_NONE;
@@ -109,16 +109,17 @@ module accel_top
       OP_HALT: ;
       OP_LOAD, OP_STORE: begin
         if (i_flags[7:2] != 0 || i_flags[1:0] == 2'd3 || i_rows == 0 ||
-            (i_op == OP_STORE && i_flags[1:0] == 2'd1)) dec_err = ERR_FIELD;
+            (i_op == OP_STORE && i_flags[1:0] == MEM_W)) dec_err = ERR_FIELD;
         else if ((i_dram % N) != 0 || 64'(i_dram) + lines * N > 64'(DRAM_BYTES) ||
                  64'(i_op == OP_LOAD ? i_dst : i_src0) + 64'(i_rows) > mem_rows)
           dec_err = ERR_RANGE;
       end
       OP_GEMM: begin
-        if (i_flags[7:3] != 0 || i_rows == 0 || i_blocks == 0 || i_aux == 0) dec_err = ERR_FIELD;
+        if ((i_flags & ~GEMM_FLAGS) != 8'h00 || i_rows == 0 || i_blocks == 0 || i_aux == 0)
+          dec_err = ERR_FIELD;
         else if (64'(i_dst) + cb > 64'(ACC_ROWS) || 64'(i_src0) + rb > 64'(A_ROWS) ||
                  64'(i_src1) + 64'(i_blocks) * 64'(i_aux) * N >
-                   (i_flags[1] ? 64'(A_ROWS) : 64'(W_ROWS)))
+                   (gemm_b_from_a ? 64'(A_ROWS) : 64'(W_ROWS)))
           dec_err = ERR_RANGE;
       end
       OP_REQ, OP_RMS, OP_ROPE, OP_SMAX, OP_SWIGLU, OP_RESADD: begin
@@ -128,8 +129,8 @@ module accel_top
           dec_err = ERR_FIELD;
         else if (64'(i_dst) + rb > 64'(A_ROWS)) dec_err = ERR_RANGE;
         // column-scale tables: 2 W rows per column block
-        else if ((i_flags[0] && 64'(i_cs0) + 64'(i_blocks) * 2 > 64'(W_ROWS)) ||
-                 (i_flags[1] && 64'(i_cs1) + 64'(i_blocks) * 2 > 64'(W_ROWS)))
+        else if (((i_flags & COLSCALE_A) != 8'h00 && 64'(i_cs0) + 64'(i_blocks) * 2 > 64'(W_ROWS)) ||
+                 ((i_flags & COLSCALE_B) != 8'h00 && 64'(i_cs1) + 64'(i_blocks) * 2 > 64'(W_ROWS)))
           dec_err = ERR_RANGE;
         else case (i_op)
           OP_REQ, OP_SMAX: if (64'(i_src0) + rb > 64'(ACC_ROWS)) dec_err = ERR_RANGE;
@@ -161,7 +162,7 @@ module accel_top
   logic [31:0] dma_k, dma_beats, dma_line0;
   logic [15:0] dma_row0;
   // Addresses are 16-bit row numbers; decode has already range-checked every extent.
-  wire  [15:0] dma_row   = dma_row0 + 16'((dma_mem == 2'd2) ? (dma_k >> 2) : dma_k);
+  wire  [15:0] dma_row   = dma_row0 + 16'((dma_mem == MEM_ACC) ? (dma_k >> 2) : dma_k);
   wire  [1:0]  dma_q     = dma_k[1:0];
   wire  [DW-1:0] dma_dline = DW'(dma_line0 + dma_k);
 
@@ -193,10 +194,11 @@ module accel_top
   gemm_unit #(.N(N)) u_gemm (
     .clk, .rst_n, .start(gemm_start),
     .m_rows(i_rows), .kb_n(i_blocks), .nb_n(i_aux), .c_base(i_dst), .a_base(i_src0),
-    .b_base(i_src1), .accumulate(i_flags[0]), .transpose_b(i_flags[2]),
+    .b_base(i_src1), .accumulate((i_flags & GEMM_ACCUMULATE) != 8'h00),
+    .transpose_b((i_flags & GEMM_TRANSPOSE_B) != 8'h00),
     .busy(gemm_busy), .done(gemm_done),
     .a_raddr(g_a_raddr), .a_rdata(a_rd0),
-    .b_raddr(g_b_raddr), .b_rdata(i_flags[1] ? a_rd1 : w_rd0),
+    .b_raddr(g_b_raddr), .b_rdata(gemm_b_from_a ? a_rd1 : w_rd0),
     .c_raddr(g_c_raddr), .c_rdata(c_rd0),
     .c_we(g_c_we), .c_waddr(g_c_waddr), .c_wdata(g_c_wdata)
   );
@@ -218,7 +220,7 @@ module accel_top
   wire [DW-1:0] host_line = host_addr[DW-1+$clog2(N):$clog2(N)];
   wire [$clog2(NW)-1:0] host_word = host_addr[$clog2(N)-1:2];
   wire host_in_dram = host_addr < DRAM_BYTES;
-  wire host_in_imem = host_addr >= IMEM_BASE && host_addr < IMEM_BASE + IMEM_DEPTH * 32;
+  wire host_in_imem = host_addr >= IMEM_BASE && host_addr < IMEM_BASE + IMEM_DEPTH * INSN_BYTES;
   wire [31:0] imem_off = host_addr - IMEM_BASE;
   /* verilator lint_on UNUSEDSIGNAL */
 
@@ -226,11 +228,11 @@ module accel_top
     if (host_we && !running && host_in_dram) dram[host_line][32'(host_word)*32 +: 32] <= host_wdata;
     if (host_we && !running && host_in_imem) imem[imem_off[IW+4:5]][32'(imem_off[4:2])*32 +: 32] <= host_wdata;
     if (dma_beat && dma_store)
-      dram[dma_dline] <= (dma_mem == 2'd2) ? c_rd0[32'(dma_q)*N*8 +: N*8] : a_rd0;
-    if (dma_beat && !dma_store && dma_mem == 2'd0) asram[dma_row[AW-1:0]] <= dram[dma_dline];
+      dram[dma_dline] <= (dma_mem == MEM_ACC) ? c_rd0[32'(dma_q)*N*8 +: N*8] : a_rd0;
+    if (dma_beat && !dma_store && dma_mem == MEM_A) asram[dma_row[AW-1:0]] <= dram[dma_dline];
     if (v_a_we) asram[v_a_waddr[AW-1:0]][32'(v_a_wbyte)*8 +: 8] <= v_a_wdata;
-    if (dma_beat && !dma_store && dma_mem == 2'd1) wsram[dma_row[WW-1:0]] <= dram[dma_dline];
-    if (dma_beat && !dma_store && dma_mem == 2'd2)
+    if (dma_beat && !dma_store && dma_mem == MEM_W) wsram[dma_row[WW-1:0]] <= dram[dma_dline];
+    if (dma_beat && !dma_store && dma_mem == MEM_ACC)
       accm[dma_row[CW-1:0]][32'(dma_q)*N*8 +: N*8] <= dram[dma_dline];
     if (g_c_we) accm[g_c_waddr[CW-1:0]] <= g_c_wdata;
   end
@@ -252,8 +254,8 @@ module accel_top
       {cnt_cycles, cnt_array, cnt_vec, cnt_dma, cnt_stall} <= '0;
       {cnt_bytes_in, cnt_bytes_out, cnt_insns} <= '0;
     end else begin
-      if (reg_we && reg_addr == 8'h04 && !running) start_pc <= reg_wdata;
-      if (reg_we && reg_addr == 8'h00 && reg_wdata[0] && !running) begin
+      if (reg_we && reg_addr == REG_START_PC && !running) start_pc <= reg_wdata;
+      if (reg_we && reg_addr == REG_CTRL && reg_wdata[0] && !running) begin
         running <= 1'b1; done_flag <= 1'b0; err_flag <= 1'b0; err_code <= ERR_NONE;
         pc <= start_pc; cstate <= C_FETCH;
         {cnt_cycles, cnt_array, cnt_vec, cnt_dma, cnt_stall} <= '0;
@@ -294,7 +296,7 @@ module accel_top
             if (dma_start) begin
               dma_busy <= 1'b1; dma_store <= (i_op == OP_STORE); dma_mem <= i_flags[1:0];
               dma_k <= '0;
-              dma_beats <= 32'(i_rows) * ((i_flags[1:0] == 2'd2) ? 32'd4 : 32'd1);
+              dma_beats <= 32'(i_rows) * ((i_flags[1:0] == MEM_ACC) ? 32'd4 : 32'd1);
               dma_line0 <= i_dram / N;
               dma_row0 <= (i_op == OP_STORE) ? i_src0 : i_dst;
             end
@@ -315,25 +317,33 @@ module accel_top
   // register reads
   always_comb begin
     case (reg_addr)
-      8'h01: reg_rdata = {29'd0, err_flag, done_flag, running};
-      8'h02: reg_rdata = {24'd0, err_code};
-      8'h03: reg_rdata = pc;
-      8'h04: reg_rdata = start_pc;
-      8'h05: reg_rdata = err_pc;
-      8'h06: reg_rdata = 32'(N);
-      8'h07: reg_rdata = 32'(A_ROWS);
-      8'h08: reg_rdata = 32'(W_ROWS);
-      8'h09: reg_rdata = 32'(ACC_ROWS);
-      8'h0A: reg_rdata = 32'(DRAM_BYTES);
-      8'h0B: reg_rdata = 32'(IMEM_DEPTH);
-      8'h10: reg_rdata = cnt_cycles[31:0];    8'h11: reg_rdata = cnt_cycles[63:32];
-      8'h12: reg_rdata = cnt_array[31:0];     8'h13: reg_rdata = cnt_array[63:32];
-      8'h14: reg_rdata = cnt_vec[31:0];       8'h15: reg_rdata = cnt_vec[63:32];
-      8'h16: reg_rdata = cnt_dma[31:0];       8'h17: reg_rdata = cnt_dma[63:32];
-      8'h18: reg_rdata = cnt_stall[31:0];     8'h19: reg_rdata = cnt_stall[63:32];
-      8'h1A: reg_rdata = cnt_bytes_in[31:0];  8'h1B: reg_rdata = cnt_bytes_in[63:32];
-      8'h1C: reg_rdata = cnt_bytes_out[31:0]; 8'h1D: reg_rdata = cnt_bytes_out[63:32];
-      8'h1E: reg_rdata = cnt_insns[31:0];     8'h1F: reg_rdata = cnt_insns[63:32];
+      REG_STATUS:     reg_rdata = {29'd0, err_flag, done_flag, running};
+      REG_ERR_CODE:   reg_rdata = {24'd0, err_code};
+      REG_PC:         reg_rdata = pc;
+      REG_START_PC:   reg_rdata = start_pc;
+      REG_ERR_PC:     reg_rdata = err_pc;
+      REG_N:          reg_rdata = 32'(N);
+      REG_A_ROWS:     reg_rdata = 32'(A_ROWS);
+      REG_W_ROWS:     reg_rdata = 32'(W_ROWS);
+      REG_ACC_ROWS:   reg_rdata = 32'(ACC_ROWS);
+      REG_DRAM_BYTES: reg_rdata = 32'(DRAM_BYTES);
+      REG_IMEM_DEPTH: reg_rdata = 32'(IMEM_DEPTH);
+      REG_CNT_CYCLES:              reg_rdata = cnt_cycles[31:0];
+      REG_CNT_CYCLES + 8'd1:       reg_rdata = cnt_cycles[63:32];
+      REG_CNT_ARRAY_BUSY:          reg_rdata = cnt_array[31:0];
+      REG_CNT_ARRAY_BUSY + 8'd1:   reg_rdata = cnt_array[63:32];
+      REG_CNT_VECTOR_BUSY:         reg_rdata = cnt_vec[31:0];
+      REG_CNT_VECTOR_BUSY + 8'd1:  reg_rdata = cnt_vec[63:32];
+      REG_CNT_DMA_BUSY:            reg_rdata = cnt_dma[31:0];
+      REG_CNT_DMA_BUSY + 8'd1:     reg_rdata = cnt_dma[63:32];
+      REG_CNT_STALL:               reg_rdata = cnt_stall[31:0];
+      REG_CNT_STALL + 8'd1:        reg_rdata = cnt_stall[63:32];
+      REG_CNT_BYTES_IN:            reg_rdata = cnt_bytes_in[31:0];
+      REG_CNT_BYTES_IN + 8'd1:     reg_rdata = cnt_bytes_in[63:32];
+      REG_CNT_BYTES_OUT:           reg_rdata = cnt_bytes_out[31:0];
+      REG_CNT_BYTES_OUT + 8'd1:    reg_rdata = cnt_bytes_out[63:32];
+      REG_CNT_INSTRUCTIONS:        reg_rdata = cnt_insns[31:0];
+      REG_CNT_INSTRUCTIONS + 8'd1: reg_rdata = cnt_insns[63:32];
       default: reg_rdata = 32'd0;
     endcase
   end

@@ -9,21 +9,33 @@
 
 #include "Vaccel_top.h"
 #include "verilated.h"
-#if VM_TRACE
+// A build has at most one waveform format: --trace-fst (VM_TRACE_FST) or --trace (VM_TRACE_VCD).
+#if VM_TRACE_FST
 #include "verilated_fst_c.h"
+using TraceFile = VerilatedFstC;
+constexpr const char* kTraceFormat = "fst";
+#elif VM_TRACE_VCD
+#include "verilated_vcd_c.h"
+using TraceFile = VerilatedVcdC;
+constexpr const char* kTraceFormat = "vcd";
+#else
+constexpr const char* kTraceFormat = "";
 #endif
 
 namespace {
 
+// Copies of rtl/accel_pkg.sv's IMEM_BASE, INSN_BYTES and REG_*; tests/test_hw_constants.py
+// holds them to the package.
 constexpr uint32_t kImemBase = 0x80000000u;
-enum Reg : uint8_t { kCtrl = 0x00, kStatus = 0x01, kPc = 0x03, kN = 0x06, kDramBytes = 0x0A,
+constexpr uint32_t kInsnBytes = 32u;
+enum Reg : uint8_t { kCtrl = 0x00, kStatus = 0x01, kPc = 0x03, kDramBytes = 0x0A,
                      kImemDepth = 0x0B };
 
 struct Sim {
   std::unique_ptr<VerilatedContext> ctx;
   std::unique_ptr<Vaccel_top> top;
 #if VM_TRACE
-  std::unique_ptr<VerilatedFstC> trace;
+  std::unique_ptr<TraceFile> trace;
 #endif
   std::string error;
   uint64_t time = 0;
@@ -80,7 +92,7 @@ void* accel_create() {
   s->top->rst_n = 1;
   s->tick();
   s->dram_bytes = s->reg(kDramBytes);
-  s->imem_bytes = s->reg(kImemDepth) * 32u;
+  s->imem_bytes = s->reg(kImemDepth) * kInsnBytes;
   return s;
 }
 
@@ -207,7 +219,7 @@ int accel_trace_open(void* h, const char* path) {
   if (!s || !path) return -1;
 #if VM_TRACE
   if (s->trace) return fail(s, "a trace is already open");
-  s->trace = std::make_unique<VerilatedFstC>();
+  s->trace = std::make_unique<TraceFile>();
   s->top->trace(s->trace.get(), 99);
   s->trace->open(path);
   if (!s->trace->isOpen()) {
@@ -216,9 +228,12 @@ int accel_trace_open(void* h, const char* path) {
   }
   return 0;
 #else
-  return fail(s, "this build has no trace support (built without --trace-fst)");
+  return fail(s, "this build has no trace support (built without --trace-fst or --trace)");
 #endif
 }
+
+// "fst", "vcd", or "" when the build has no tracing compiled in.
+const char* accel_trace_format() { return kTraceFormat; }
 
 int accel_trace_close(void* h) {
   auto* s = static_cast<Sim*>(h);
