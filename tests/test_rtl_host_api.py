@@ -1,10 +1,12 @@
 """Host-API misuse raises a clear error at the boundary (issue 18)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
-from hw_offload.driver import Accelerator
+from hw_offload.driver import Accelerator, trace_variant
 from hw_offload.golden import GoldenAccelerator
 from hw_offload.isa import OP_HALT, Insn, encode_program
 
@@ -54,3 +56,27 @@ def test_write_program_rejects_other_shapes(rtl, shape):
     for dev in (rtl, GoldenAccelerator(rtl.config)):
         with pytest.raises(ValueError, match=r"uint32\[n, 8\]"):
             dev.write_program(words)
+
+
+def test_trace_variant_follows_the_extension():
+    assert trace_variant("a/wave.fst") == "test" and trace_variant("wave.VCD") == "vcd"
+    with pytest.raises(ValueError, match=r"\*\.fst or \*\.vcd"):
+        trace_variant("wave.txt")
+
+
+def test_vcd_build_writes_a_vcd_with_the_design_signals(tmp_path):
+    """The .vcd extension picks the VCD build; its file has a header and the controller's pc."""
+    path = tmp_path / "wave.vcd"
+    with Accelerator(trace_variant(path)) as acc:
+        with pytest.raises(ValueError, match="VCD"):
+            acc.trace(tmp_path / "wave.fst")
+        acc.write_program(encode_program([Insn(OP_HALT)]))
+        acc.trace(path)
+        acc.run(100)
+        acc.close_trace()
+    text = path.read_text()
+    header, _, body = text.partition("$enddefinitions")
+    assert body, "no $enddefinitions in the VCD"
+    assert re.search(r"\$scope module accel_top \$end", header)
+    assert re.search(r"\$var \w+ +32 +\S+ +pc \[31:0\] \$end", header)
+    assert "#" in body   # at least one timestamp was dumped
