@@ -80,3 +80,11 @@ def test_vcd_build_writes_a_vcd_with_the_design_signals(tmp_path):
     assert re.search(r"\$scope module accel_top \$end", header)
     assert re.search(r"\$var \w+ +32 +\S+ +pc \[31:0\] \$end", header)
     assert "#" in body   # at least one timestamp was dumped
+
+
+def test_benchmarks_hw_writes_a_block_waveform(tmp_path, capsys):
+    """python -m benchmarks.hw --trace FILE.fst: one chip16 block step as an FST waveform."""
+    from benchmarks.hw.bench_block import main
+    path = tmp_path / "block.fst"
+    main(["--trace", str(path), "--trace-preset", "chip16"])
+    assert path.stat().st_size > 10_000 and f"wrote {path}" in capsys.readouterr().out

@@ -24,7 +24,7 @@ import torch
 
 from benchmarks.environment import default_out, machine_info
 from hw_offload.compiler import block_program
-from hw_offload.driver import Accelerator
+from hw_offload.driver import Accelerator, trace_variant
 from hw_offload.golden import GoldenAccelerator
 from hw_offload.isa import OP_GEMM, OP_HALT, Insn, encode_program
 from hw_offload.calibrate import quantize_block
@@ -85,6 +85,21 @@ def bench_preset(acc: Accelerator, preset: str, clock_mhz: float) -> dict:
         "sim_wall_s": wall, "sim_cycles_per_s": c.cycles / wall,
         "gemms": gemms,
     }
+
+
+def trace_block(preset: str, path: Path) -> Path:
+    """Write a waveform of one block step of ``preset`` (prefill, weights already resident) to
+    ``path``; the extension (.fst / .vcd) picks the traced build. The weight load is not traced:
+    it is host writes only, and would dwarf the step."""
+    cfg, layer, cos, sin, calib, x = build_block(preset)
+    qb = quantize_block(layer, cfg, calib, cos, sin)
+    x_q = quantize(x, qb.act_scales["x"])
+    with Accelerator(trace_variant(path)) as acc:
+        _, _, session = run_one_block(acc, qb, x_q)   # loads the weights
+        acc.trace(path)
+        session.run_block(0, x_q[None], 0, keep_kv=False)
+        acc.close_trace()
+    return path
 
 
 def v1_chip16_cpu(reps: int = 2000) -> dict:
@@ -154,7 +169,14 @@ def main(argv=None) -> None:
                          "pass --out benchmarks/results/<machine>/hw")
     ap.add_argument("--clock-mhz", type=float, default=200.0)
     ap.add_argument("--presets", nargs="+", default=["chip16", "tiny"])
+    ap.add_argument("--trace", type=Path, default=None, metavar="FILE",
+                    help="only write a waveform (FILE.fst or FILE.vcd) of one block step of "
+                         "--trace-preset, and skip the benchmark")
+    ap.add_argument("--trace-preset", default="chip16")
     args = ap.parse_args(argv)
+    if args.trace:
+        print(f"wrote {trace_block(args.trace_preset, args.trace)}")
+        return
     args.out = args.out or default_out("hw")
     from hw_offload.build import VARIANT_FLAGS
     res = {"machine": machine_info(cpu), "clock_mhz": args.clock_mhz,
