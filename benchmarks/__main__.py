@@ -5,22 +5,25 @@ writes table.md, results.csv, kernels.csv, results.json and PNG plots into the r
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from tqdm import tqdm
 
 from version1_baseline import get_preset
+from version1_baseline.errors import UserError
 
 from .ceilings import matmul_ceiling, measure_ceilings
-from .compare import BenchSettings, Row, run_preset
+from .compare import BenchSettings, Row, run_preset, workload_shape
 from .environment import best_device, default_out, machine_info, run_timestamp
 from .noise import warning_line
 from .plots import write_plots
 from .report import markdown_table, write_reports
 from .roofline import write_kernel_roofline, write_roofline
+from .validation import (ArgumentParser, add_debug_flag, check_modes, check_writable_folder,
+                         cli_boundary)
 from .versions import parse_names
 from .workloads import resolve_dtype
 
@@ -35,6 +38,9 @@ def _plot_all(rows, machine, presets, out: Path) -> list[Path]:
 
 def _replot(folder: Path) -> int:
     """Redraw every plot of a finished run from its results.json (nothing is re-measured)."""
+    if not (folder / "results.json").is_file():
+        raise UserError(f"plot {folder}: no results.json there; expected the --out folder of "
+                        "a `python -m benchmarks run`")
     data = json.loads((folder / "results.json").read_text())
     rows = [Row.from_json(record) for record in data["rows"]]
     plots = _plot_all(rows, data["machine"], data["settings"]["presets"], folder)
@@ -46,18 +52,20 @@ def _run(args) -> int:
     names = parse_names(args.versions)
     if "v1" not in names:
         names.insert(0, "v1")    # every speedup is against v1, measured in the same run
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    bad = [m for m in modes if m not in ("train", "prefill", "decode")]
-    if bad:
-        raise SystemExit(f"error: unknown mode(s) {bad}; choose from train, prefill, decode")
+    modes = check_modes(m.strip() for m in args.modes.split(",") if m.strip())
     device = best_device(args.device)
     settings = BenchSettings(steps=args.steps, warmup=args.warmup, seq_len=args.seq_len,
                              batch_size=args.batch_size, dtype=resolve_dtype(args.dtype, device),
                              allow_interpreter=args.allow_interpreter)
     if args.quick:
         settings.steps, settings.warmup = min(settings.steps, 5), min(settings.warmup, 1)
-        settings.seq_len = settings.seq_len or 64
-    out = Path(args.out) if args.out else default_out("bench")
+        settings.default_seq_cap = 64
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    if not presets:
+        raise UserError("--presets is empty; expected comma-separated preset names")
+    for preset in presets:    # every setting checked before the first (long) measurement
+        workload_shape(preset, modes, settings, flags=True)
+    out = check_writable_folder(Path(args.out) if args.out else default_out("bench"), "--out")
     machine = machine_info(device)
     stamp = {"machine": machine["slug"], "torch": machine["torch"], "triton": machine["triton"],
              "git_sha": machine["git_sha"], "timestamp": run_timestamp(), "quick": args.quick}
@@ -68,7 +76,6 @@ def _run(args) -> int:
         settings.matmul_ceiling_fn = lambda: matmul_ceiling(device)   # again before each table
         machine["ceilings"] = ceilings.to_json()
     rows = []
-    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     # One bar step per (preset, mode, version) row; the postfix names the current stage.
     with tqdm(total=len(presets) * len(modes) * len(names), desc="benchmarks", unit="row",
               file=sys.stderr, disable=args.no_progress) as bar:
@@ -89,11 +96,20 @@ def _run(args) -> int:
     if warning:
         print(warning, file=sys.stderr)
     failed = [r for r in rows if r.status in ("FAILED", "ERROR")]
+    if not any(r.status in ("ok", "estimated") for r in rows):
+        counts = ", ".join(f"{n} {status}" for status, n in Counter(r.status for r in rows).items())
+        print(f"error: no row was measured ({counts}); see the detail column of "
+              f"{out / 'table.md'}", file=sys.stderr)
+        return 1
     return 1 if failed and args.strict else 0
 
 
+@cli_boundary
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks")
+    """Exit 2 with one line for a bad input (``--debug``: its traceback), 1 on a bug or when
+    no row could be measured."""
+    p = ArgumentParser(prog="python -m benchmarks")
+    add_debug_flag(p)
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="gate, time and tabulate versions side by side")
     run.add_argument("--versions", default="v1,v2,v3,v4,compile,rtl")
@@ -124,6 +140,8 @@ def main(argv=None) -> int:
     to_hf = sub.add_parser("to-hf", help="a --save-checkpoint folder as a Hugging Face folder")
     to_hf.add_argument("checkpoint")
     to_hf.add_argument("out")
+    for command in sub.choices.values():    # --debug is accepted after any subcommand
+        add_debug_flag(command)
     args = p.parse_args(argv)
     if args.command == "scaling":
         return scaling_main(args)

@@ -13,6 +13,7 @@ import sys
 import torch
 
 from version1_baseline.config import PRESETS, get_preset
+from version1_baseline.errors import UserError
 from version1_baseline.weights import read_checkpoint
 
 from .cli_text import (add_text_flags, check_text_flags, run_generate, save_trained,
@@ -20,6 +21,8 @@ from .cli_text import (add_text_flags, check_text_flags, run_generate, save_trai
 from .environment import best_device
 from .noise import warning_line
 from .runner import run_workload
+from .validation import (ArgumentParser, add_debug_flag, check_workload, check_writable_file,
+                         cli_boundary)
 from .versions import build_model, describe_run
 from .workloads import resolve_dtype
 
@@ -33,25 +36,32 @@ def add_option_flags(parser: argparse.ArgumentParser, spec) -> None:
 
 
 def options_from_args(spec, args: argparse.Namespace):
-    """The ``spec.options`` instance the parsed flags ask for (raises on a bad value)."""
+    """The ``spec.options`` instance the parsed flags ask for (``UserError`` naming the flag
+    for a bad value)."""
     given = {}
     for field in dataclasses.fields(spec.options):
         text = getattr(args, field.name, None)
         if text is not None:
             parse = field.metadata.get("parse")
-            given[field.name] = parse(text) if parse else text
-    return spec.options(**given)
+            try:
+                given[field.name] = parse(text) if parse else text
+            except (ValueError, TypeError) as exc:
+                raise UserError(f"--{field.name.replace('_', '-')} {text!r}: {exc}") from exc
+    try:
+        return spec.options(**given)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{spec.name} options {given}: {exc}") from exc
 
 
 def parse_options(spec, argv: list[str]):
     """A version's options from its own flags alone (e.g. ``["--fusions", "qkv"]``)."""
-    parser = argparse.ArgumentParser(prog=f"{spec.name} options", add_help=False)
+    parser = ArgumentParser(prog=f"{spec.name} options", add_help=False)
     add_option_flags(parser, spec)
     return options_from_args(spec, parser.parse_args(argv))
 
 
 def build_parser(spec) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=f"python -m {spec.model_cls.__module__.split('.')[0]}",
         description=f"TinyLLaMA {spec.name}: time one workload and optionally write JSON.")
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
@@ -71,6 +81,7 @@ def build_parser(spec) -> argparse.ArgumentParser:
     p.add_argument("--no-count", action="store_true",
                    help="skip the profiler counts (kernel launches, ops, peak memory)")
     p.add_argument("--json", default=None, help="write the result record to this path")
+    add_debug_flag(p)
     add_option_flags(p, spec)
     from .parallel import add_arguments as add_parallel_arguments
     add_parallel_arguments(p)    # --parallel, checkpoints (torch.distributed engines)
@@ -78,7 +89,20 @@ def build_parser(spec) -> argparse.ArgumentParser:
     return p
 
 
+def read_weights_flag(folder):
+    """``--weights``: the folder's config and state dict. A file that is missing, unreadable
+    or malformed is the caller's input, so it is reported as a ``UserError`` naming it."""
+    try:
+        return read_checkpoint(folder)
+    except (OSError, ValueError) as exc:     # their messages name the file
+        raise UserError(f"--weights: {exc}") from exc
+    except KeyError as exc:
+        raise UserError(f"--weights {folder}: missing key {exc}") from exc
+
+
+@cli_boundary
 def main(spec, argv=None) -> int:
+    """Exit 2 with one line for a bad input (``--debug``: its traceback), 1 on a bug."""
     args = build_parser(spec).parse_args(argv)
     from .parallel import train_parallel, wants_parallel
     if wants_parallel(args):     # torchrun / DDP / FSDP / checkpoints: its own loop
@@ -88,7 +112,7 @@ def main(spec, argv=None) -> int:
     device = best_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
     if args.weights:
-        config, weights = read_checkpoint(args.weights)
+        config, weights = read_weights_flag(args.weights)
     else:
         config, weights = get_preset(args.preset), None
     if args.mode == "generate":
@@ -96,13 +120,14 @@ def main(spec, argv=None) -> int:
         return run_generate(spec, args, build_model(spec, config, weights, device, options, dtype),
                             device, dtype)
     config, corpus = training_corpus(args, config)
-    batch = args.batch_size or config.batch_size
-    seq = args.seq_len or config.max_seq_len
-    for name, value in (("--steps", args.steps), ("--batch-size", batch), ("--seq-len", seq)):
-        if value < 1:
-            raise SystemExit(f"error: {name} must be positive, got {value}")
-    if args.warmup < 0:
-        raise SystemExit(f"error: --warmup must be >= 0, got {args.warmup}")
+    # None means "not given"; an explicit 0 is an error, never a request for the default.
+    batch = config.batch_size if args.batch_size is None else args.batch_size
+    seq = config.max_seq_len if args.seq_len is None else args.seq_len
+    check_workload(modes=[args.mode], batch_size=batch, seq_len=seq, steps=args.steps,
+                   warmup=args.warmup, max_seq_len=config.max_seq_len, flags=True,
+                   where=f"--weights {args.weights}" if args.weights else f"preset {args.preset}")
+    if args.json:
+        check_writable_file(args.json, "--json")   # before the run, not after it
     torch.manual_seed(args.seed)
     model = build_model(spec, config, weights, device, options, dtype)
     result = run_workload(

@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from version1_baseline.errors import UserError
 from version1_baseline.generate import stream
 from version1_baseline.text_corpus import ByteTokenizer, TextCorpus
 from version1_baseline.train import autocast_context
@@ -43,22 +44,22 @@ def add_text_flags(p: argparse.ArgumentParser) -> None:
 
 
 def check_text_flags(args: argparse.Namespace) -> None:
-    """Raise SystemExit naming a flag that does not fit the mode."""
+    """Raise ``UserError`` naming a flag that does not fit the mode."""
     if args.mode != "train":
         for flag, value, default in (("--save", args.save, None), ("--corpus", args.corpus,
                                                                     "markov")):
             if value != default:
-                raise SystemExit(f"error: {flag} applies to --mode train only, not {args.mode}")
+                raise UserError(f"{flag} applies to --mode train only, not {args.mode}")
     if args.mode == "generate":
         if not args.weights:
-            raise SystemExit("error: --mode generate needs --weights DIR (a folder written "
+            raise UserError("--mode generate needs --weights DIR (a folder written "
                              "by --mode train --save DIR, or any local Llama folder)")
         if args.prompt is None:
-            raise SystemExit("error: --mode generate needs --prompt TEXT")
+            raise UserError("--mode generate needs --prompt TEXT")
         if args.max_new_tokens < 1:
-            raise SystemExit(f"error: --max-new-tokens must be positive, got {args.max_new_tokens}")
+            raise UserError(f"--max-new-tokens must be positive, got {args.max_new_tokens}")
     elif args.prompt is not None:
-        raise SystemExit(f"error: --prompt applies to --mode generate only, not {args.mode}")
+        raise UserError(f"--prompt applies to --mode generate only, not {args.mode}")
 
 
 def training_corpus(args: argparse.Namespace, config):
@@ -67,7 +68,7 @@ def training_corpus(args: argparse.Namespace, config):
         return config, None
     corpus = TextCorpus()
     if args.weights and config.vocab_size != corpus.vocab_size:
-        raise SystemExit(f"error: --corpus text needs vocab_size {corpus.vocab_size}; "
+        raise UserError(f"--corpus text needs vocab_size {corpus.vocab_size}; "
                          f"{args.weights} has {config.vocab_size}")
     print(f"corpus: {corpus.source}, {len(corpus.tokens):,} bytes", file=sys.stderr)
     return dataclasses.replace(config, vocab_size=corpus.vocab_size), corpus
@@ -109,13 +110,13 @@ def _encode_prompt(text: str, tokenizer: ByteTokenizer | None, vocab_size: int) 
         try:
             ids = [int(x) for x in text.split()]
         except ValueError:
-            raise SystemExit("error: this model folder has no byte_tokenizer.json, so --prompt "
+            raise UserError("this model folder has no byte_tokenizer.json, so --prompt "
                              f"must be space-separated token ids, got {text!r}") from None
         bad = [i for i in ids if not 0 <= i < vocab_size]
         if bad:
-            raise SystemExit(f"error: prompt ids {bad} outside the vocabulary 0..{vocab_size - 1}")
+            raise UserError(f"prompt ids {bad} outside the vocabulary 0..{vocab_size - 1}")
     if not ids:
-        raise SystemExit("error: --prompt is empty; generation needs at least one token")
+        raise UserError("--prompt is empty; generation needs at least one token")
     return ids
 
 
@@ -126,7 +127,7 @@ def run_generate(spec, args: argparse.Namespace, model, device: torch.device,
     tokenizer = ByteTokenizer.load(args.weights)
     ids = _encode_prompt(args.prompt, tokenizer, model.config.vocab_size)
     if len(ids) + args.max_new_tokens > model.config.max_seq_len:
-        raise SystemExit(f"error: prompt of {len(ids)} tokens + --max-new-tokens "
+        raise UserError(f"prompt of {len(ids)} tokens + --max-new-tokens "
                          f"{args.max_new_tokens} exceeds the model's max_seq_len "
                          f"{model.config.max_seq_len}")
     interpreted = uses_interpreter(spec, model)

@@ -21,6 +21,7 @@ from .noise import WINDOW_S, LoadWatch, busy_reasons
 from .roofline import minimum_bytes
 from .schema import validate_kernels
 from .timing import summarize, time_interleaved
+from .validation import check_workload
 from .versions import Unavailable, build_model, describe_run, load_spec
 from .workloads import UNTIMED_STEPS, dtype_label, make_workload
 
@@ -98,6 +99,26 @@ class BenchSettings:
     # measures the matmul ceiling again (best of several) just before each mode's rows are
     # timed; when set it replaces matmul_ceiling for those rows
     matmul_ceiling_fn: Callable[[], float] | None = None
+    # caps the preset's DEFAULT seq_len (quick runs); an explicit seq_len is never capped
+    default_seq_cap: int | None = None
+
+
+def workload_shape(preset: str, modes: list[str], settings: BenchSettings,
+                   flags: bool = False) -> tuple[int, int]:
+    """(batch, seq_len) of ``preset``'s rows; ``UserError`` for a preset, mode or setting out
+    of range (``flags``: name them as ``benchmarks run`` flags).
+
+    An explicit setting is used as given, never clamped: a seq_len above the preset's
+    max_seq_len is an error, not a shorter run.
+    """
+    cfg = get_preset(preset)
+    batch = cfg.batch_size if settings.batch_size is None else settings.batch_size
+    seq = (settings.seq_len if settings.seq_len is not None
+           else min(cfg.max_seq_len, settings.default_seq_cap or cfg.max_seq_len))
+    check_workload(modes=modes, batch_size=batch, seq_len=seq, steps=settings.steps,
+                   warmup=settings.warmup, max_seq_len=cfg.max_seq_len,
+                   where=f"preset {preset}", flags=flags)
+    return batch, seq
 
 
 def _build(name: str, preset: str, device: torch.device, state: dict, settings: BenchSettings):
@@ -145,13 +166,13 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
     """All rows for one preset: one per (mode, version).
 
     ``progress(text)`` is called before each stage; ``advance(n)`` each time n of the
-    (mode, version) rows are finished, ``len(modes) * len(names)`` in all.
+    (mode, version) rows are finished, ``len(modes) * len(names)`` in all. A bad preset,
+    mode or setting raises ``UserError`` before anything is built.
     """
     say = progress or (lambda text: None)
     step = advance or (lambda n: None)
+    batch, seq = workload_shape(preset, modes, settings)
     cfg = get_preset(preset)
-    batch = settings.batch_size or cfg.batch_size
-    seq = min(settings.seq_len or cfg.max_seq_len, cfg.max_seq_len)
     torch.manual_seed(settings.seed)
     reference = TinyLlama(cfg).to(device)
     state = {k: v.detach().cpu().clone() for k, v in reference.to_hf_state_dict().items()}

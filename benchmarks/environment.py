@@ -11,17 +11,17 @@ from pathlib import Path
 
 import torch
 
+from .validation import check_device
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def best_device(requested: str = "auto") -> torch.device:
-    """``auto`` -> the GPU if one is present (CUDA or ROCm), else the CPU."""
+    """``auto`` -> the GPU if one is present (CUDA or ROCm), else the CPU; otherwise the
+    named device, refused (``UserError``) when unknown or absent here."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {requested!r} requested but no CUDA/ROCm GPU is available")
-    return device
+    return check_device(requested)
 
 
 def synchronize(device: torch.device) -> None:

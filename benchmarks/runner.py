@@ -14,6 +14,7 @@ from .environment import machine_info, run_timestamp, synchronize
 from .noise import WINDOW_S, LoadWatch, busy_reasons
 from .schema import RunResult
 from .timing import summarize, time_repeats
+from .validation import check_device, check_dtype, check_workload
 from .workloads import UNTIMED_STEPS, Workload, dtype_label, make_workload
 
 
@@ -28,8 +29,13 @@ def run_workload(model: torch.nn.Module, *, version: str, preset: str, mode: str
     The machine's load is sampled for ``load_window_s`` just before and after the timed
     repeats (``benchmarks.noise``) and kept with the result. ``corpus``: train on it
     instead of the Markov chain (``make_workload``); ``on_step(calls_done, workload)``
-    after each warm-up or timed call (progress lines, outside the timed region).
+    after each warm-up or timed call (progress lines, outside the timed region). Bad values
+    (steps < 1, warmup < 0, a batch or sequence the model cannot take, an unknown mode,
+    device or dtype) raise ``UserError`` before anything runs.
     """
+    device, dtype = check_device(device), check_dtype(dtype)
+    check_workload(modes=[mode], batch_size=batch_size, seq_len=seq_len, steps=steps,
+                   warmup=warmup, max_seq_len=model.config.max_seq_len)
     work = make_workload(model, mode, batch_size, seq_len, device, dtype, seed=seed,
                          loss_fn=loss_fn, train_batches=warmup + steps + UNTIMED_STEPS,
                          corpus=corpus)

@@ -6,14 +6,17 @@ and never given a number.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
-from version1_baseline.config import TinyLlamaConfig
+from version1_baseline.config import TinyLlamaConfig, require_config
+from version1_baseline.errors import UserError
 from version1_baseline.spec import VersionSpec
 
 from .sdpa_backend import describe_sdpa
+from .validation import check_device, check_dtype
 
 
 @dataclass(frozen=True)
@@ -46,11 +49,11 @@ def names() -> list[str]:
 
 
 def parse_names(text: str) -> list[str]:
-    """``"v1,v2"`` or ``"all"`` -> list of names; raises ValueError for an unknown name."""
+    """``"v1,v2"`` or ``"all"`` -> list of names; raises UserError for an unknown name."""
     chosen = names() if text == "all" else [t.strip() for t in text.split(",") if t.strip()]
     unknown = [n for n in chosen if n not in ENTRIES]
     if unknown:
-        raise ValueError(f"unknown version(s) {unknown}; choose from {names()} or 'all'")
+        raise UserError(f"unknown version(s) {unknown}; choose from {names()} or 'all'")
     return chosen
 
 
@@ -87,9 +90,19 @@ def build_model(spec: VersionSpec, config: TinyLlamaConfig, weights: dict | None
 
     weights: a Hugging Face Llama state dict to load, or None to keep the seeded init (the
     caller seeds). options: an instance of ``spec.options`` (None: its defaults).
-    dtype: the run's compute dtype, handed to ``spec.prepare``. Returns the model on
-    ``device``, weights loaded, prepared (e.g. compiled).
+    device: a ``torch.device`` or its string (cpu, cuda[:N]). dtype: the run's compute dtype
+    (float32, bfloat16, float16), handed to ``spec.prepare``. Returns the model on
+    ``device``, weights loaded, prepared (e.g. compiled). Wrong types raise ``TypeError``,
+    bad values ``UserError``, before anything is built.
     """
+    if not isinstance(spec, VersionSpec):
+        raise TypeError(f"spec must be a VersionSpec (a version's SPEC), got "
+                        f"{type(spec).__name__}")
+    require_config(config)
+    if weights is not None and not isinstance(weights, Mapping):
+        raise TypeError(f"weights must be a state dict (name -> tensor) or None, got "
+                        f"{type(weights).__name__}")
+    device, dtype = check_device(device), check_dtype(dtype)
     options = spec.options() if options is None else options
     if not isinstance(options, spec.options):
         raise TypeError(f"{spec.name} takes options of type {spec.options.__name__}, got "

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 
 from version1_baseline.data import MarkovCorpus
+from version1_baseline.errors import UserError
 from version1_baseline.train import Trainer, autocast_context
 
 # Inference: a few distinct batches, cycled, so that no step sees the data the previous
@@ -42,10 +43,10 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     if name not in table:
-        raise ValueError(f"dtype must be one of auto, {', '.join(table)}; got {name!r}")
+        raise UserError(f"dtype must be one of auto, {', '.join(table)}; got {name!r}")
     if table[name] != torch.float32 and device.type != "cuda":
-        raise ValueError(f"dtype {name} uses autocast, which this project runs on GPU only; "
-                         "use --dtype fp32 on CPU")
+        raise UserError(f"dtype {name} uses autocast, which this project runs on GPU only; "
+                        "use --dtype fp32 on CPU")
     return table[name]
 
 

@@ -103,16 +103,18 @@ def test_generate_through_the_cli_prints_the_prompt_and_tokens(text_model, capsy
     assert "v1: 5 tokens in" in captured.err
 
 
-def test_generate_refuses_missing_weights_and_prompt(text_model):
-    with pytest.raises(SystemExit, match="needs --weights"):
-        cli_main(V1, ["--mode", "generate", "--prompt", "x"])
-    with pytest.raises(SystemExit, match="needs --prompt"):
-        cli_main(V1, ["--mode", "generate", "--weights", str(text_model)])
-    with pytest.raises(SystemExit, match="exceeds the model's max_seq_len 16"):
-        cli_main(V1, ["--mode", "generate", "--weights", str(text_model), "--prompt", "abc",
-                      "--max-new-tokens", "14"])
-    with pytest.raises(SystemExit, match="--save applies to --mode train only"):
-        cli_main(V1, ["--mode", "prefill", "--save", "x"])
+def test_generate_refuses_missing_weights_and_prompt(text_model, capsys):
+    cases = [(["--mode", "generate", "--prompt", "x"], "needs --weights"),
+             (["--mode", "generate", "--weights", str(text_model)], "needs --prompt"),
+             (["--mode", "generate", "--weights", str(text_model), "--prompt", "abc",
+               "--max-new-tokens", "14"], "exceeds the model's max_seq_len 16"),
+             (["--mode", "prefill", "--save", "x"], "--save applies to --mode train only")]
+    for argv, message in cases:     # one line on stderr and exit 2, as every user error
+        with pytest.raises(SystemExit) as exc:
+            cli_main(V1, argv)
+        assert exc.value.code == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (argv, err)
 
 
 def test_byte_tokenizer_round_trips_text_and_split_characters():

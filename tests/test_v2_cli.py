@@ -37,17 +37,22 @@ def test_cli_writes_valid_json_with_the_observed_sdpa_backend(tmp_path):
     assert "SDPA backend: flash (CPU kernel)" in extra["summary"]
 
 
-def test_cli_fusion_flags_reach_the_model(tmp_path):
+def test_cli_fusion_flags_reach_the_model(tmp_path, capsys):
     path = tmp_path / "v2.json"
     assert main(SPEC, [*CHIP, "--mode", "decode", "--fusions", "qkv,rms_norm",
                        "--json", str(path)]) == 0
     extra = schema.load(path)["extra"]
     assert extra["fusions"] == ["qkv", "rms_norm"]
     assert extra["sdpa_backend"].startswith("none (sdpa switch off")
-    with pytest.raises(ValueError, match="unknown fusion switch"):
+    capsys.readouterr()
+    # A bad switch is the user's error: one line naming the flag and the switch, exit 2.
+    with pytest.raises(SystemExit) as stop:
         main(SPEC, [*CHIP, "--fusions", "qkv,flash"])
-    with pytest.raises(SystemExit):          # argparse: invalid choice
+    assert stop.value.code == 2
+    assert "--fusions 'qkv,flash': unknown fusion switch(es) ['flash']" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:          # argparse: invalid choice
         main(SPEC, [*CHIP, "--compile", "fastest"])
+    assert stop.value.code == 2 and "invalid choice: 'fastest'" in capsys.readouterr().err
 
 
 def test_python_dash_m_prints_the_backend_line(tmp_path):

@@ -6,7 +6,10 @@ map them to and from a Hugging Face ``LlamaConfig`` ``config.json``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
+
+from .errors import UnknownNameError, UserError
 
 
 @dataclass(frozen=True)
@@ -30,23 +33,31 @@ class TinyLlamaConfig:
     batch_size: int = 4
 
     def __post_init__(self) -> None:
+        """Refuse a shape the model cannot be built with (``UserError``, naming the field)."""
         positive = ("vocab_size", "hidden_size", "num_layers", "num_heads",
                     "num_kv_heads", "intermediate_size", "max_seq_len", "batch_size")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"TinyLlamaConfig.{name} must be a positive int, got {value!r}")
+                raise UserError(f"TinyLlamaConfig.{name} must be a positive int, got {value!r}")
+        for name in ("rope_theta", "rms_norm_eps"):
+            value = getattr(self, name)
+            if (not isinstance(value, (int, float)) or isinstance(value, bool)
+                    or not math.isfinite(value) or value <= 0):
+                raise UserError(f"TinyLlamaConfig.{name} must be a positive finite number, "
+                                f"got {value!r}")
+        if not isinstance(self.tie_word_embeddings, bool):
+            raise UserError(f"TinyLlamaConfig.tie_word_embeddings must be a bool, "
+                            f"got {self.tie_word_embeddings!r}")
         if self.hidden_size % self.num_heads:
-            raise ValueError(
+            raise UserError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
         if self.num_heads % self.num_kv_heads:
-            raise ValueError(
+            raise UserError(
                 f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads "
                 f"({self.num_kv_heads}) for grouped-query attention")
         if self.head_dim % 2:
-            raise ValueError(f"head_dim ({self.head_dim}) must be even for rotary embeddings")
-        if not self.rope_theta > 0 or not self.rms_norm_eps > 0:
-            raise ValueError("rope_theta and rms_norm_eps must be positive")
+            raise UserError(f"head_dim ({self.head_dim}) must be even for rotary embeddings")
 
     @property
     def head_dim(self) -> int:
@@ -167,8 +178,23 @@ PRESETS: dict[str, TinyLlamaConfig] = {
 
 
 def get_preset(name: str) -> TinyLlamaConfig:
-    """Return the named preset; raises ``KeyError`` listing the valid names."""
+    """Return the named preset; raises ``UnknownNameError`` (a ``KeyError``) listing the names."""
     try:
         return PRESETS[name]
-    except KeyError:
-        raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+    except (KeyError, TypeError):
+        raise UnknownNameError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}"
+                               ) from None
+
+
+def require_config(config) -> TinyLlamaConfig:
+    """``config`` itself if it is a ``TinyLlamaConfig``, else ``TypeError`` saying what to pass.
+
+    Model constructors call this first, so a dict or a preset name fails here with a sentence
+    rather than as an ``AttributeError`` deep inside the build.
+    """
+    if not isinstance(config, TinyLlamaConfig):
+        hint = (f"; for a preset use get_preset({config!r})" if isinstance(config, str) else
+                "; for a config.json dict use TinyLlamaConfig.from_hf_dict(...)"
+                if isinstance(config, dict) else "")
+        raise TypeError(f"expected a TinyLlamaConfig, got {type(config).__name__}{hint}")
+    return config

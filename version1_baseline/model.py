@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import TinyLlamaConfig
+from .config import TinyLlamaConfig, require_config
 from .kv_cache import KVCache
 from .validation import check_input_ids
 
@@ -157,7 +157,7 @@ class TinyLlama(nn.Module):
 
     def __init__(self, config: TinyLlamaConfig):
         super().__init__()
-        self.config = config
+        self.config = require_config(config)
         self.model = LlamaBody(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:

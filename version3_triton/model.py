@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 
 from version1_baseline import model as v1
+from version1_baseline.config import require_config
+from version1_baseline.errors import UserError
 from version2_fused import model as v2
 from version2_fused.fusions import FusionConfig
 
@@ -94,11 +96,11 @@ class TinyLlama(v2.TinyLlama):
     layer_cls, attention_cls, mlp_cls, norm_cls = DecoderLayer, Attention, MLP, RMSNorm
 
     def __init__(self, config):
-        if not MIN_HEAD_DIM <= config.head_dim <= MAX_HEAD_DIM:
-            raise ValueError(f"version 3's attention kernels support head_dim "
-                             f"{MIN_HEAD_DIM}..{MAX_HEAD_DIM}; this config has "
-                             f"{config.head_dim} (hidden {config.hidden_size} / "
-                             f"{config.num_heads} heads)")
+        if not MIN_HEAD_DIM <= require_config(config).head_dim <= MAX_HEAD_DIM:
+            raise UserError(f"version 3's attention kernels support head_dim "
+                            f"{MIN_HEAD_DIM}..{MAX_HEAD_DIM}; this config has "
+                            f"{config.head_dim} (hidden {config.hidden_size} / "
+                            f"{config.num_heads} heads)")
         super().__init__(config, FUSIONS)
 
 
