@@ -21,12 +21,15 @@ import torch
 import version1_baseline
 import version2_fused
 from version1_baseline.config import PRESETS, get_preset
+from version1_baseline.errors import UserError
 from version2_fused.fusions import COMPILE_MODES, SWITCHES, FusionConfig
 
 from .environment import best_device, machine_info, machine_slug
 from .runner import result_from_times
 from .schema import RunResult
 from .timing import summarize, time_interleaved
+from .validation import (ArgumentParser, add_debug_flag, check_workload, check_writable_folder,
+                         cli_boundary, require_int)
 from .versions import build_model, describe_run
 from .workloads import UNTIMED_STEPS, make_workload, resolve_dtype
 
@@ -151,12 +154,16 @@ def run_ablation(preset: str, modes: list[str], out: Path | None, *, device: tor
                  only: list[str] | None = None) -> dict[str, dict[str, RunResult]]:
     """Every mode of the ablation; writes ``<out>/<mode>_<row>.json`` and ``ablation.md``."""
     config = get_preset(preset)
-    batch, seq = batch or config.batch_size, seq or config.max_seq_len
+    batch = config.batch_size if batch is None else batch     # None: not given; 0 is refused
+    seq = config.max_seq_len if seq is None else seq
+    check_workload(modes=modes, batch_size=batch, seq_len=seq, warmup=warmup,
+                   max_seq_len=config.max_seq_len, where=f"preset {preset}")
+    require_int(repeats, "repeats", 1)
     rows = ablation_rows(compile_mode, device, dtype)
     if only:
         unknown = sorted(set(only) - set(rows))
         if unknown:
-            raise ValueError(f"unknown ablation row(s) {unknown}; rows are {list(rows)}")
+            raise UserError(f"unknown ablation row(s) {unknown}; rows are {list(rows)}")
         rows = {name: row for name, row in rows.items() if name in only}
     all_results, tables = {}, []
     for mode in modes:
@@ -181,9 +188,11 @@ def run_ablation(preset: str, modes: list[str], out: Path | None, *, device: tor
     return all_results
 
 
+@cli_boundary
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.ablation", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m benchmarks.ablation", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_debug_flag(p)
     p.add_argument("--preset", default="small", choices=sorted(PRESETS))
     p.add_argument("--modes", default="train,prefill",
                    help="comma-separated workloads: train, prefill, decode")
@@ -203,8 +212,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     device = best_device(args.device)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    if args.repeats < 1 or args.warmup < 0:
-        raise SystemExit("error: --repeats must be >= 1 and --warmup >= 0")
+    if args.out:       # before the run; the values are checked by run_ablation, up front
+        check_writable_folder(args.out, "--out")
     run_ablation(args.preset, modes, Path(args.out) if args.out else None, device=device,
                  dtype=resolve_dtype(args.dtype, device), batch=args.batch_size,
                  seq=args.seq_len, warmup=args.warmup, repeats=args.repeats, seed=args.seed,

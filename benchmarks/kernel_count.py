@@ -17,7 +17,6 @@ design (5 per layer forward, 1 or 5 per layer per token), not a device count.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -26,6 +25,8 @@ import torch
 from version1_baseline.config import get_preset
 
 from .counters import count_step
+from .validation import (ArgumentParser, add_debug_flag, check_workload, check_writable_file,
+                         cli_boundary)
 from .versions import build_model, load_spec, parse_names
 from .workloads import make_workload, resolve_dtype
 
@@ -75,9 +76,11 @@ def triton_calls(preset, batch, seq) -> dict:
     return rows
 
 
+@cli_boundary
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.kernel_count",
-                                description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m benchmarks.kernel_count",
+                       description=__doc__.splitlines()[0])
+    add_debug_flag(p)
     p.add_argument("--versions", default="v1,v2,v3,v4")
     p.add_argument("--preset", default="small")
     p.add_argument("--batch-size", type=int, default=1)
@@ -88,6 +91,11 @@ def main(argv=None) -> int:
                    help="without a GPU: print the interpreter's Triton launch counts (v3, v4)")
     args = p.parse_args(argv)
     versions = parse_names(args.versions)
+    check_workload(modes=["prefill", "decode"], batch_size=args.batch_size, seq_len=args.seq_len,
+                   max_seq_len=get_preset(args.preset).max_seq_len, flags=True,
+                   where=f"preset {args.preset}")
+    if args.json:
+        check_writable_file(args.json, "--json")
     if not torch.cuda.is_available():
         print("kernel_count: no GPU here, so there are no device kernels to count; "
               "no launch numbers are reported.", file=sys.stderr)

@@ -11,7 +11,6 @@ it exits with status 2 and says so.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -21,6 +20,8 @@ import torch
 from version1_baseline.config import get_preset
 
 from .environment import REPO_ROOT
+from .validation import (ArgumentParser, add_debug_flag, check_workload, check_writable_folder,
+                         cli_boundary)
 
 
 def cases(config, device, dtype, batch, seq):
@@ -59,15 +60,22 @@ def cases(config, device, dtype, batch, seq):
     ]
 
 
+@cli_boundary
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.profile_kernels",
-                                description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m benchmarks.profile_kernels",
+                       description=__doc__.splitlines()[0])
+    add_debug_flag(p)
     p.add_argument("--preset", default="small")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seq-len", type=int, default=None)
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp32"])
     p.add_argument("--out", default=None, help="default: results/<date-time>/v3_kernels")
     args = p.parse_args(argv)
+    config = get_preset(args.preset)
+    batch = config.batch_size if args.batch_size is None else args.batch_size
+    seq = config.max_seq_len if args.seq_len is None else args.seq_len
+    check_workload(modes=["train"], batch_size=batch, seq_len=seq, flags=True,
+                   max_seq_len=config.max_seq_len, where=f"preset {args.preset}")
     out = args.out or str(REPO_ROOT / "results" / time.strftime("%Y%m%d-%H%M%S") / "v3_kernels")
     if not torch.cuda.is_available():
         print("no GPU: Triton kernels run only in the interpreter; not profiling them",
@@ -77,10 +85,8 @@ def main(argv=None) -> int:
     if runtime.INTERPRET:
         print("TRITON_INTERPRET is set: not profiling interpreted kernels", file=sys.stderr)
         return 2
-    config = get_preset(args.preset)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
-    batch, seq = args.batch_size or config.batch_size, args.seq_len or config.max_seq_len
-    os.makedirs(out, exist_ok=True)
+    check_writable_folder(out, "--out")     # creates it, before the first profile
     activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
     for name, fn in cases(config, torch.device("cuda"), dtype, batch, seq):
         for _ in range(3):  # compile and warm up outside the profile

@@ -167,6 +167,9 @@ def _probe_folder(folder: Path, name: str) -> None:
     Trying is the only honest test: permission bits say nothing for root, a read-only
     mount or a parent that is a file.
     """
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{name}: {existing} is a file; expected a writable folder there")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):

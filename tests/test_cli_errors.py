@@ -63,7 +63,7 @@ VERSION_CASES = {
     "missing weights folder": lambda tmp: (["--weights", str(tmp / "no_model")],
                                            ["--weights", str(tmp / "no_model")]),
     "unwritable json": lambda tmp: (["--json", str(_a_file(tmp) / "r.json")],
-                                    ["--json", str(tmp / "a_file" / "r.json"), "writable"]),
+                                    ["--json", str(tmp / "a_file"), "is a file"]),
     "json is a folder": lambda tmp: (["--json", str(tmp)], ["--json", str(tmp), "expected a file"]),
     "steps 0": lambda tmp: (["--steps", "0"], ["--steps must be positive, got 0"]),
     "batch 0": lambda tmp: (["--batch-size", "0"], ["--batch-size must be positive, got 0"]),
@@ -82,6 +82,15 @@ def test_version_cli_user_error_is_one_line(spec, case, tmp_path, capsys, monkey
     monkeypatch.setattr(cli, "run_workload", _not_reached)
     argv, needles = VERSION_CASES[case](tmp_path)
     assert_one_line_error(lambda: cli.main(spec, [*CHIP, *argv]), capsys, *needles)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_version_cli_json_where_nothing_can_be_created(capsys, monkeypatch):
+    """/proc refuses new folders even to root, so only trying to write can tell."""
+    monkeypatch.setattr(cli, "build_model", _not_reached)
+    target = "/proc/tinyllama_no_such_dir/r.json"
+    assert_one_line_error(lambda: cli.main(V1, [*CHIP, "--json", target]), capsys,
+                          "--json", target, "cannot write into", "expected a writable folder")
 
 
 @NO_GPU
@@ -166,7 +175,25 @@ def test_benchmarks_unwritable_out_is_refused_before_measuring(tmp_path, capsys,
                           "--out", str(a_file), "expected a folder")
     inside = a_file / "bench"
     assert_one_line_error(lambda: bench_entry.main([*BENCH, "--out", str(inside)]), capsys,
-                          "--out", str(inside), "writable")
+                          "--out", str(a_file), "is a file")
+
+
+@pytest.mark.parametrize("module, argv, needles", [
+    ("ablation", ["--batch-size", "0"], ["batch_size must be positive, got 0"]),
+    ("ablation", ["--repeats", "0"], ["repeats must be positive, got 0"]),
+    ("ablation", ["--rows", "v2 flash only"], ["['v2 flash only']", "rows are"]),
+    ("kernel_count", ["--seq-len", "17"], ["--seq-len 17", "max_seq_len 16"]),
+    ("profile_kernels", ["--batch-size", "0"], ["--batch-size must be positive, got 0"]),
+])
+def test_other_benchmark_tools_refuse_bad_values(module, argv, needles, capsys, monkeypatch):
+    import importlib
+    tool = importlib.import_module(f"benchmarks.{module}")
+    for name in ("measure_mode", "device_counts", "cases"):
+        if hasattr(tool, name):
+            monkeypatch.setattr(tool, name, _not_reached)
+    argv = ["--preset", "chip16", "--device", "cpu", "--modes", "prefill", *argv] if (
+        module == "ablation") else ["--preset", "chip16", *argv]
+    assert_one_line_error(lambda: tool.main(argv), capsys, *needles)
 
 
 def test_benchmarks_plot_of_a_missing_run(tmp_path, capsys):
