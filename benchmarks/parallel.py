@@ -16,6 +16,7 @@ import torch
 
 from version1_baseline.config import get_preset
 from version1_baseline.data import MarkovCorpus
+from version1_baseline.errors import UserError
 from version1_baseline.distributed import (ENGINES, ParallelError, ParallelPlan, RankEnv,
                                            ShardedBatches, cannot_shard, describe_sharding,
                                            failures_named,
@@ -29,6 +30,7 @@ from .counters import peak_memory
 from .environment import best_device, machine_info, synchronize
 from .schema import RunResult
 from .timing import summarize, time_once
+from .validation import check_workload
 from .versions import build_model
 from .workloads import dtype_label, resolve_dtype
 
@@ -127,16 +129,15 @@ def _check_request(args) -> tuple[ParallelPlan, int, int]:
     if args.mode != "train":
         raise ParallelError(f"--parallel / checkpoints apply to --mode train, not {args.mode}")
     config = _preset_config(args)
-    batch = args.batch_size or config.batch_size
-    seq = args.seq_len or config.max_seq_len
+    # None means "not given"; an explicit 0 is an error, never a request for the default.
+    batch = config.batch_size if args.batch_size is None else args.batch_size
+    seq = config.max_seq_len if args.seq_len is None else args.seq_len
+    check_workload(modes=["train"], batch_size=batch, seq_len=seq, steps=args.steps,
+                   warmup=args.warmup, max_seq_len=config.max_seq_len, flags=True,
+                   where=f"--weights {args.weights}" if args.weights else f"preset {args.preset}")
     local_batch_size(batch, launched_world_size())
     if plan.mixed_precision and best_device(args.device).type != "cuda":
         raise ParallelError("--mixed-precision bf16 runs on GPUs here; CPU training is fp32")
-    for name, value in (("--steps", args.steps), ("--batch-size", batch), ("--seq-len", seq)):
-        if value < 1:
-            raise ParallelError(f"{name} must be positive, got {value}")
-    if seq < 2:
-        raise ParallelError("train mode needs --seq-len >= 2")
     return plan, batch, seq
 
 
@@ -145,14 +146,14 @@ def train_parallel(spec, args: argparse.Namespace) -> int:
     CLI builds it. Returns the exit status."""
     try:
         plan, batch, seq = _check_request(args)
-    except ParallelError as exc:
+    except UserError as exc:     # ParallelError included
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         with failures_named():
             env = init_distributed(plan, best_device(args.device))
             return _train(spec, args, plan, env, batch, seq)
-    except ParallelError as exc:
+    except UserError as exc:     # ParallelError included
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -242,11 +243,14 @@ def export_checkpoint(folder, out) -> int:
 
     from .versions import ENTRIES
 
-    meta = read_meta(folder)
+    try:
+        meta = read_meta(folder)
+    except OSError as exc:      # the folder the user named is not a checkpoint
+        raise UserError(str(exc)) from exc
     if "args" not in meta or meta.get("version") not in ENTRIES:
-        raise SystemExit(f"error: {folder}: meta.json lacks the version and options of the "
-                         "run; only checkpoints written by --save-checkpoint can be converted "
-                         "here (else call version1_baseline.checkpoint.export_hf with a model)")
+        raise UserError(f"{folder}: meta.json lacks the version and options of the run; only "
+                        "checkpoints written by --save-checkpoint can be converted here (else "
+                        "call version1_baseline.checkpoint.export_hf with a model)")
     spec = importlib.import_module(ENTRIES[meta["version"]].module).SPEC
     model = _build(spec, argparse.Namespace(**{**meta["args"], "device": "cpu"}),
                    torch.device("cpu"), torch.float32)

@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from version1_baseline.errors import UserError
+
 from .environment import REPO_ROOT
 from .schema import load
 from .versions import ENTRIES
@@ -75,10 +77,13 @@ def scaling_table(records: list[dict]) -> str:
 def main(args: argparse.Namespace) -> int:
     entry = ENTRIES.get(args.version)
     if entry is None or entry.name in ("compile", "rtl"):
-        raise SystemExit(f"error: --version {args.version!r}: choose one of v1, v2, v3, v4")
-    counts = [int(n) for n in args.nprocs.split(",") if n.strip()]
+        raise UserError(f"--version {args.version!r}: choose one of v1, v2, v3, v4")
+    try:
+        counts = [int(n) for n in args.nprocs.split(",") if n.strip()]
+    except ValueError:
+        counts = []
     if not counts or min(counts) < 1:
-        raise SystemExit(f"error: --nprocs {args.nprocs!r}: expected positive ints like 1,2")
+        raise UserError(f"--nprocs {args.nprocs!r}: expected positive ints like 1,2")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records = [run_one(entry.module, n, args, out) for n in counts]

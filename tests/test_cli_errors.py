@@ -196,6 +196,26 @@ def test_other_benchmark_tools_refuse_bad_values(module, argv, needles, capsys, 
     assert_one_line_error(lambda: tool.main(argv), capsys, *needles)
 
 
+@pytest.mark.parametrize("argv, needles", [
+    (["scaling", "--version", "v1", "--nprocs", "x"], ["--nprocs 'x'", "positive ints"]),
+    (["scaling", "--version", "v9", "--nprocs", "1"], ["--version 'v9'", "v1, v2, v3, v4"]),
+    (["to-hf", "no_such_checkpoint", "out"], ["no_such_checkpoint", "not a checkpoint folder"]),
+])
+def test_other_benchmarks_subcommands_refuse_bad_values(argv, needles, tmp_path, capsys,
+                                                        monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(lambda: bench_entry.main([*argv, "--out", str(tmp_path / "o")]
+                                                   if argv[0] == "scaling" else argv),
+                          capsys, *needles)
+    assert not (tmp_path / "o").exists()
+
+
+def test_parallel_train_refuses_an_explicit_zero(capsys):
+    """The --parallel path reports its refusals itself (exit status 2, one line)."""
+    assert cli.main(V1, [*CHIP, "--mode", "train", "--parallel", "ddp", "--batch-size", "0"]) == 2
+    assert capsys.readouterr().err.splitlines() == ["error: --batch-size must be positive, got 0"]
+
+
 def test_benchmarks_plot_of_a_missing_run(tmp_path, capsys):
     assert_one_line_error(lambda: bench_entry.main(["plot", str(tmp_path / "nope")]), capsys,
                           str(tmp_path / "nope"), "results.json")

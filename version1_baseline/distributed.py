@@ -30,11 +30,12 @@ import torch
 import torch.distributed as dist
 
 from .data import MarkovCorpus
+from .errors import UserError
 
 ENGINES = ("none", "ddp", "fsdp")
 
 
-class ParallelError(ValueError):
+class ParallelError(UserError):
     """A request the parallel engines cannot serve; the message is one line for the user."""
 
 
@@ -125,7 +126,7 @@ def failures_named():
     sees the non-zero exit and stops the other ranks)."""
     try:
         yield
-    except ParallelError:      # a refused request: the caller prints it as the one line
+    except UserError:      # a refused request: the caller prints it as the one line
         raise
     except Exception as exc:
         rank = dist.get_rank() if dist.is_initialized() else os.environ.get("RANK", "0")
