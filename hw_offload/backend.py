@@ -47,6 +47,7 @@ class RtlOptions:
     link: HostLink = HostLink()        # the host link that prices counted bytes / transactions
     progress: bool | None = None       # tqdm bar; None: on for multi-run Verilator calls
     max_cycles: int = 500_000_000
+    per_channel: bool = True           # int8 weights: one scale per output channel; False: per matrix
     # {id(q_proj.weight): (x, y)} from calibrate.capture_model, or a calibrate.ModelCalibration
     # (offload()), which captures again after the weights change
     calibration: dict | calibrate.ModelCalibration | None = None
@@ -150,7 +151,8 @@ class OffloadContext:
                 b.on_host = "no calibration data reached this block after its weights changed"
                 log.warning("rtl: layer %d runs on the host from now on: %s", b.layer, b.on_host)
             elif not b.on_host:
-                b.qb = calibrate.quantize_calibrated(layer, cfg, xy[0])
+                b.qb = calibrate.quantize_calibrated(layer, cfg, xy[0],
+                                                   per_channel=self.options.per_channel)
             b.float_layer, b.versions, b.history = layer, versions, None
 
     def run(self, slot: int, x: torch.Tensor, past: int, keep_kv: bool) -> torch.Tensor:
@@ -361,7 +363,7 @@ class _Compiled:
                                                  max_len or xy[0].shape[1])
             g.reason = calibrate.semantic_mismatch(layer, cfg, *xy)
             if g.reason is None:
-                qb = calibrate.quantize_calibrated(layer, cfg, xy[0])
+                qb = calibrate.quantize_calibrated(layer, cfg, xy[0], per_channel=opts.per_channel)
                 ctx.blocks.append(OffloadedBlock(g.layer, layer, qb, theta, g.head_dim, g.eps, params))
         return ctx
 

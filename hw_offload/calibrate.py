@@ -234,7 +234,9 @@ def semantic_mismatch(layer: DecoderLayer, cfg: TinyLlamaConfig, x: torch.Tensor
     return None
 
 
-def quantize_calibrated(layer: DecoderLayer, cfg: TinyLlamaConfig, x: torch.Tensor) -> QuantizedBlock:
+def quantize_calibrated(layer: DecoderLayer, cfg: TinyLlamaConfig, x: torch.Tensor,
+                        per_channel: bool = True) -> QuantizedBlock:
     """quantize_block over calibration inputs x (B, S, hidden) at positions 0..S-1."""
     cos, sin = rotary(cfg, 0, x.shape[1])
-    return quantize_block(layer, cfg, np.asarray(x.detach().double()), cos, sin)
+    return quantize_block(layer, cfg, np.asarray(x.detach().double()), cos, sin,
+                          per_channel=per_channel)
