@@ -44,6 +44,9 @@ def test_every_row_and_losses_recomputed_from_the_returned_logits(result):
     for name in ("golden-per-channel/held-out", "golden-per-matrix/held-out", "verilator-per-channel/rtl"):
         split = name.split("/")[1]
         assert not torch.equal(result.logits[name], result.logits[f"float/{split}"])
+    # The per_channel option reaches the quantizer: the two weight schemes give other logits.
+    assert not torch.equal(result.logits["golden-per-channel/held-out"],
+                           result.logits["golden-per-matrix/held-out"])
     assert result.training["verilator == golden logits (per-channel)"] is True
     assert result.training["verilator == golden logits (per-matrix)"] is True
 
