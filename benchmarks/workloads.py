@@ -105,8 +105,9 @@ def make_workload(model: torch.nn.Module, mode: str, batch_size: int, seq_len: i
     rotation = itertools.cycle(batches)
 
     model.eval()
-    cache = model.new_cache(batch_size, device=device)
     autocast = autocast_context(device.type, dtype)
+    with autocast:  # the cache takes the compute dtype (bf16 under autocast), not fp32
+        cache = model.new_cache(batch_size, device=device)
 
     if mode == "prefill":
         @torch.no_grad()

@@ -41,7 +41,8 @@ def weights(layer):
 @pytest.mark.parametrize("bsz,heads,kv_heads,inter,pos", [
     (1, 4, 2, 88, 0),     # first position: attention over the one new key
     (3, 4, 2, 88, 9),     # odd batch, GQA 2:1, odd intermediate size
-    (8, 4, 1, 40, 23),    # the largest batch, 4 query heads per kv head, last cache slot
+    (8, 4, 1, 40, 23),    # 4 query heads per kv head, last cache slot
+    (16, 4, 2, 40, 6),    # the largest batch (the medium preset decodes at 16)
     (2, 2, 2, 72, 17),    # no GQA (MHA)
 ])
 def test_staged_decode_matches_v1_layer_and_cache(bsz, heads, kv_heads, inter, pos):
@@ -83,9 +84,9 @@ def test_persistent_variant_refuses_where_programs_run_one_after_another():
 
 
 def test_unsupported_inputs_are_refused_not_miscomputed():
-    layer, cache, x, cos, sin = setup(9)
-    assert "batch 1..8" in dl.unsupported_reason(x, weights(layer), cache.k[0], 9)
-    with torch.no_grad(), pytest.raises(ValueError, match="batch 1..8"):
+    layer, cache, x, cos, sin = setup(17)
+    assert "batch 1..16" in dl.unsupported_reason(x, weights(layer), cache.k[0], 9)
+    with torch.no_grad(), pytest.raises(ValueError, match="batch 1..16"):
         dl.decode_layer(x, weights(layer), cache.k[0], cache.v[0], 9, cos, sin, 1e-6)
     layer, cache, x, cos, sin = setup(2)
     with pytest.raises(RuntimeError, match="no backward"):

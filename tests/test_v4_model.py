@@ -117,16 +117,20 @@ def test_greedy_generation_of_32_tokens_equals_v1_and_uses_the_decode_kernel():
     assert runtime.CALLS["flash_attention_fwd"] == LAYERS  # the prefill only
 
 
-def test_batch_over_8_falls_back_to_v3_with_one_warning():
+def test_batch_over_16_falls_back_to_v3_with_one_warning_and_says_so():
     ref, model = pair()
-    prompt = ids(9, 3, seed=4)
+    prompt = ids(17, 3, seed=4)
     v4_model._warned.clear()
+    v4_model.FALLBACKS.clear()
     runtime.CALLS.clear()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = v1.generate(model, prompt, 3)
     fallback = [w for w in caught if "falling back to version 3" in str(w.message)]
-    assert len(fallback) == 1 and "batch 1..8" in str(fallback[0].message)
+    assert len(fallback) == 1 and "batch 1..16" in str(fallback[0].message)
+    # Not silent in the result either: describe() (the JSON's extra) counts the layer calls.
+    reasons = v4.describe(model)["decode_fallbacks"]
+    assert list(reasons.values()) == [2 * LAYERS] and "batch 1..16" in next(iter(reasons))
     assert runtime.CALLS["decode_layer_staged"] == 0
     assert runtime.CALLS["decode_attention_fwd"] == 2 * LAYERS  # two decode steps, v3 path
     assert torch.equal(out, v1.generate(ref, prompt, 3))

@@ -171,9 +171,19 @@ class TinyLlama(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def new_cache(self, batch_size: int, device=None, dtype=None) -> KVCache:
-        """An empty KV cache sized for this model (defaults: the model's device and dtype)."""
+        """An empty KV cache sized for this model.
+
+        Defaults: the model's device; the dtype the keys are computed in, that is the
+        autocast dtype when this is called under ``torch.autocast`` for that device (the
+        projections then produce bf16/fp16 keys, and attention reads the cache on tensor
+        cores), else the weights' dtype.
+        """
         ref = self.lm_head.weight
-        return KVCache(self.config, batch_size, device or ref.device, dtype or ref.dtype)
+        device = torch.device(device) if device is not None else ref.device
+        if dtype is None:
+            autocast = torch.is_autocast_enabled(device.type)
+            dtype = torch.get_autocast_dtype(device.type) if autocast else ref.dtype
+        return KVCache(self.config, batch_size, device, dtype)
 
     def forward(self, input_ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """input_ids: (B, S) int64/int32 -> logits (B, S, vocab) in the compute dtype.

@@ -17,6 +17,7 @@ Also here, because every kernel file needs them:
   with NaN instead of leaving memory uninitialized, so an element a kernel forgets to
   write shows up as NaN in the test instead of as a plausible stale value.
 * ``check_tensor``: the boundary check shared by every functional entry point.
+* ``CONFIGS``: the block sizes each kernel ran with (chosen in ``block_sizes``).
 """
 from __future__ import annotations
 
@@ -67,6 +68,9 @@ if INTERPRET:
     _interpret_triton_language()
 
 CALLS: collections.Counter = collections.Counter()
+# The block-size config each kernel last launched with ("kernel:dtype[:d<head_dim>]" ->
+# label); filled by block_sizes.choose, reported by describe().
+CONFIGS: dict = {}
 _poison = False
 
 
@@ -118,4 +122,5 @@ def check_tensor(t, name: str, dtypes=FLOAT_DTYPES, dim: int | None = None,
 def describe() -> dict:
     """Facts for the result JSON: how kernels ran and how often each was launched."""
     return {"triton_mode": MODE, "triton_version": triton.__version__,
-            "kernel_launches": dict(sorted(CALLS.items()))}
+            "kernel_launches": dict(sorted(CALLS.items())),
+            "kernel_configs": dict(sorted(CONFIGS.items()))}

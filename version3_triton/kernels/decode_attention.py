@@ -21,8 +21,9 @@ import torch
 import triton
 import triton.language as tl
 
-from .. import runtime
-from .flash_attention import MAX_HEAD_DIM, MIN_HEAD_DIM, dot
+from .. import block_sizes, runtime
+from .dot import dot
+from .flash_attention import MAX_HEAD_DIM, MIN_HEAD_DIM
 
 
 @triton.jit
@@ -101,13 +102,13 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     groups = n_heads // n_kv
     scale = 1.0 / math.sqrt(d) if sm_scale is None else float(sm_scale)
     out = runtime.new_output(q.shape, q.dtype, q.device)
-    block_n = 16 if runtime.INTERPRET else 64
+    cfg = block_sizes.choose("decode_attention", q.dtype, d)
     runtime.count("decode_attention_fwd")
     _decode_kernel[(bsz * n_kv,)](
         q, k_cache, v_cache, out, scale, int(length),
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
         v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
         n_kv, groups, d, IEEE=q.dtype == torch.float32,
-        BLOCK_G=max(16, triton.next_power_of_2(groups)), BLOCK_N=block_n,
-        BLOCK_D=max(16, triton.next_power_of_2(d)), num_warps=4)
+        BLOCK_G=max(16, triton.next_power_of_2(groups)), BLOCK_D=max(16, triton.next_power_of_2(d)),
+        **cfg.blocks, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     return out

@@ -28,19 +28,11 @@ import torch
 import triton
 import triton.language as tl
 
-from .. import runtime
+from .. import block_sizes, runtime
+from .dot import dot
 
 MIN_HEAD_DIM, MAX_HEAD_DIM = 16, 128
 LOG2E = 1.4426950408889634
-
-
-@triton.jit
-def dot(a, b, IEEE: tl.constexpr):
-    # fp32 inputs use true fp32 products (not TF32) so fp32 runs match the eager reference.
-    if IEEE:
-        return tl.dot(a, b, input_precision="ieee")
-    else:
-        return tl.dot(a, b)
 
 
 @triton.jit
@@ -224,16 +216,6 @@ def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, sm_scale,
     tl.store(DQ + row_offs, (dq * sm_scale).to(DQ.dtype.element_ty), mask=q_mask)
 
 
-def _blocks(head_dim: int, backward: bool):
-    """(BLOCK_M, BLOCK_N, num_warps). Untuned starting points (no GPU was available to tune)."""
-    if runtime.INTERPRET:
-        # Small blocks so that short test sequences still cross several blocks.
-        return 16, 16, 1
-    if backward:
-        return (64, 64, 4) if head_dim <= 64 else (32, 64, 8)
-    return (128, 64, 4) if head_dim <= 64 else (64, 64, 4)
-
-
 def _strides(t):
     return t.stride(0), t.stride(1), t.stride(2)
 
@@ -245,16 +227,16 @@ class FlashAttentionFunction(torch.autograd.Function):
     def forward(ctx, q, k, v, causal, sm_scale):
         bsz, seq_q, n_heads, d = q.shape
         seq_k, n_kv = k.shape[1], k.shape[2]
-        block_m, block_n, warps = _blocks(d, backward=False)
+        cfg = block_sizes.choose("flash_fwd", q.dtype, d)
         block_d = max(16, triton.next_power_of_2(d))
         out = runtime.new_output(q.shape, q.dtype, q.device)
         lse = runtime.new_output((bsz, n_heads, seq_q), torch.float32, q.device)
         runtime.count("flash_attention_fwd")
-        _fwd_kernel[(triton.cdiv(seq_q, block_m), bsz * n_heads)](
+        _fwd_kernel[(triton.cdiv(seq_q, cfg.blocks["BLOCK_M"]), bsz * n_heads)](
             q, k, v, out, lse, sm_scale, *_strides(q), *_strides(k), *_strides(v),
             n_heads, n_heads // n_kv, seq_q, seq_k, d, CAUSAL=causal,
-            IEEE=q.dtype == torch.float32, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d,
-            num_warps=warps, num_stages=2)
+            IEEE=q.dtype == torch.float32, BLOCK_D=block_d, **cfg.blocks,
+            num_warps=cfg.num_warps, num_stages=cfg.num_stages)
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.causal, ctx.sm_scale = causal, sm_scale
         return out
@@ -265,7 +247,8 @@ class FlashAttentionFunction(torch.autograd.Function):
         bsz, seq_q, n_heads, d = q.shape
         seq_k, n_kv = k.shape[1], k.shape[2]
         dout = dout.contiguous()
-        block_m, block_n, warps = _blocks(d, backward=True)
+        cfg = block_sizes.choose("flash_bwd", q.dtype, d)
+        block_m, block_n = cfg.blocks["BLOCK_M"], cfg.blocks["BLOCK_N"]
         block_d = max(16, triton.next_power_of_2(d))
         ieee = q.dtype == torch.float32
         delta = runtime.new_output((bsz, n_heads, seq_q), torch.float32, q.device)
@@ -276,7 +259,7 @@ class FlashAttentionFunction(torch.autograd.Function):
         dk = runtime.new_output((bsz, seq_k, n_kv, d), k.dtype, k.device)
         dv = runtime.new_output((bsz, seq_k, n_kv, d), v.dtype, v.device)
         common = dict(CAUSAL=ctx.causal, IEEE=ieee, BLOCK_M=block_m, BLOCK_N=block_n,
-                      BLOCK_D=block_d, num_warps=warps, num_stages=2)
+                      BLOCK_D=block_d, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
         strides = (*_strides(q), *_strides(k), *_strides(v))
         _bwd_dkdv_kernel[(triton.cdiv(seq_k, block_n), bsz * n_kv)](
             q, k, v, dout, lse, delta, dk, dv, ctx.sm_scale, *strides,

@@ -1,4 +1,4 @@
-"""One whole decoder layer for one new token per sequence (batch 1..8): the decode megakernel.
+"""One whole decoder layer for one new token per sequence (batch 1..16): the decode megakernel.
 
 Five stages, each a loop over independent tiles; a stage needs all of the previous one::
 
@@ -12,11 +12,14 @@ Five stages, each a loop over independent tiles; a stage needs all of the previo
 
 Two ways to run the same stage functions:
 
-* **persistent** (GPU only): one launch per layer. P programs, P <= the number of SMs, so
-  every program is resident at once; each walks the tiles of a stage with stride P, then
-  waits at a grid barrier (an atomic counter: arrive, then spin until all P arrived) before
-  the next stage. Data written by other programs is read with ``.cg`` loads (L2, not the
-  non-coherent L1). The counter is zeroed before every launch (a memset, not a kernel).
+* **persistent** (GPU only): one launch per layer. P programs, P <= the number of SMs,
+  launched as a cooperative grid (``launch_cooperative_grid``: the driver refuses a grid
+  whose programs cannot all be resident at once); each walks the tiles of a stage with
+  stride P, then waits at a grid barrier (an atomic counter: arrive, then spin until all P
+  arrived) before the next stage. Data written by other programs is read with ``.cg`` loads
+  (L2, not the non-coherent L1). The counter is a fresh zeroed tensor of each call (never
+  shared by two streams). The spin is bounded (``MAX_SPINS``): a program that gives up
+  sets a status flag, and the host raises RuntimeError instead of hanging.
 * **staged** (the interpreter, and the fallback): the five stages as five consecutive
   launches; a launch boundary is the barrier. Under ``TRITON_INTERPRET=1`` programs run one
   after another, so a spin barrier would wait forever for a program that never started:
@@ -37,13 +40,15 @@ import torch
 import triton
 import triton.language as tl
 
-from version3_triton import runtime
-from version3_triton.kernels.flash_attention import MAX_HEAD_DIM, MIN_HEAD_DIM, dot
+from version3_triton import block_sizes, runtime
+from version3_triton.kernels.dot import dot
+from version3_triton.kernels.flash_attention import MAX_HEAD_DIM, MIN_HEAD_DIM
 
 from .norm_prologue import normed_x_tile, qkv_weight_base
 
-MAX_BATCH = 8
 BLOCK_B = 16
+MAX_BATCH = BLOCK_B  # every batch row lives in the one BLOCK_B-row tile of each stage
+NORM_WEIGHTS = (0, 5)  # indices of the two RMSNorm gains in ``weights`` (read as fp32)
 N_STAGES = 5
 
 
@@ -83,20 +88,22 @@ def _stage_qkv(tile, X, NW, WQ, WK, WV, COS, SIN, QS, KC, VC, n_rows, hidden, n_
         cos = tl.load(COS + offs_h, mask=h_ok, other=0.0).to(tl.float32)[None, :]
         sin = tl.load(SIN + offs_h, mask=h_ok, other=0.0).to(tl.float32)[None, :]
         a, b = a * cos - b * sin, b * cos + a * sin
+    # One pointer name per branch: Triton merges a name assigned in both branches of an if,
+    # and QS (fp32) and the caches (bf16/fp16) are pointers of different types.
     if head < n_q:
-        out = QS + (offs_b[:, None] * n_q + head) * head_dim + offs_h[None, :]
-        tl.store(out, a, mask=mask)
-        tl.store(out + half, b, mask=mask)
+        q_out = QS + (offs_b[:, None] * n_q + head) * head_dim + offs_h[None, :]
+        tl.store(q_out, a, mask=mask)
+        tl.store(q_out + half, b, mask=mask)
     elif head < n_q + n_kv:
-        out = KC + offs_b[:, None].to(tl.int64) * skb + (head - n_q) * skh + pos * sks \
+        k_out = KC + offs_b[:, None].to(tl.int64) * skb + (head - n_q) * skh + pos * sks \
             + offs_h[None, :]
-        tl.store(out, a.to(KC.dtype.element_ty), mask=mask)
-        tl.store(out + half, b.to(KC.dtype.element_ty), mask=mask)
+        tl.store(k_out, a.to(KC.dtype.element_ty), mask=mask)
+        tl.store(k_out + half, b.to(KC.dtype.element_ty), mask=mask)
     else:
-        out = VC + offs_b[:, None].to(tl.int64) * svb + (head - n_q - n_kv) * svh + pos * svs \
-            + offs_h[None, :]
-        tl.store(out, a.to(VC.dtype.element_ty), mask=mask)
-        tl.store(out + half, b.to(VC.dtype.element_ty), mask=mask)
+        v_out = VC + offs_b[:, None].to(tl.int64) * svb + (head - n_q - n_kv) * svh \
+            + pos * svs + offs_h[None, :]
+        tl.store(v_out, a.to(VC.dtype.element_ty), mask=mask)
+        tl.store(v_out + half, b.to(VC.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -241,12 +248,22 @@ def _decode_stage_kernel(X, NW1, WQ, WK, WV, COS, SIN, KC, VC, WO, NW2, WG, WU, 
 
 
 @triton.jit
-def _grid_barrier(COUNTER, target):
-    """Wait until ``target`` arrivals are counted. Valid only when all programs are resident."""
+def _grid_barrier(COUNTER, STATUS, target, max_spins):
+    """Wait until ``target`` arrivals are counted, or ``max_spins`` polls have gone by.
+
+    Valid only when all programs are resident (the cooperative launch makes the driver check
+    that). A program that gives up sets ``STATUS`` to 1 and goes on: the host raises on it
+    (``check_barrier_status``) instead of the GPU hanging forever.
+    """
     tl.debug_barrier()  # every thread of this program has issued its stores
     tl.atomic_add(COUNTER, 1, sem="release", scope="gpu")
-    while tl.atomic_add(COUNTER, 0, sem="acquire", scope="gpu") < target:
-        pass
+    arrived = tl.atomic_add(COUNTER, 0, sem="acquire", scope="gpu")
+    spins = 0
+    while (arrived < target) & (spins < max_spins):
+        arrived = tl.atomic_add(COUNTER, 0, sem="acquire", scope="gpu")
+        spins += 1
+    if arrived < target:
+        tl.atomic_max(STATUS, 1, sem="relaxed", scope="gpu")
     tl.debug_barrier()
 
 
@@ -258,7 +275,8 @@ def _decode_persistent_kernel(X, NW1, WQ, WK, WV, COS, SIN, KC, VC, WO, NW2, WG,
                          IEEE: tl.constexpr, ATT_IEEE: tl.constexpr, BLOCK_B: tl.constexpr,
                          BLOCK_K: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
                          BLOCK_G: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
-                              COUNTER, n_programs, tiles_qkv, tiles_att, tiles_h, tiles_i):
+                              COUNTER, STATUS, max_spins, n_programs, tiles_qkv, tiles_att,
+                              tiles_h, tiles_i):
     """All five stages in one launch; a grid barrier between consecutive stages."""
     pid = tl.program_id(0)
     for tile in range(pid, tiles_qkv, n_programs):
@@ -266,37 +284,30 @@ def _decode_persistent_kernel(X, NW1, WQ, WK, WV, COS, SIN, KC, VC, WO, NW2, WG,
         n_rows, hidden, inter, n_q, n_kv, head_dim, pos, eps, sm_scale,
         skb, skh, sks, svb, svh, svs, IEEE, ATT_IEEE, BLOCK_B, BLOCK_K, BLOCK_H, BLOCK_N,
         BLOCK_G, BLOCK_T, BLOCK_D)
-    _grid_barrier(COUNTER, n_programs)
+    _grid_barrier(COUNTER, STATUS, n_programs, max_spins)
     for tile in range(pid, tiles_att, n_programs):
         _run_stage(1, tile, X, NW1, WQ, WK, WV, COS, SIN, KC, VC, WO, NW2, WG, WU, WD, QS, ATT, HS, ACT, OUT,
         n_rows, hidden, inter, n_q, n_kv, head_dim, pos, eps, sm_scale,
         skb, skh, sks, svb, svh, svs, IEEE, ATT_IEEE, BLOCK_B, BLOCK_K, BLOCK_H, BLOCK_N,
         BLOCK_G, BLOCK_T, BLOCK_D)
-    _grid_barrier(COUNTER, 2 * n_programs)
+    _grid_barrier(COUNTER, STATUS, 2 * n_programs, max_spins)
     for tile in range(pid, tiles_h, n_programs):
         _run_stage(2, tile, X, NW1, WQ, WK, WV, COS, SIN, KC, VC, WO, NW2, WG, WU, WD, QS, ATT, HS, ACT, OUT,
         n_rows, hidden, inter, n_q, n_kv, head_dim, pos, eps, sm_scale,
         skb, skh, sks, svb, svh, svs, IEEE, ATT_IEEE, BLOCK_B, BLOCK_K, BLOCK_H, BLOCK_N,
         BLOCK_G, BLOCK_T, BLOCK_D)
-    _grid_barrier(COUNTER, 3 * n_programs)
+    _grid_barrier(COUNTER, STATUS, 3 * n_programs, max_spins)
     for tile in range(pid, tiles_i, n_programs):
         _run_stage(3, tile, X, NW1, WQ, WK, WV, COS, SIN, KC, VC, WO, NW2, WG, WU, WD, QS, ATT, HS, ACT, OUT,
         n_rows, hidden, inter, n_q, n_kv, head_dim, pos, eps, sm_scale,
         skb, skh, sks, svb, svh, svs, IEEE, ATT_IEEE, BLOCK_B, BLOCK_K, BLOCK_H, BLOCK_N,
         BLOCK_G, BLOCK_T, BLOCK_D)
-    _grid_barrier(COUNTER, 4 * n_programs)
+    _grid_barrier(COUNTER, STATUS, 4 * n_programs, max_spins)
     for tile in range(pid, tiles_h, n_programs):
         _run_stage(4, tile, X, NW1, WQ, WK, WV, COS, SIN, KC, VC, WO, NW2, WG, WU, WD, QS, ATT, HS, ACT, OUT,
         n_rows, hidden, inter, n_q, n_kv, head_dim, pos, eps, sm_scale,
         skb, skh, sks, svb, svh, svs, IEEE, ATT_IEEE, BLOCK_B, BLOCK_K, BLOCK_H, BLOCK_N,
         BLOCK_G, BLOCK_T, BLOCK_D)
-
-
-def _blocks(head_dim: int):
-    """Block sizes: (BLOCK_K, BLOCK_N, BLOCK_T, warps). Untuned (no GPU to tune on)."""
-    if runtime.INTERPRET:
-        return 16, 16, 16, 1
-    return 128, 16, 64, 4
 
 
 def unsupported_reason(x: torch.Tensor, weights, k_cache: torch.Tensor, pos: int) -> str | None:
@@ -309,8 +320,9 @@ def unsupported_reason(x: torch.Tensor, weights, k_cache: torch.Tensor, pos: int
         return f"it decodes one token per sequence, got {seq}"
     if not 1 <= bsz <= MAX_BATCH:
         return f"it supports batch 1..{MAX_BATCH}, got {bsz}"
-    if len({w.dtype for w in weights}) != 1 or weights[0].dtype not in runtime.FLOAT_DTYPES:
-        return "its weights must share one float dtype"
+    matrices = [w for i, w in enumerate(weights) if i not in NORM_WEIGHTS]
+    if len({w.dtype for w in matrices}) != 1 or matrices[0].dtype not in runtime.FLOAT_DTYPES:
+        return "its projection weights must share one float dtype"
     if x.dtype not in runtime.FLOAT_DTYPES or k_cache.dtype not in runtime.FLOAT_DTYPES:
         return f"x ({x.dtype}) and the cache ({k_cache.dtype}) must be floating point"
     if not MIN_HEAD_DIM <= k_cache.shape[3] <= MAX_HEAD_DIM:
@@ -331,23 +343,60 @@ def persistent_programs(device: torch.device, tiles: int) -> int | None:
     return max(1, min(tiles, torch.cuda.get_device_properties(device).multi_processor_count))
 
 
-_COUNTERS: dict = {}
+# Polls of the arrival counter before a barrier gives up. One poll is an L2 round trip
+# (~1 us), so this is seconds: far beyond any stage, yet a hang ends with an error.
+MAX_SPINS = 1 << 24
+
+
+def new_barrier_status(device) -> torch.Tensor:
+    """A (1,) int32 flag for persistent launches to report a barrier timeout into (0: none).
+    One may serve several launches (a whole decode step) and be checked once at the end."""
+    return torch.zeros(1, dtype=torch.int32, device=device)
+
+
+def check_barrier_status(status: torch.Tensor) -> None:
+    """Raise RuntimeError if a persistent launch reported a barrier timeout (a host sync)."""
+    if int(status.item()):
+        raise RuntimeError(
+            "decode_layer's persistent kernel timed out at a grid barrier: its programs were "
+            "not all resident at once (another kernel or process holding SMs?), so its output "
+            "is invalid. Run the staged path (persistent=False / --decode-kernel staged).")
+
+
+def launch_persistent(args, meta, tiles, programs: int, status: torch.Tensor,
+                      max_spins: int = MAX_SPINS) -> None:
+    """One cooperative launch of the five stages over ``programs`` programs.
+
+    The arrival counter belongs to this call (a fresh zeroed tensor), so concurrent decode
+    streams never share one. Barrier timeouts are reported into ``status``.
+    """
+    counter = torch.zeros(1, dtype=torch.int32, device=status.device)
+    runtime.count("decode_layer")
+    _decode_persistent_kernel[(programs,)](
+        *args, COUNTER=counter, STATUS=status, max_spins=int(max_spins), n_programs=programs,
+        tiles_qkv=tiles[0], tiles_att=tiles[1], tiles_h=tiles[2], tiles_i=tiles[3],
+        launch_cooperative_grid=True, **meta)
 
 
 def decode_layer(x: torch.Tensor, weights, k_cache: torch.Tensor, v_cache: torch.Tensor,
                  pos: int, cos: torch.Tensor, sin: torch.Tensor, eps: float,
-                 persistent: bool | None = None) -> torch.Tensor:
+                 persistent: bool | None = None,
+                 barrier_status: torch.Tensor | None = None) -> torch.Tensor:
     """One decoder layer for one new token per sequence; appends its K/V to the cache.
 
-    x: (B, 1, hidden) with 1 <= B <= 8; weights: (input_norm (hidden,), q (Hq*D, hidden),
+    x: (B, 1, hidden) with 1 <= B <= 16; weights: (input_norm (hidden,), q (Hq*D, hidden),
     k, v (Hkv*D, hidden), o (hidden, Hq*D), post_norm (hidden,), gate, up (I, hidden),
-    down (hidden, I)), one dtype; k_cache, v_cache: (B, Hkv, T, D) (any strides, unit last),
+    down (hidden, I)), the seven matrices in one dtype (the dot operands' dtype: bf16
+    matrices run on tensor cores), the two norm gains in any float dtype (read as fp32); k_cache, v_cache: (B, Hkv, T, D) (any strides, unit last),
     positions [0, pos) valid, the new token's K/V are written at ``pos``; cos, sin: (1, D)
     for position ``pos``. Returns (B, 1, hidden) in x's dtype.
 
     ``persistent``: None picks the one-launch kernel wherever ``persistent_programs`` allows
     it, else the five-launch staged path; True demands it (ValueError where it cannot run);
     False forces the staged path. Raises ValueError where ``unsupported_reason`` has one.
+    ``barrier_status``: a ``new_barrier_status`` flag the persistent launch reports a grid
+    barrier timeout into, for the caller to check once per step; None: a flag of this call,
+    checked right after the launch (RuntimeError on a timeout; costs a host sync).
     """
     x = runtime.check_tensor(x, "x", dim=3)
     weights = [runtime.check_tensor(w, f"weights[{i}]") for i, w in enumerate(weights)]
@@ -388,16 +437,20 @@ def decode_layer(x: torch.Tensor, weights, k_cache: torch.Tensor, v_cache: torch
     hs = runtime.new_output((bsz, hidden), torch.float32, dev)
     act = runtime.new_output((bsz, inter), torch.float32, dev)
     out = runtime.new_output((bsz, hidden), x.dtype, dev)
-    block_k, block_n, block_t, warps = _blocks(d)
-    ieee = wq.dtype == torch.float32
+    # fp32 weights or cache: the IEEE (register-operand) tiles, smaller on every target.
+    fp32 = torch.float32 in (wq.dtype, k_cache.dtype)
+    cfg = block_sizes.choose("decode_layer", torch.float32 if fp32 else wq.dtype, d)
+    block_n = cfg.blocks["BLOCK_N"]
+    ieee = wq.dtype == torch.float32  # fp32 weights: IEEE products, as version 1
     args = (x2d, nw1, wq, wk, wv, cos, sin, k_cache, v_cache, wo, nw2, wg, wu, wd,
             qs, att, hs, act, out, bsz, hidden, inter, n_q, n_kv, d, int(pos), float(eps),
             1.0 / math.sqrt(d), k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
             v_cache.stride(0), v_cache.stride(1), v_cache.stride(2))
     meta = dict(IEEE=ieee, ATT_IEEE=k_cache.dtype == torch.float32, BLOCK_B=BLOCK_B,
-                BLOCK_K=block_k, BLOCK_H=max(16, triton.next_power_of_2(d // 2)),
-                BLOCK_N=block_n, BLOCK_G=max(16, triton.next_power_of_2(n_q // n_kv)),
-                BLOCK_T=block_t, BLOCK_D=max(16, triton.next_power_of_2(d)), num_warps=warps)
+                BLOCK_H=max(16, triton.next_power_of_2(d // 2)),
+                BLOCK_G=max(16, triton.next_power_of_2(n_q // n_kv)),
+                BLOCK_D=max(16, triton.next_power_of_2(d)), **cfg.blocks,
+                num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     tiles = (n_q + 2 * n_kv, bsz * n_kv, triton.cdiv(hidden, block_n),
              triton.cdiv(inter, block_n),
              triton.cdiv(hidden, block_n))
@@ -406,14 +459,11 @@ def decode_layer(x: torch.Tensor, weights, k_cache: torch.Tensor, v_cache: torch
         raise ValueError("the persistent decode kernel needs a GPU (all programs resident); "
                          f"this run is in {runtime.MODE} mode")
     if programs is not None and persistent is not False:
-        counter = _COUNTERS.get(dev)
-        if counter is None:
-            counter = _COUNTERS[dev] = torch.zeros(1, dtype=torch.int32, device=dev)
-        counter.zero_()
-        runtime.count("decode_layer")
-        _decode_persistent_kernel[(programs,)](
-            *args, COUNTER=counter, n_programs=programs, tiles_qkv=tiles[0], tiles_att=tiles[1],
-            tiles_h=tiles[2], tiles_i=tiles[3], **meta)
+        own_status = barrier_status is None
+        status = new_barrier_status(dev) if own_status else barrier_status
+        launch_persistent(args, meta, tiles, programs, status)
+        if own_status:
+            check_barrier_status(status)
     else:
         for stage in range(N_STAGES):
             runtime.count("decode_layer_staged")

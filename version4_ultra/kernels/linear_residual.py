@@ -19,8 +19,8 @@ import torch
 import triton
 import triton.language as tl
 
-from version3_triton import runtime
-from version3_triton.kernels.flash_attention import dot
+from version3_triton import block_sizes, runtime
+from version3_triton.kernels.dot import dot
 
 from .compute_dtype import TL, resolve
 
@@ -64,12 +64,6 @@ def _linear_residual_kernel(A, W, R, OUT, M, N, K, DOT: tl.constexpr, IEEE: tl.c
     tl.store(OUT + offs, y.to(OUT.dtype.element_ty), mask=mask)
 
 
-def _blocks():
-    if runtime.INTERPRET:
-        return 16, 16, 16, 1
-    return 64, 64, 64, 4  # untuned starting point (no GPU was available to tune)
-
-
 class LinearResidualFunction(torch.autograd.Function):
     """a: (M, K), w: (N, K), residual: (M, N) -> residual + a @ w^T: (M, N), the product
     computed in dtype ``cdt``; the output in promote(cdt, residual.dtype)."""
@@ -80,13 +74,14 @@ class LinearResidualFunction(torch.autograd.Function):
         n = w.shape[0]
         out = runtime.new_output((m, n), torch.promote_types(cdt, residual.dtype),
                                  a.device)
-        block_m, block_n, block_k, warps = _blocks()
+        cfg = block_sizes.choose("linear_residual", cdt)
+        block_m, block_n = cfg.blocks["BLOCK_M"], cfg.blocks["BLOCK_N"]
         runtime.count(f"{name}_fwd")
         grid = (triton.cdiv(m, block_m) * triton.cdiv(n, block_n),)
         _linear_residual_kernel[grid](a, w, residual, out, m, n, k,
                                       DOT=TL[cdt], IEEE=cdt == torch.float32, GROUP_M=8,
-                                      BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
-                                      num_warps=warps)
+                                      **cfg.blocks, num_warps=cfg.num_warps,
+                                      num_stages=cfg.num_stages)
         ctx.save_for_backward(a, w)
         ctx.residual_dtype, ctx.cdt = residual.dtype, cdt
         return out

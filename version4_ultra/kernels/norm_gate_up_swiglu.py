@@ -21,10 +21,10 @@ import torch
 import triton
 import triton.language as tl
 
-from version3_triton import runtime
+from version3_triton import block_sizes, runtime
 from version3_triton.kernels import rms_norm as v3_rms_norm
 from version3_triton.kernels import swiglu as v3_swiglu
-from version3_triton.kernels.flash_attention import dot
+from version3_triton.kernels.dot import dot
 
 from .compute_dtype import TL, resolve
 from .norm_prologue import normed_x_tile
@@ -70,12 +70,6 @@ def _norm_gate_up_swiglu_kernel(X, NW, WG, WU, Y, RSTD, M, N, K, eps, DOT: tl.co
              mask=m_ok[:, None] & n_ok[None, :])
 
 
-def _blocks():
-    if runtime.INTERPRET:
-        return 16, 16, 16, 1
-    return 64, 64, 32, 4  # untuned starting point (no GPU was available to tune)
-
-
 class NormGateUpSwiGLUFunction(torch.autograd.Function):
     """x: (M, K); norm_w: (K,); wg, wu: (N, K) -> silu(g) * u: (M, N) in compute dtype cdt."""
 
@@ -85,11 +79,12 @@ class NormGateUpSwiGLUFunction(torch.autograd.Function):
         n = wg.shape[0]
         y = runtime.new_output((m, n), cdt, x.device)
         rstd = runtime.new_output((m,), torch.float32, x.device)
-        block_m, block_n, block_k, warps = _blocks()
+        cfg = block_sizes.choose("norm_gate_up_swiglu", cdt)
+        block_m, block_n = cfg.blocks["BLOCK_M"], cfg.blocks["BLOCK_N"]
         runtime.count("norm_gate_up_swiglu_fwd")
         _norm_gate_up_swiglu_kernel[(triton.cdiv(m, block_m), triton.cdiv(n, block_n))](
             x, norm_w, wg, wu, y, rstd, m, n, k, eps, DOT=TL[cdt], IEEE=cdt == torch.float32,
-            BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, num_warps=warps)
+            **cfg.blocks, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
         ctx.save_for_backward(x, norm_w, wg, wu, rstd)
         ctx.cdt = cdt
         return y

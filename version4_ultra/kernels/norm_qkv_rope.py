@@ -28,10 +28,10 @@ import torch
 import triton
 import triton.language as tl
 
-from version3_triton import runtime
+from version3_triton import block_sizes, runtime
 from version3_triton.kernels import rms_norm as v3_rms_norm
 from version3_triton.kernels import rope as v3_rope
-from version3_triton.kernels.flash_attention import dot
+from version3_triton.kernels.dot import dot
 
 from .compute_dtype import TL, resolve
 from .norm_prologue import normed_x_tile, qkv_weight_base
@@ -87,13 +87,6 @@ def _norm_qkv_rope_kernel(X, NW, WQ, WK, WV, COS, SIN, OUT, RSTD,
     tl.store(out + half, b.to(OUT.dtype.element_ty), mask=mask)
 
 
-def _blocks(half: int):
-    block_h = max(16, triton.next_power_of_2(half))  # tl.dot needs N >= 16
-    if runtime.INTERPRET:
-        return 16, 16, block_h, 1  # small tiles: short test inputs still cross several
-    return 64, 64, block_h, 4      # untuned starting point (no GPU was available to tune)
-
-
 class NormQKVRoPEFunction(torch.autograd.Function):
     """x: (B, S, K); norm_w: (K,); wq: (Hq*D, K), wk/wv: (Hkv*D, K); cos/sin: (S, D)
     -> qkv: (B, S, Hq + 2*Hkv, D) in the compute dtype ``cdt``."""
@@ -107,12 +100,13 @@ class NormQKVRoPEFunction(torch.autograd.Function):
         rows = x2d.shape[0]
         qkv = runtime.new_output((bsz, seq, n_heads, head_dim), cdt, x.device)
         rstd = runtime.new_output((rows,), torch.float32, x.device)
-        block_m, block_k, block_h, warps = _blocks(head_dim // 2)
+        cfg = block_sizes.choose("norm_qkv_rope", cdt, head_dim)
+        block_h = max(16, triton.next_power_of_2(head_dim // 2))  # tl.dot needs N >= 16
         runtime.count("norm_qkv_rope_fwd")
-        _norm_qkv_rope_kernel[(triton.cdiv(rows, block_m), n_heads)](
+        _norm_qkv_rope_kernel[(triton.cdiv(rows, cfg.blocks["BLOCK_M"]), n_heads)](
             x2d, norm_w, wq, wk, wv, cos, sin, qkv, rstd, rows, k, seq, n_q, n_kv, head_dim,
             head_dim // 2, cos.stride(0), eps, DOT=TL[cdt], IEEE=cdt == torch.float32,
-            BLOCK_M=block_m, BLOCK_K=block_k, BLOCK_H=block_h, num_warps=warps)
+            BLOCK_H=block_h, **cfg.blocks, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
         ctx.save_for_backward(x2d, norm_w, wq, wk, wv, cos, sin, rstd)
         ctx.meta = (x.shape, n_q, n_kv, head_dim, cdt)
         return qkv
