@@ -170,3 +170,50 @@ def test_persistent_kernel_compiles_for_a_gpu_with_its_grid_barrier(tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "arrive 4" in done.stdout and "spin 4" in done.stdout, done.stdout
+
+
+def _persistent_args(bsz=2, pos=9):
+    """decode_layer's launch arguments, recorded instead of launched (staged meta)."""
+    layer, cache, x, cos, sin = setup(bsz, pos=pos)
+    seen = {}
+
+    def capture(args, meta, tiles, programs, status, max_spins=dl.MAX_SPINS):
+        seen.update(args=args, meta=meta, tiles=tiles)
+    original, original_programs = dl.launch_persistent, dl.persistent_programs
+    dl.launch_persistent, dl.persistent_programs = capture, lambda device, tiles: 2
+    try:
+        with torch.no_grad():
+            dl.decode_layer(x, weights(layer), cache.k[0].clone(), cache.v[0].clone(), pos,
+                            cos, sin, 1e-6, barrier_status=dl.new_barrier_status(DEV))
+    finally:
+        dl.launch_persistent, dl.persistent_programs = original, original_programs
+    return seen
+
+
+def test_barrier_spin_is_bounded_and_the_host_raises():
+    """In the interpreter programs run one after another: program 0 waits at the first
+    barrier for program 1, which has not started. The bounded spin gives up, sets the
+    status flag, and the host raises instead of hanging (an unbounded spin never returns)."""
+    if not runtime.INTERPRET:
+        pytest.skip("needs programs that run one after another (the interpreter)")
+    seen = _persistent_args()
+    status = dl.new_barrier_status(DEV)
+    with torch.no_grad():
+        dl.launch_persistent(seen["args"], seen["meta"], seen["tiles"], 2, status, max_spins=50)
+    with pytest.raises(RuntimeError, match="timed out at a grid barrier"):
+        dl.check_barrier_status(status)
+
+
+def test_each_persistent_launch_gets_its_own_arrival_counter():
+    counters = []
+    original = dl._decode_persistent_kernel
+    dl._decode_persistent_kernel = {(2,): lambda *a, COUNTER, **k: counters.append(COUNTER)}
+    try:
+        seen = _persistent_args()
+        status = dl.new_barrier_status(DEV)
+        for _ in range(2):
+            dl.launch_persistent(seen["args"], seen["meta"], seen["tiles"], 2, status)
+    finally:
+        dl._decode_persistent_kernel = original
+    assert len(counters) == 2 and counters[0].data_ptr() != counters[1].data_ptr()
+    assert all(int(c) == 0 for c in counters)  # zeroed: every launch starts counting at 0

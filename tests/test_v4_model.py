@@ -195,3 +195,46 @@ def test_persistent_decode_generation_equals_v1_gpu():
     assert torch.equal(v1.generate(model, prompt, 32), v1.generate(ref, prompt, 32))
     assert runtime.CALLS["decode_layer"] == LAYERS * 31
     assert runtime.CALLS["decode_layer_staged"] == 0
+
+
+def test_cache_takes_the_autocast_dtype_and_decode_reads_cast_weight_copies():
+    """Under autocast the KV cache is allocated in the compute dtype (so attention reads it on
+    tensor cores), and the decode kernel reads bf16 copies of the projection weights, made
+    once and remade when a weight changes (keyed on data_ptr and _version)."""
+    _, model = pair()
+    assert model.new_cache(1, device=DEV).k[0].dtype == torch.float32
+    layer = model.model.layers[0]
+    with torch.autocast(DEV.type, dtype=torch.bfloat16):
+        cache = model.new_cache(2, device=DEV)
+        first = layer._decode_weights(torch.bfloat16)
+        again = layer._decode_weights(torch.bfloat16)
+    assert cache.k[0].dtype == cache.v[1].dtype == torch.bfloat16
+    assert [w.dtype for w in first] == [torch.float32] + [torch.bfloat16] * 4 + \
+        [torch.float32] + [torch.bfloat16] * 3  # norm gains stay as stored
+    assert all(a is b for a, b in zip(first, again))  # reused, not re-cast per step
+    torch.testing.assert_close(first[1], layer.self_attn.q_proj.weight.bfloat16(), rtol=0, atol=0)
+    with torch.no_grad():
+        layer.mlp.down_proj.weight.mul_(2.0)  # in place: same storage, new version
+    changed = layer._decode_weights(torch.bfloat16)
+    torch.testing.assert_close(changed[8], layer.mlp.down_proj.weight.bfloat16(), rtol=0, atol=0)
+    assert layer._decode_weights(None)[1] is layer.self_attn.q_proj.weight  # no autocast
+
+
+def test_bf16_autocast_decode_with_bf16_cache_matches_fp32_cache():
+    """The decode kernel reading a bf16 cache (what autocast now allocates) against the same
+    model reading an fp32 cache: only the cache's rounding differs. (Version 1 under *CPU*
+    autocast is no reference here: it differs from version 4 by ~1.0 already in prefill,
+    without any cache; the GPU autocast test compares them on a GPU.)"""
+    _, model = pair(seed=2)
+    x = ids(2, 8, seed=3)
+    outs = []
+    for dtype in (None, torch.float32):
+        with torch.no_grad(), torch.autocast(DEV.type, dtype=torch.bfloat16):
+            cache = model.new_cache(2, device=DEV, dtype=dtype)
+            model(x[:, :5], cache=cache)
+            runtime.CALLS.clear()
+            outs.append(torch.cat([model(x[:, i:i + 1], cache=cache).float()
+                                   for i in range(5, 8)], dim=1))
+            assert runtime.CALLS["decode_layer_staged"] == 3 * 5 * LAYERS  # the kernel ran
+        assert cache.k[0].dtype == (dtype or torch.bfloat16)
+    torch.testing.assert_close(outs[0], outs[1], rtol=3e-2, atol=3e-2)
