@@ -51,7 +51,8 @@ def run_gate(versions, presets, dtypes, modes, targets, seq_cap: int = 128,
                 recorded = record_model(version, preset, dtype, modes, targets, seq_cap)
                 fresh = 0
                 for ctx, launch in recorded:
-                    for target in targets:
+                    # Each launch was recorded for one target family (its block sizes).
+                    for target in (t for t in targets if t.name in launch.specs):
                         spec = launch.specs[target.name]
                         key = spec.key(launch.kernel)
                         if key not in cache:

@@ -17,6 +17,9 @@ for a GPU. Three stand-ins, stated here because they are not the GPU's own choic
   leave the residual stream in fp32).
 * v4's ``persistent_programs`` (None off a GPU) returns the number of tiles the kernel
   asks for; the gate caps it at each target's SM count as the GPU code does.
+* The block sizes come from ``version3_triton.block_sizes`` for the target's family
+  (``assume_target``): the model is recorded once per family (NVIDIA, AMD), and each
+  family's launches are specialized for that family's targets only.
 
 Grids that depend on the GPU (SM counts) or on the sequence length are what this CPU run
 computed; the compiled code does not depend on them.
@@ -212,19 +215,28 @@ def record_model(version: str, preset: str, dtype: str, modes, targets, seq_cap:
     torch_dtype = DTYPES[dtype]
     wanted = [m for m in MODES if m in modes and not (m == "train" and dtype == "bf16w")] + [
         m for m in DECODE_VARIANTS[version] if m in modes and m not in MODES]
+    from version3_triton import block_sizes
+
+    families: dict = {}
+    for target in targets:
+        families.setdefault("amd" if target.backend == "hip" else "nvidia",
+                            []).append(target)
     with gpu_code_paths():
-        for mode in wanted:
-            if mode.startswith("decode") and hasattr(model, "set_persistent_decode"):
-                model.set_persistent_decode(False if mode == "decode-staged" else None)
-            # Building a decode workload prefills its prompt: launches recorded, then dropped.
-            with intercept_launches(targets, []), _autocast(dtype):
-                work = make_workload(model, mode.split("-")[0], batch, seq, torch.device("cpu"),
-                                     torch_dtype, loss_fn=spec.loss_fn)
-            sink: list = []
-            with intercept_launches(targets, sink), _autocast(dtype):
-                work.step()
-            ctx = Context(version, preset, dtype, mode, batch, seq, config.head_dim)
-            rows.extend((ctx, launch) for launch in sink)
+        for family, family_targets in families.items():
+            for mode in wanted:
+                if mode.startswith("decode") and hasattr(model, "set_persistent_decode"):
+                    model.set_persistent_decode(False if mode == "decode-staged" else None)
+                # Building a decode workload prefills its prompt: launches recorded, dropped.
+                with block_sizes.assume_target(family), _autocast(dtype):
+                    with intercept_launches(family_targets, []):
+                        work = make_workload(model, mode.split("-")[0], batch, seq,
+                                             torch.device("cpu"), torch_dtype,
+                                             loss_fn=spec.loss_fn)
+                    sink: list = []
+                    with intercept_launches(family_targets, sink):
+                        work.step()
+                ctx = Context(version, preset, dtype, mode, batch, seq, config.head_dim)
+                rows.extend((ctx, launch) for launch in sink)
     return rows
 
 
