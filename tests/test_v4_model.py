@@ -212,12 +212,14 @@ def test_cache_takes_the_autocast_dtype_and_decode_reads_cast_weight_copies():
     assert [w.dtype for w in first] == [torch.float32] + [torch.bfloat16] * 4 + \
         [torch.float32] + [torch.bfloat16] * 3  # norm gains stay as stored
     assert all(a is b for a, b in zip(first, again))  # reused, not re-cast per step
-    torch.testing.assert_close(first[1], layer.self_attn.q_proj.weight.bfloat16(), rtol=0, atol=0)
+    wq = layer._projection_weights()[0]
+    torch.testing.assert_close(first[1], wq.bfloat16(), rtol=0, atol=0)
     with torch.no_grad():
         layer.mlp.down_proj.weight.mul_(2.0)  # in place: same storage, new version
     changed = layer._decode_weights(torch.bfloat16)
     torch.testing.assert_close(changed[8], layer.mlp.down_proj.weight.bfloat16(), rtol=0, atol=0)
-    assert layer._decode_weights(None)[1] is layer.self_attn.q_proj.weight  # no autocast
+    assert changed[1] is not first[1]  # the whole set is remade, from the current weights
+    assert layer._decode_weights(None)[4] is layer.self_attn.o_proj.weight  # no autocast
 
 
 def test_bf16_autocast_decode_with_bf16_cache_matches_fp32_cache():
