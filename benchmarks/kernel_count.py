@@ -76,6 +76,17 @@ def triton_calls(preset, batch, seq) -> dict:
     return rows
 
 
+def _layers(preset: str) -> int:
+    from version1_baseline.config import get_preset
+    return get_preset(preset).num_layers
+
+
+def _write(path: str, record: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(record, f, indent=2)
+    print(f"wrote {path}")
+
+
 @cli_boundary
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m benchmarks.kernel_count",
@@ -105,6 +116,12 @@ def main(argv=None) -> int:
                   f"({args.preset}, batch {args.batch_size}, seq {args.seq_len}); these are "
                   "Triton kernel calls, NOT device kernel counts (torch ops not included):")
             print(json.dumps(rows, indent=2, sort_keys=True))
+            if args.json:
+                _write(args.json, {"machine": "cpu (TRITON_INTERPRET)", "preset": args.preset,
+                                   "num_layers": _layers(args.preset),
+                                   "batch_size": args.batch_size, "seq_len": args.seq_len,
+                                   "counted_by": "runtime.CALLS: Triton calls in the "
+                                   "interpreter, NOT device kernels", "triton_calls": rows})
         return 2
     device = torch.device("cuda")
     dtype = resolve_dtype(args.dtype, device)
@@ -118,11 +135,10 @@ def main(argv=None) -> int:
     if args.json:
         record = {"machine": torch.cuda.get_device_name(device), "preset": args.preset,
                   "batch_size": args.batch_size, "seq_len": args.seq_len, "dtype": str(dtype),
+                  "num_layers": _layers(args.preset),
                   "counted_by": "torch.profiler CUDA activity (memcpy/memset excluded)",
                   "versions": rows}
-        with open(args.json, "w") as f:
-            json.dump(record, f, indent=2)
-        print(f"wrote {args.json}")
+        _write(args.json, record)
     return 0
 
 

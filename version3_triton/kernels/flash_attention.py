@@ -74,6 +74,7 @@ def _fwd_kernel(Q, K, V, O, LSE, sm_scale,
         if CAUSAL:
             valid = valid & (kn[None, :] <= offset + offs_m[:, None])
         qk = tl.where(valid, qk, float("-inf"))
+        # exercise: begin online-softmax
         # Every row sees key 0 in the first block, so m_new is finite from then on.
         m_new = tl.maximum(m_i, tl.max(qk, axis=1))
         alpha = tl.exp2(m_i - m_new)
@@ -82,6 +83,7 @@ def _fwd_kernel(Q, K, V, O, LSE, sm_scale,
         v = tl.load(v_base + kn[:, None] * svs + offs_d[None, :], mask=kv_mask, other=0.0)
         acc = acc * alpha[:, None] + dot(p.to(v.dtype), v, IEEE)
         m_i = m_new
+        # exercise: end
     acc = acc / l_i[:, None]
     out_offs = (b.to(tl.int64) * seq_q * n_heads + offs_m[:, None] * n_heads + h) * head_dim \
         + offs_d[None, :]

@@ -40,10 +40,12 @@ def _rms_norm_fwd_kernel(X, R, W, Y, H, RSTD, n_rows, n_cols, eps,
     if HAS_RESIDUAL:
         x += tl.load(R + offs, mask=mask, other=0.0).to(tl.float32)
         tl.store(H + offs, x.to(H.dtype.element_ty), mask=mask)
+    # exercise: begin rmsnorm-fwd
     rstd = 1.0 / tl.sqrt(tl.sum(x * x, axis=1) / n_cols + eps)
     tl.store(RSTD + rows, rstd, mask=rows < n_rows)
     w = tl.load(W + cols, mask=cols < n_cols, other=0.0).to(tl.float32)
     y = x * rstd[:, None] * w[None, :]
+    # exercise: end
     tl.store(Y + offs, y.to(Y.dtype.element_ty), mask=mask)
 
 
@@ -69,13 +71,17 @@ def _rms_norm_bwd_kernel(DY, DH, H, W, RSTD, DX, DW_PARTIAL, n_rows, n_cols, row
         h = tl.load(H + offs, mask=mask, other=0.0).to(tl.float32)
         dy = tl.load(DY + offs, mask=mask, other=0.0).to(tl.float32)
         rstd = tl.load(RSTD + row)
+        # exercise: begin rmsnorm-bwd
         xhat = h * rstd
         g = dy * w
         dx = rstd * (g - xhat * (tl.sum(g * xhat, axis=0) / n_cols))
+        # exercise: end
         if HAS_DH:
             dx += tl.load(DH + offs, mask=mask, other=0.0).to(tl.float32)
         tl.store(DX + offs, dx.to(DX.dtype.element_ty), mask=mask)
+        # exercise: begin rmsnorm-bwd
         dw += dy * xhat
+        # exercise: end
         row_offset += n_cols
     tl.store(DW_PARTIAL + pid * n_cols + cols, dw, mask=mask)
 
