@@ -161,23 +161,23 @@ def v2_sdpa(run: Path) -> Expected:
 def _compile_rows(run: Path, dtype: str) -> list[dict]:
     rows = [r for r in load(run, "compile.json")["rows"]
             if r["version"] == "v3" and r["kernel"] == "flash_attention._fwd_kernel"
-            and r["target"] == "sm_90" and r["dtype"] == dtype and r["mode"] == "prefill"
+            and r["target"] == "sm_90" and r["dtype"] == dtype and r["mode"] == "train"
             and r["status"] != "error"]
     if not rows:
-        raise RunError(f"compile.json has no v3 prefill {dtype} flash_attention._fwd_kernel row for "
+        raise RunError(f"compile.json has no v3 train {dtype} flash_attention._fwd_kernel row for "
                        "sm_90: run the exercise's compile_gate command")
     return rows
 
 
 def v3_compile_spill(run: Path) -> Expected:
     spill = max(r["spill_bytes"] or 0 for r in _compile_rows(run, "fp32"))
-    return Expected("compile.json: v3 prefill fp32 flash_attention._fwd_kernel sm_90 "
+    return Expected("compile.json: v3 train fp32 flash_attention._fwd_kernel sm_90 "
                     "spill_bytes (largest launch)", float(spill))
 
 
 def v3_compile_tc(run: Path) -> Expected:
     tc = max(r["tc_instr"] or 0 for r in _compile_rows(run, "bf16"))
-    return Expected("compile.json: v3 prefill bf16 flash_attention._fwd_kernel sm_90 tc_instr "
+    return Expected("compile.json: v3 train bf16 flash_attention._fwd_kernel sm_90 tc_instr "
                     "(largest launch)", float(tc))
 
 
