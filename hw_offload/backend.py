@@ -27,7 +27,7 @@ from torch.fx import GraphModule
 
 from . import calibrate
 from .cost import CallCost, HostLink, total_cost
-from .model_session import TARGETS, ModelSession
+from .model_session import TARGETS, ModelSession, WaveRequest
 from .partition import BlockGroup, describe, find_blocks
 from .quant import QuantizedBlock, quantize, require_finite
 from .sram_plan import WEIGHT_MODES
@@ -48,6 +48,9 @@ class RtlOptions:
     progress: bool | None = None       # tqdm bar; None: on for multi-run Verilator calls
     max_cycles: int = 500_000_000
     per_channel: bool = True           # int8 weights: one scale per output channel; False: per matrix
+    trace: str | None = None           # waveform file (*.fst or *.vcd) of one device step (verilator)
+    trace_block: int = 0               # ... of this decoder block
+    trace_step: int = 0                # ... and this step run of it (0-based)
     # {id(q_proj.weight): (x, y)} from calibrate.capture_model, or a calibrate.ModelCalibration
     # (offload()), which captures again after the weights change
     calibration: dict | calibrate.ModelCalibration | None = None
@@ -61,6 +64,15 @@ class RtlOptions:
             raise ValueError(f"clock_mhz must be positive, got {self.clock_mhz}")
         if not isinstance(self.link, HostLink):
             raise ValueError(f"link must be a hw_offload.cost.HostLink, got {self.link!r}")
+        if self.trace is not None:
+            if self.target != "verilator":
+                raise ValueError("trace writes a waveform of the Verilator simulation; it needs "
+                                 f"target='verilator', got {self.target!r}")
+            from .driver import trace_variant     # FST or VCD build, by the file's extension
+            object.__setattr__(self, "variant", trace_variant(self.trace))   # frozen
+            if self.trace_block < 0 or self.trace_step < 0:
+                raise ValueError(f"trace_block and trace_step must be >= 0, got "
+                                 f"{self.trace_block}, {self.trace_step}")
 
 
 @dataclass
@@ -101,8 +113,19 @@ class OffloadContext:
     capacity_from: str = "the backend's max_seq_len option"   # where options.max_seq_len came from
     capture: dict | None = None      # {slot: (x, y)} while requantize's float pass runs
     max_len_given: bool = False      # max_seq_len came from the options (not a KV cache's length)
+    wave: WaveRequest | None = None  # the trace option; kept here so a replanned session skips it
 
     # ---------------- device ----------------
+    def _wave_request(self):
+        """The ``trace`` option as a session's WaveRequest (one per context, so a replanned
+        session does not write it twice), or None."""
+        o = self.options
+        if o.trace is None:
+            return None
+        if self.wave is None:
+            self.wave = WaveRequest(o.trace, o.trace_block, o.trace_step)
+        return None if self.wave.written else self.wave
+
     def ensure_session(self, batch: int, past: int, seq: int, keep_kv: bool) -> ModelSession:
         """A session holding ``batch`` sequences up to position ``past + seq``; raises if it
         cannot fit. A longer plan is made only for a step that starts a sequence (past 0):
@@ -117,7 +140,8 @@ class OffloadContext:
                                             self.options.target, self.options.weights,
                                             variant=self.options.variant,
                                             max_cycles=self.options.max_cycles,
-                                            progress=self.options.progress)
+                                            progress=self.options.progress,
+                                            trace=self._wave_request())
             s.capacity_from = (f"set by {self.capacity_from}" if want_len == self.options.max_seq_len
                                else "the longest step so far; no max_seq_len option or KV cache "
                                     "asked for more")

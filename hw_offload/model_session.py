@@ -68,13 +68,27 @@ def plan_blocks(blocks: list[QuantizedBlock], hw: HwConfig, max_seq_len: int, ba
     return plan, [_rebase(wl, b) for wl, b in zip(layouts, plan.w_bases)], dims
 
 
+@dataclass
+class WaveRequest:
+    """Write a waveform (FST or VCD, by ``path``'s extension) of one device step: the
+    ``step``-th step run (0-based, counting every chunk and sequence) of decoder ``block``."""
+
+    path: str
+    block: int = 0
+    step: int = 0
+    written: bool = False
+
+
 class ModelSession:
     """All offloaded blocks of one model on one device; weights resident or streamed."""
 
     def __init__(self, blocks: list[QuantizedBlock], max_seq_len: int, batch: int,
                  target: str = "golden", weights: str = "auto", device=None,
-                 max_cycles: int = 500_000_000, progress: bool | None = None, variant: str = "fast"):
+                 max_cycles: int = 500_000_000, progress: bool | None = None, variant: str = "fast",
+                 trace: WaveRequest | None = None):
         self.blocks, self.target, self.max_seq_len = blocks, target, max_seq_len
+        self.trace = trace
+        self._steps_run: dict[int, int] = {}  # block -> device step runs so far (for trace.step)
         self.device = device if device is not None else make_device(target, variant=variant)
         self.hw: HwConfig = self.device.config
         self.max_cycles, self.progress, self.weights_mode = max_cycles, progress, weights
@@ -172,6 +186,20 @@ class ModelSession:
         self.device.write_program(encode_program(program + [Insn(OP_HALT)]))
         return self.device.run(self.max_cycles)
 
+    def _run_step(self, block: int, program: list[Insn]) -> Counters:
+        """One block step; the one that ``self.trace`` names is written as a waveform."""
+        index = self._steps_run.get(block, 0)
+        self._steps_run[block] = index + 1
+        t = self.trace
+        if t is None or (t.block, t.step) != (block, index):
+            return self._run(program)
+        self.device.trace(t.path)
+        try:
+            return self._run(program)
+        finally:
+            self.device.close_trace()
+            t.written = True
+
     def _load_weights(self, block: int, past: int) -> CallRecord:
         wl, before = self.layouts[block], self.device.link.copy()
         self.device.write_mem(0, wl.image)
@@ -205,8 +233,9 @@ class ModelSession:
                     before = self.device.link.copy()
                     rows = x_q[s, p - past:p - past + length]
                     self.device.write_mem(self.plan.x_dram, to_blocks(rows, n).reshape(-1))
-                    c = self._run(block_program(self.blocks[block], wl, rs, self.hw, region, length, p,
-                                                self.plan.scratch_a, self.plan.x_dram, self.plan.y_dram))
+                    program = block_program(self.blocks[block], wl, rs, self.hw, region, length, p,
+                                            self.plan.scratch_a, self.plan.x_dram, self.plan.y_dram)
+                    c = self._run_step(block, program)
                     out = self.device.read_mem(self.plan.y_dram, length * hidden)
                     if c.bytes_out != length * hidden or c.bytes_in != length * hidden:
                         raise RuntimeError(f"device moved {c.bytes_in}/{c.bytes_out} bytes, expected "

@@ -253,3 +253,25 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_half_written_cache(monkeypatch):
     with pytest.raises(ValueError, match="start again from position 0"):
         session.run_block(0, x[:, :1], 5)
     assert session.run_block(0, x, 0).shape == x.shape    # a new sequence runs
+
+
+@pytest.mark.rtl
+def test_trace_option_writes_the_named_block_step_only(tmp_path):
+    """options trace / trace_block / trace_step: one waveform of that block's step, none for a
+    step that never runs, and a clear refusal on the golden target (no simulation to trace)."""
+    cfg = get_preset("chip16").replace(num_layers=2)
+    model = make_model(cfg, 4)
+    g = torch.Generator().manual_seed(12)
+    calib = torch.randint(0, cfg.vocab_size, (2, cfg.max_seq_len), generator=g)
+    prompt = torch.randint(0, cfg.vocab_size, (1, 8), generator=g)
+    wave, never = tmp_path / "block1.fst", tmp_path / "never.fst"
+    for path, step in ((wave, 0), (never, 99)):
+        torch._dynamo.reset()
+        m = backend.offload(model, calibration=calib, target="verilator", progress=False,
+                            trace=str(path), trace_block=1, trace_step=step)
+        with torch.no_grad():
+            m(prompt)
+    assert wave.is_file() and wave.stat().st_size > 0
+    assert not never.exists()
+    with pytest.raises(ValueError, match="target='verilator'"):
+        backend.RtlOptions(target="golden", trace=str(wave))
