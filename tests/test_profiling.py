@@ -15,7 +15,7 @@ def test_profiling_run_writes_trace_flops_and_summary(tmp_path):
     v1 = tmp_path / "v1"
     trace = json.loads((v1 / "trace.json").read_text())
     names = {e.get("name") for e in trace["traceEvents"]}
-    assert {"attention", "mlp", "norm"} <= names, "record_function block ranges are missing"
+    assert {"attention", "mlp", "final_norm"} <= names, "record_function block ranges are missing"
     assert any((v1 / "tensorboard").iterdir())
     assert "Name" in (v1 / "ops_by_cpu_time.txt").read_text()
 
@@ -36,8 +36,10 @@ def test_profiling_run_writes_trace_flops_and_summary(tmp_path):
         assert ds["status"] == "skipped" and "deepspeed" in ds["detail"]
 
     md = (tmp_path / "summary.md").read_text()
-    median = summary["result"]["step_time_ms"]["median"]
-    assert f"{median:.2f}" in md, "the summary must show the measured median"
+    # Speed is the side-by-side harness's (tests/test_profile_summary.py); without one the
+    # summary has no time column, never the profiler's own separately timed median.
+    assert "No speed column" in md and "median ms" not in md
+    assert f"{summary['flops']['step_flops'] / 1e9:.2f}" in md, "the counted FLOPs are shown"
     assert "nsys: skipped" in md and "PASS" not in md
     assert "v3: not run: v3: no GPU" in md   # a Triton version on CPU says why it did not run
 

@@ -1,4 +1,6 @@
-"""``python -m benchmarks.profiling --versions v1,v2 --preset tiny --mode train --out DIR``."""
+"""``python -m benchmarks.profiling --versions v1,v2 --preset tiny --mode train --out DIR
+[--harness bench/results.json]``: every profiler on each version; speed is cited from the
+side-by-side harness, never measured here a second time (benchmarks.profiling.summary)."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +10,7 @@ from pathlib import Path
 from ..environment import best_device, default_out
 from ..versions import Unavailable, parse_names
 from .profile_version import profile_version
-from .summary import write_summary
+from .summary import load_harness, write_summary
 
 
 def main(argv=None) -> int:
@@ -25,9 +27,14 @@ def main(argv=None) -> int:
     p.add_argument("--no-vendor", action="store_true", help="skip nsys/ncu/rocprof*")
     p.add_argument("--allow-interpreter", action="store_true",
                    help="profile Triton versions under TRITON_INTERPRET on CPU (very slow)")
+    p.add_argument("--harness", default=None, metavar="RESULTS_JSON",
+                   help="results.json of a `python -m benchmarks run` on the same machine: "
+                        "the summary cites its side-by-side times (default: no speed column)")
     args, version_args = p.parse_known_args(argv)
     try:
         names = parse_names(args.versions)
+        # read before profiling, so that a wrong path fails in a second, not after the runs
+        harness = load_harness(Path(args.harness)) if args.harness else None
     except ValueError as exc:
         p.error(str(exc))
     device = best_device(args.device)
@@ -49,7 +56,7 @@ def main(argv=None) -> int:
             failed.append(name)
             unavailable[name] = f"FAILED: {type(exc).__name__}: {exc}"
             print(f"[profile] {name}: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
-    summary = write_summary(out, summaries, unavailable)
+    summary = write_summary(out, summaries, unavailable, harness)
     print(summary.read_text())
     print(f"[profile] results in {out}")
     return 1 if failed else 0

@@ -65,19 +65,18 @@ def run_deepspeed(model, step, out: Path) -> tuple[StepStatus, int | None]:
                       [f"{out.name}/{report.name}"]), flops
 
 
-def flops_report(model, step, out: Path, median_ms: float, device_name: str, dtype_label: str
+def flops_report(model, step, out: Path, device_name: str, dtype_label: str
                  ) -> tuple[list[StepStatus], dict]:
-    """Count FLOPs both ways and turn them into achieved FLOP/s and (where known) MFU."""
+    """Count this version's FLOPs of one step both ways, and name the MFU peak (if known).
+
+    No rate here: achieved FLOP/s needs a time, and times come from the side-by-side
+    harness (``benchmarks.profiling.summary`` cites them with v1's workload FLOPs)."""
     ds_status, ds_flops = run_deepspeed(model, step, out)
     step_flops = count_flops_torch(step)
-    achieved = step_flops / (median_ms / 1e3)
-    facts = {"deepspeed_forward_flops": ds_flops, "step_flops": step_flops,
-             "achieved_flops_per_s": achieved, "mfu": None, "peak": None}
     peak = known_peak(device_name, dtype_label)
-    if peak:
-        facts["mfu"] = achieved / peak[0]
-        facts["peak"] = f"{peak[0] / 1e12:.1f} TFLOP/s: {peak[1]}"
-    else:
-        facts["peak"] = f"none: no known peak for {device_name} at {dtype_label}; MFU not reported"
+    facts = {"deepspeed_forward_flops": ds_flops, "step_flops": step_flops,
+             "peak": (f"{peak[0] / 1e12:.1f} TFLOP/s: {peak[1]}" if peak else
+                      f"none: no known peak for {device_name} at {dtype_label}; "
+                      "MFU not reported")}
     return [ds_status, StepStatus("FLOP counter (torch.utils.flop_counter)", "ok",
                                   "forward + backward FLOPs of one step")], facts

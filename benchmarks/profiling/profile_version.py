@@ -52,8 +52,8 @@ def profile_version(name: str, preset: str, mode: str, device: torch.device, out
     work.step()
     torch_statuses, block_ms = run_torch_profiler(work.step, device, folder)
     statuses += torch_statuses
-    flop_statuses, flops = flops_report(model, work.step, folder, result.step_time_ms["median"],
-                                        result.machine["device_name"], result.dtype)
+    flop_statuses, flops = flops_report(model, work.step, folder, result.machine["device_name"],
+                                        result.dtype)
     statuses += flop_statuses
     if vendor:
         module = spec.model_cls.__module__.split(".")[0] if spec.name != "compile" else None
