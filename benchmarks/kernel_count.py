@@ -13,12 +13,16 @@ Printed with the reduction against v1 (the issue's goal is >= 90%). Nothing is e
 Without a GPU there is no device kernel to count: the script says so and exits with status
 2. With ``--triton-calls`` it then also prints, labelled as such, the Triton launches that
 version 3 and 4 record in ``runtime.CALLS`` while running in the interpreter: that shows the
-design (5 per layer forward, 1 or 5 per layer per token), not a device count.
+design (5 per layer forward, 1 or 5 per layer per token), not a device count. That run says
+up front that it is the interpreter, shows a bar per (version, stage) on stderr with the time
+left estimated from the first counted call, and defaults to tiny at seq 8 (about 4 minutes on
+2 CPU cores); the per-layer counts do not depend on the size.
 """
 from __future__ import annotations
 
 import json
 import sys
+import time
 
 import torch
 
@@ -57,22 +61,50 @@ def device_counts(versions, preset, batch, seq, device, dtype) -> dict:
     return rows
 
 
-def triton_calls(preset, batch, seq) -> dict:
-    """Triton launches recorded by runtime.CALLS in the interpreter (not device kernels)."""
+def triton_calls(preset, batch, seq, out=None) -> dict:
+    """Triton launches recorded by runtime.CALLS in the interpreter (not device kernels).
+
+    The interpreter runs every kernel program in Python, so each call takes seconds to
+    minutes: one tqdm bar on ``out`` (stderr) advances per (version, stage), and the first
+    counted call's measured time gives the rough time left (benchmarks.progress)."""
+    from tqdm import tqdm
+
     from version3_triton import runtime
 
-    rows = {}
-    for name in ("v3", "v4"):
-        _, forward, decode = _steps(name, preset, batch, seq, torch.device("cpu"),
-                                    torch.float32, True)
-        counts = {}
-        for key, step in (("forward", forward), ("decode_token", decode)):
-            step()  # warm-up (the decode workload's own prefill already ran)
-            runtime.CALLS.clear()
-            step()
-            counts[key] = dict(runtime.CALLS)
-            counts[f"{key}_total"] = sum(runtime.CALLS.values())
-        rows[name] = counts
+    from .progress import interpreter_notice
+
+    out = out or sys.stderr
+    print(f"kernel_count --triton-calls: v3 and v4 run in the Triton interpreter "
+          f"(TRITON_INTERPRET=1, no GPU), hundreds of times slower than on a GPU; "
+          f"{preset}, batch {batch}, seq {seq}: 2 models to build, then 8 calls (a warm-up "
+          "and a counted call of forward and of decode per version). A rough time left "
+          "follows the first counted call.", file=out, flush=True)
+    rows, first_call_s = {}, None
+    # per version: build, then a warm-up and a counted call of forward and of decode
+    with tqdm(total=2 * 5, desc="triton calls", unit="stage", file=out) as bar:
+        for name in ("v3", "v4"):
+            bar.set_postfix_str(f"{name} build (decode prefill included)", refresh=True)
+            _, forward, decode = _steps(name, preset, batch, seq, torch.device("cpu"),
+                                        torch.float32, True)
+            bar.update()
+            counts = {}
+            for key, step in (("forward", forward), ("decode_token", decode)):
+                bar.set_postfix_str(f"{name} {key} warm-up", refresh=True)
+                step()  # warm-up (the decode workload's own prefill already ran)
+                bar.update()
+                bar.set_postfix_str(f"{name} {key} counted", refresh=True)
+                runtime.CALLS.clear()
+                start = time.monotonic()
+                step()
+                if first_call_s is None:
+                    first_call_s = time.monotonic() - start
+                    # calls of similar cost still to come; builds add about one call each
+                    interpreter_notice(name, first_call_s, bar.total - bar.n - 1,
+                                       what="calls and builds", out=out)
+                bar.update()
+                counts[key] = dict(runtime.CALLS)
+                counts[f"{key}_total"] = sum(runtime.CALLS.values())
+            rows[name] = counts
     return rows
 
 
@@ -93,9 +125,13 @@ def main(argv=None) -> int:
                        description=__doc__.splitlines()[0])
     add_debug_flag(p)
     p.add_argument("--versions", default="v1,v2,v3,v4")
-    p.add_argument("--preset", default="small")
+    p.add_argument("--preset", default=None,
+                   help="default: small on a GPU; tiny with --triton-calls in the interpreter")
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--seq-len", type=int, default=128, help="prompt length; decode context")
+    p.add_argument("--seq-len", type=int, default=None,
+                   help="prompt length; decode context (default: 128 on a GPU; 8 with "
+                        "--triton-calls in the interpreter, where tiny then takes about 4 "
+                        "minutes on 2 CPU cores: the counts per layer do not depend on it)")
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--json", default=None, help="write the counts to this path")
     p.add_argument("--triton-calls", action="store_true",
@@ -111,9 +147,10 @@ def main(argv=None) -> int:
         print("kernel_count: no GPU here, so there are no device kernels to count; "
               "no launch numbers are reported.", file=sys.stderr)
         if args.triton_calls:
-            rows = triton_calls(args.preset, args.batch_size, args.seq_len)
+            preset, seq = args.preset or "tiny", args.seq_len or 8
+            rows = triton_calls(preset, args.batch_size, seq)
             print(f"Triton launches recorded by runtime.CALLS under TRITON_INTERPRET "
-                  f"({args.preset}, batch {args.batch_size}, seq {args.seq_len}); these are "
+                  f"({preset}, batch {args.batch_size}, seq {seq}); these are "
                   "Triton kernel calls, NOT device kernel counts (torch ops not included):")
             print(json.dumps(rows, indent=2, sort_keys=True))
             if args.json:
@@ -125,6 +162,7 @@ def main(argv=None) -> int:
         return 2
     device = torch.device("cuda")
     dtype = resolve_dtype(args.dtype, device)
+    args.preset, args.seq_len = args.preset or "small", args.seq_len or 128
     rows = device_counts(versions, args.preset, args.batch_size, args.seq_len, device, dtype)
     print(f"kernel launches (profiler, {torch.cuda.get_device_name(device)}, {args.preset}, "
           f"batch {args.batch_size}, seq {args.seq_len}, {dtype}):")
