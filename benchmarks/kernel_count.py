@@ -137,6 +137,10 @@ def main(argv=None) -> int:
     p.add_argument("--triton-calls", action="store_true",
                    help="without a GPU: print the interpreter's Triton launch counts (v3, v4)")
     args = p.parse_args(argv)
+    # The interpreter needs a small default (minutes, not hours); a GPU keeps small/128.
+    interpreter = args.triton_calls and not torch.cuda.is_available()
+    args.preset = args.preset or ("tiny" if interpreter else "small")
+    args.seq_len = args.seq_len or (8 if interpreter else 128)
     versions = parse_names(args.versions)
     check_workload(modes=["prefill", "decode"], batch_size=args.batch_size, seq_len=args.seq_len,
                    max_seq_len=get_preset(args.preset).max_seq_len, flags=True,
@@ -147,10 +151,9 @@ def main(argv=None) -> int:
         print("kernel_count: no GPU here, so there are no device kernels to count; "
               "no launch numbers are reported.", file=sys.stderr)
         if args.triton_calls:
-            preset, seq = args.preset or "tiny", args.seq_len or 8
-            rows = triton_calls(preset, args.batch_size, seq)
+            rows = triton_calls(args.preset, args.batch_size, args.seq_len)
             print(f"Triton launches recorded by runtime.CALLS under TRITON_INTERPRET "
-                  f"({preset}, batch {args.batch_size}, seq {seq}); these are "
+                  f"({args.preset}, batch {args.batch_size}, seq {args.seq_len}); these are "
                   "Triton kernel calls, NOT device kernel counts (torch ops not included):")
             print(json.dumps(rows, indent=2, sort_keys=True))
             if args.json:
@@ -162,7 +165,6 @@ def main(argv=None) -> int:
         return 2
     device = torch.device("cuda")
     dtype = resolve_dtype(args.dtype, device)
-    args.preset, args.seq_len = args.preset or "small", args.seq_len or 128
     rows = device_counts(versions, args.preset, args.batch_size, args.seq_len, device, dtype)
     print(f"kernel launches (profiler, {torch.cuda.get_device_name(device)}, {args.preset}, "
           f"batch {args.batch_size}, seq {args.seq_len}, {dtype}):")
