@@ -6,23 +6,9 @@ import torch
 
 from version3_triton import runtime
 from version3_triton.kernels import flash_attention as fa
+from version3_triton.kernels.flash_attention import reference
 
 DEV = runtime.DEVICE
-
-
-def reference(q, k, v, causal=True):
-    """Plain attention on token-major (B, S, heads, D) tensors, K/V repeated for GQA."""
-    groups = q.shape[2] // k.shape[2]
-    qh = q.transpose(1, 2).float()
-    kh = k.transpose(1, 2).float().repeat_interleave(groups, 1)
-    vh = v.transpose(1, 2).float().repeat_interleave(groups, 1)
-    scores = qh @ kh.transpose(-1, -2) / math.sqrt(q.shape[-1])
-    if causal:
-        seq_q, seq_k = q.shape[1], k.shape[1]
-        q_pos = torch.arange(seq_k - seq_q, seq_k, device=q.device)[:, None]
-        scores = scores.masked_fill(torch.arange(seq_k, device=q.device)[None] > q_pos,
-                                    float("-inf"))
-    return (scores.softmax(-1) @ vh).transpose(1, 2)
 
 
 def inputs(bsz, seq_q, seq_k, heads, kv_heads, d, dtype=torch.float32):
@@ -122,7 +108,7 @@ def test_bf16_gpu(seq, d):
     out = fa.flash_attention(q, k, v)
     dout = torch.randn_like(out)
     grads = torch.autograd.grad(out, (q, k, v), dout)
-    ref = reference(q, k, v)
+    ref = reference(q.float(), k.float(), v.float())
     refs = torch.autograd.grad(ref, (q, k, v), dout.float())
     torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
     for got, want in zip(grads, refs):
@@ -156,7 +142,7 @@ def test_seq_1_head_dim_64_gradients_are_accumulation_order():
     torch.testing.assert_close(dv.double(), dv_exact, rtol=1e-6, atol=1e-6)
 
     q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
-    dq64, dk64, _ = torch.autograd.grad(reference_fp64(q64, k64, v64), (q64, k64, v64),
+    dq64, dk64, _ = torch.autograd.grad(reference(q64, k64, v64), (q64, k64, v64),
                                         dout.double())
     assert dq64.abs().max() == 0 and dk64.abs().max() == 0  # exact arithmetic: no gradient
     u = 2.0 ** -24
@@ -170,15 +156,3 @@ def test_seq_1_head_dim_64_gradients_are_accumulation_order():
     assert torch.all((dq.double() - dq64).abs() <= bound_dq), "dq beyond fp32 summation error"
     assert torch.all((dk.double() - dk64).abs() <= bound_dk), "dk beyond fp32 summation error"
     assert (dq.double() - dq64).abs().max() < 1e-5 and (dk.double() - dk64).abs().max() < 1e-5
-
-
-def reference_fp64(q, k, v):
-    """``reference`` without the cast to fp32 (q, k, v already fp64), causal."""
-    groups = q.shape[2] // k.shape[2]
-    qh, kh, vh = (t.transpose(1, 2) for t in (q, k, v))
-    kh, vh = kh.repeat_interleave(groups, 1), vh.repeat_interleave(groups, 1)
-    scores = qh @ kh.transpose(-1, -2) / math.sqrt(q.shape[-1])
-    seq_q, seq_k = q.shape[1], k.shape[1]
-    q_pos = torch.arange(seq_k - seq_q, seq_k)[:, None]
-    scores = scores.masked_fill(torch.arange(seq_k)[None] > q_pos, float("-inf"))
-    return (scores.softmax(-1) @ vh).transpose(1, 2)

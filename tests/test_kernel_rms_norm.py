@@ -11,11 +11,6 @@ from version3_triton.kernels import rms_norm as rn
 DEV = runtime.DEVICE
 
 
-def reference(x, weight, eps=1e-6):
-    x32 = x.float()
-    return (weight.float() * x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps))
-
-
 def leaf(*shape, dtype=torch.float32):
     return torch.randn(*shape, device=DEV, dtype=dtype).requires_grad_()
 
@@ -28,7 +23,7 @@ def test_rms_norm_forward_and_grads(shape):
         y = rn.rms_norm(x, w, 1e-6)
         dy = torch.randn_like(y)
         dx, dw = torch.autograd.grad(y, (x, w), dy)
-    y_ref = reference(x, w)
+    y_ref = rn.reference(x, w)
     dx_ref, dw_ref = torch.autograd.grad(y_ref, (x, w), dy)
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(dx, dx_ref, rtol=1e-5, atol=1e-5)
@@ -45,7 +40,7 @@ def test_add_rms_norm_forward_and_grads(shape):
         dy, dh = torch.randn_like(y), torch.randn_like(h)
         grads = torch.autograd.grad((y, h), (x, r, w), (dy, dh))
     h_ref = x + r
-    y_ref = reference(h_ref, w, 1e-5)
+    y_ref = rn.reference(h_ref, w, 1e-5)
     refs = torch.autograd.grad((y_ref, h_ref), (x, r, w), (dy, dh))
     torch.testing.assert_close(h, h_ref, rtol=0, atol=0)
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
@@ -58,7 +53,7 @@ def test_add_rms_norm_only_norm_output_used():
     x, r, w = leaf(4, 33), leaf(4, 33), leaf(33)
     y, _ = rn.add_rms_norm(x, r, w)
     gx, gr, gw = torch.autograd.grad(y.sum(), (x, r, w))
-    ref = torch.autograd.grad(reference(x + r, w).sum(), (x, r, w))
+    ref = torch.autograd.grad(rn.reference(x + r, w).sum(), (x, r, w))
     for got, want in zip((gx, gr, gw), ref):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
@@ -67,14 +62,14 @@ def test_weight_grad_is_fp32_accumulated_across_many_rows():
     # 1000 rows over the few programs of the backward: partial sums must all be counted.
     x, w = leaf(1000, 24), leaf(24)
     dw = torch.autograd.grad(rn.rms_norm(x, w).sum(), w)[0]
-    dw_ref = torch.autograd.grad(reference(x, w).sum(), w)[0]
+    dw_ref = torch.autograd.grad(rn.reference(x, w).sum(), w)[0]
     torch.testing.assert_close(dw, dw_ref, rtol=1e-5, atol=1e-4)
 
 
 def test_non_contiguous_input_is_copied():
     x = torch.randn(16, 6, device=DEV).t()  # (6, 16), non-contiguous
     w = torch.randn(16, device=DEV)
-    torch.testing.assert_close(rn.rms_norm(x, w), reference(x, w), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(rn.rms_norm(x, w), rn.reference(x, w), rtol=1e-5, atol=1e-5)
 
 
 def test_poison_detects_an_unwritten_row():
@@ -112,7 +107,7 @@ def test_rms_norm_bf16_gpu(shape):
     dy = torch.randn_like(y)
     grads = torch.autograd.grad(y, (x, r, w), dy)
     h_ref = x.float() + r.float()
-    y_ref = reference(h_ref, w)
+    y_ref = rn.reference(h_ref, w)
     refs = torch.autograd.grad(y_ref, (x, r, w), dy.float())
     torch.testing.assert_close(y.float(), y_ref, rtol=2e-2, atol=2e-2)
     for got, want in zip(grads, refs):

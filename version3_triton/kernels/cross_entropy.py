@@ -108,3 +108,10 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor,
         raise ValueError(f"labels must lie in [0, {logits.shape[1]}) or equal ignore_index "
                          f"{ignore_index}; got values in [{int(real.min())}, {int(real.max())}]")
     return CrossEntropyFunction.apply(logits, labels, int(ignore_index))
+
+
+def reference(logits: torch.Tensor, labels: torch.Tensor,
+              ignore_index: int = -100) -> torch.Tensor:
+    """Plain PyTorch ``cross_entropy``: ``F.cross_entropy`` on fp32 logits (mean over counted
+    rows). The test's check and the bench's baseline."""
+    return torch.nn.functional.cross_entropy(logits.float(), labels, ignore_index=ignore_index)

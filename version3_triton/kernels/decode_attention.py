@@ -112,3 +112,17 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
         BLOCK_G=max(16, triton.next_power_of_2(groups)), BLOCK_D=max(16, triton.next_power_of_2(d)),
         **cfg.blocks, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     return out
+
+
+def reference(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+              length: int, sm_scale: float | None = None) -> torch.Tensor:
+    """Plain PyTorch ``decode_attention``: q (B, H, D) against cache positions [0, length)
+    of (B, Hkv, T, D), K/V repeated for GQA, the softmax in at least fp32; (B, H, D) in q's
+    dtype. The test's check and the bench's baseline."""
+    groups = q.shape[1] // k_cache.shape[1]
+    scale = 1.0 / math.sqrt(q.shape[-1]) if sm_scale is None else sm_scale
+    k = k_cache[:, :, :length].repeat_interleave(groups, 1)
+    v = v_cache[:, :, :length].repeat_interleave(groups, 1)
+    scores = (q[:, :, None] @ k.transpose(-1, -2)) * scale
+    p = scores.softmax(-1, dtype=torch.promote_types(scores.dtype, torch.float32))
+    return (p.to(q.dtype) @ v)[:, :, 0]

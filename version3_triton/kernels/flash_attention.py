@@ -304,3 +304,26 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
                          f"as queries ({seq_q})")
     scale = 1.0 / math.sqrt(d) if sm_scale is None else float(sm_scale)
     return FlashAttentionFunction.apply(q, k, v, bool(causal), scale)
+
+
+def reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True,
+              sm_scale: float | None = None) -> torch.Tensor:
+    """Plain PyTorch ``flash_attention``: K/V repeated for GQA, explicit mask, softmax.
+
+    q: (B, Sq, H, D); k, v: (B, Sk, Hkv, D); the causal mask places the queries at the last
+    Sq positions. Matmuls in the inputs' dtype, the softmax in at least fp32 (fp64 inputs
+    stay fp64); returns (B, Sq, H, D) in q's dtype. The test's check and the bench's baseline.
+    """
+    groups = q.shape[2] // k.shape[2]
+    scale = 1.0 / math.sqrt(q.shape[-1]) if sm_scale is None else sm_scale
+    qh = q.transpose(1, 2)
+    kh = k.transpose(1, 2).repeat_interleave(groups, 1)
+    vh = v.transpose(1, 2).repeat_interleave(groups, 1)
+    scores = (qh @ kh.transpose(-1, -2)) * scale
+    if causal:
+        seq_q, seq_k = q.shape[1], k.shape[1]
+        q_pos = torch.arange(seq_k - seq_q, seq_k, device=q.device)[:, None]
+        scores = scores.masked_fill(torch.arange(seq_k, device=q.device)[None] > q_pos,
+                                    float("-inf"))
+    p = scores.softmax(-1, dtype=torch.promote_types(scores.dtype, torch.float32))
+    return (p.to(q.dtype) @ vh).transpose(1, 2)

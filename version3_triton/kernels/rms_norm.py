@@ -207,3 +207,13 @@ def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
     if residual.shape != x.shape:
         raise ValueError(f"residual shape {tuple(residual.shape)} != x shape {tuple(x.shape)}")
     return AddRMSNormFunction.apply(x, residual, weight, float(eps))
+
+
+def reference(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Plain PyTorch ``rms_norm``: fp32 statistics, the result in x's dtype.
+
+    The independent check for this kernel's test and the eager baseline of its benchmark.
+    """
+    x32 = x.float()
+    return (weight.float() * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps))
+            ).to(x.dtype)

@@ -111,3 +111,16 @@ def apply_rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.T
         raise ValueError(f"cos/sin must have shape (seq, head_dim) = ({seq}, {d}), got "
                          f"{tuple(cos.shape)} and {tuple(sin.shape)}")
     return RoPEFunction.apply(q, k, cos, sin)
+
+
+def reference(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+    """Plain PyTorch ``apply_rope``: rotate-half RoPE on token-major (B, S, heads, D) q and k.
+
+    cos, sin: (S, D). Returns (q, k) rotated, each in its own dtype. The test's check and
+    the bench's baseline.
+    """
+    def rotate(t):
+        c, s = cos[:, None].to(t.dtype), sin[:, None].to(t.dtype)   # (S, 1, D): over heads
+        t1, t2 = t.chunk(2, dim=-1)
+        return t * c + torch.cat((-t2, t1), dim=-1) * s
+    return rotate(q), rotate(k)

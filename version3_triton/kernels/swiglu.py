@@ -92,3 +92,8 @@ def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     if gate.numel() == 0:
         raise ValueError("swiglu got empty tensors")
     return SwiGLUFunction.apply(gate, up)
+
+
+def reference(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """Plain PyTorch ``swiglu``: ``silu(gate) * up`` (the test's check, the bench's baseline)."""
+    return torch.nn.functional.silu(gate) * up
