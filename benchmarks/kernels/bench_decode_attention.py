@@ -3,7 +3,6 @@
 Bytes and FLOPs per shape: ``benchmarks.kernels.work.decode_attention`` (the valid part
 of the K and V cache, q and the output; q.k and p.v). Inference only: only the forward is timed.
 """
-import math
 
 import torch
 
@@ -11,18 +10,10 @@ from benchmarks.kernels import (bench_ms, ceilings, compiled, parser, rates, rep
                                 require_gpu, torch_dtype, work)
 
 
-def eager(q, k_cache, v_cache, length):
-    groups = q.shape[1] // k_cache.shape[1]
-    k = k_cache[:, :, :length].repeat_interleave(groups, 1)
-    v = v_cache[:, :, :length].repeat_interleave(groups, 1)
-    s = (q[:, :, None] @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
-    return (torch.softmax(s.float(), -1).to(q.dtype) @ v)[:, :, 0]
-
-
 def main(argv=None):
     args = parser(__doc__).parse_args(argv)
     device = require_gpu()
-    from version3_triton.kernels.decode_attention import decode_attention
+    from version3_triton.kernels.decode_attention import decode_attention, reference
     dtype, rows = torch_dtype(args.dtype), []
     ceil = ceilings(device)
     for bsz, hq, hk, d, length in ((16, 32, 8, 64, 2048), (64, 32, 8, 128, 4096)):
@@ -30,8 +21,8 @@ def main(argv=None):
         k = torch.randn(bsz, hk, length, d, device=device, dtype=dtype)
         v = torch.randn_like(k)
         count = work.decode_attention(bsz, hq, hk, d, length, k.element_size())
-        impls = {"triton": decode_attention, "eager": eager,
-                 "compile": compiled(eager, not args.no_compile)}
+        impls = {"triton": decode_attention, "eager": reference,
+                 "compile": compiled(reference, not args.no_compile)}
         with torch.no_grad():
             for impl, fn in impls.items():
                 if fn is None:

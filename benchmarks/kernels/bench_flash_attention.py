@@ -5,7 +5,6 @@ causal work: forward 2 matmuls x 2 FLOPs x B*H*S*S*D / 2 (half the score matrix 
 backward 2.5x the forward (5 matmuls instead of 2).
 The eager baseline is version 1's explicit attention (repeat K/V, mask, softmax).
 """
-import math
 
 import torch
 
@@ -13,20 +12,10 @@ from benchmarks.kernels import (ceilings, compiled, grad_step, parser, report, r
                                 run_impls, torch_dtype, work)
 
 
-def eager(q, k, v):
-    groups = q.shape[2] // k.shape[2]
-    qh, kh, vh = (t.transpose(1, 2) for t in (q, k, v))
-    kh, vh = kh.repeat_interleave(groups, 1), vh.repeat_interleave(groups, 1)
-    s = (qh @ kh.transpose(-1, -2)) / math.sqrt(q.shape[-1])
-    n = q.shape[1]
-    s = s.masked_fill(torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
-    return (torch.softmax(s.float(), -1).to(q.dtype) @ vh).transpose(1, 2)
-
-
 def main(argv=None):
     args = parser(__doc__).parse_args(argv)
     device = require_gpu()
-    from version3_triton.kernels.flash_attention import flash_attention
+    from version3_triton.kernels.flash_attention import flash_attention, reference
     dtype, rows = torch_dtype(args.dtype), []
     ceil = ceilings(device)
     for bsz, seq, hq, hk, d in ((8, 1024, 16, 4, 64), (4, 2048, 16, 4, 64), (2, 4096, 16, 4, 64),
@@ -35,8 +24,8 @@ def main(argv=None):
         k = torch.randn(bsz, seq, hk, d, device=device, dtype=dtype, requires_grad=True)
         v = torch.randn_like(k, requires_grad=True)
         do = torch.randn_like(q)
-        impls = {"triton": flash_attention, "eager": eager,
-                 "compile": compiled(eager, not args.no_compile)}
+        impls = {"triton": flash_attention, "eager": reference,
+                 "compile": compiled(reference, not args.no_compile)}
         run_impls(impls, f"B{bsz} S{seq} H{hq}/{hk} D{d}",
                   work.flash_attention(bsz, seq, hq, hk, d, q.element_size()),
                   lambda fn: (lambda: fn(q, k, v)), lambda fn: grad_step(fn, (q, k, v), (do,)),

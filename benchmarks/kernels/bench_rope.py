@@ -7,18 +7,13 @@ import torch
 
 from benchmarks.kernels import (ceilings, compiled, grad_step, parser, report, require_gpu,
                                 run_impls, torch_dtype, work)
-from version1_baseline.model import RotaryEmbedding, apply_rotary
-
-
-def eager(q, k, cos, sin):
-    rot = lambda t: apply_rotary(t.transpose(1, 2), cos, sin).transpose(1, 2)  # noqa: E731
-    return rot(q), rot(k)
+from version1_baseline.model import RotaryEmbedding
 
 
 def main(argv=None):
     args = parser(__doc__).parse_args(argv)
     device = require_gpu()
-    from version3_triton.kernels.rope import apply_rope
+    from version3_triton.kernels.rope import apply_rope, reference
     dtype, rows = torch_dtype(args.dtype), []
     ceil = ceilings(device)
     for bsz, seq, hq, hk, d in ((8, 2048, 32, 8, 64), (4, 4096, 32, 8, 128)):
@@ -26,8 +21,8 @@ def main(argv=None):
         k = torch.randn(bsz, seq, hk, d, device=device, dtype=dtype, requires_grad=True)
         cos, sin = RotaryEmbedding(d).to(device)(torch.arange(seq, device=device))
         grads = (torch.randn_like(q), torch.randn_like(k))
-        impls = {"triton": apply_rope, "eager": eager,
-                 "compile": compiled(eager, not args.no_compile)}
+        impls = {"triton": apply_rope, "eager": reference,
+                 "compile": compiled(reference, not args.no_compile)}
         run_impls(impls, f"B{bsz} S{seq} H{hq}/{hk} D{d}",
                   work.rope(bsz, seq, hq, hk, d, q.element_size()),
                   lambda fn: (lambda: fn(q, k, cos, sin)),
