@@ -48,11 +48,18 @@ def weights(layer):
 def test_staged_decode_matches_v1_layer_and_cache(bsz, heads, kv_heads, inter, pos):
     layer, cache, x, cos, sin = setup(bsz, heads=heads, kv_heads=kv_heads, inter=inter, pos=pos)
     k_cache, v_cache = cache.k[0].clone(), cache.v[0].clone()
+    k_plain, v_plain = cache.k[0].clone(), cache.v[0].clone()
     runtime.CALLS.clear()
     with torch.no_grad(), runtime.poison_outputs():
         out = dl.decode_layer(x, weights(layer), k_cache, v_cache, pos, cos, sin,
                               layer.input_layernorm.eps)
+        plain = dl.reference(x, weights(layer), k_plain, v_plain, pos, cos, sin,
+                             layer.input_layernorm.eps)
         ref = layer(x, cos, sin, cache, 0)
+    # The kernel file's plain reference (the bench's baseline) is itself version 1's layer.
+    torch.testing.assert_close(plain, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(k_plain, cache.k[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(v_plain, cache.v[0], rtol=1e-5, atol=1e-5)
     assert runtime.CALLS["decode_layer_staged"] == dl.N_STAGES  # one launch per stage
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
     # The append: position pos now holds the new K/V; every other position is untouched.

@@ -1,26 +1,15 @@
-"""Fused RMSNorm + QKV projection + RoPE (v4) vs plain PyTorch: forward and every gradient.
+"""Fused RMSNorm + QKV projection + RoPE (v4) vs its plain PyTorch ``reference``: forward and every gradient.
 
 Runs in the Triton interpreter on CPU tensors where there is no GPU.
 """
 import pytest
 import torch
 
-from version1_baseline.model import RotaryEmbedding, apply_rotary
+from version1_baseline.model import RotaryEmbedding
 from version3_triton import runtime
-from version4_ultra.kernels.norm_qkv_rope import norm_qkv_rope
+from version4_ultra.kernels.norm_qkv_rope import norm_qkv_rope, reference
 
 DEV = runtime.DEVICE
-
-
-def reference(x, norm_w, wq, wk, wv, cos, sin, eps):
-    """Version 1's math: norm, three projections, rotate-half RoPE on q and k."""
-    x32 = x.float()
-    xn = norm_w * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps))
-    d = cos.shape[1]
-    bsz, seq, _ = x.shape
-    heads = [(xn @ w.t()).view(bsz, seq, -1, d) for w in (wq, wk, wv)]
-    q, k = (apply_rotary(h.transpose(1, 2), cos, sin).transpose(1, 2) for h in heads[:2])
-    return torch.cat((q, k, heads[2]), dim=2)
 
 
 def leaf(*shape, scale=1.0):

@@ -44,6 +44,11 @@ from version3_triton import block_sizes, runtime
 from version3_triton.kernels.dot import dot
 from version3_triton.kernels.flash_attention import MAX_HEAD_DIM, MIN_HEAD_DIM
 
+from version3_triton.kernels import decode_attention as v3_decode_attention
+
+from . import linear_residual as v4_linear_residual
+from . import norm_gate_up_swiglu as v4_norm_gate_up_swiglu
+from . import norm_qkv_rope as v4_norm_qkv_rope
 from .norm_prologue import normed_x_tile, qkv_weight_base
 
 BLOCK_B = 16
@@ -469,3 +474,25 @@ def decode_layer(x: torch.Tensor, weights, k_cache: torch.Tensor, v_cache: torch
             runtime.count("decode_layer_staged")
             _decode_stage_kernel[(tiles[stage],)](*args, STAGE=stage, **meta)
     return out.view(bsz, 1, hidden)
+
+
+def reference(x: torch.Tensor, weights, k_cache: torch.Tensor, v_cache: torch.Tensor,
+              pos: int, cos: torch.Tensor, sin: torch.Tensor, eps: float,
+              persistent: bool | None = None,
+              barrier_status: torch.Tensor | None = None) -> torch.Tensor:
+    """Plain PyTorch ``decode_layer``, built from the plain references of the stage kernels
+    (no Triton kernel): the same shapes, the same append of the new K/V at ``pos``, the
+    output in x's dtype. ``persistent`` and ``barrier_status`` are accepted for the same
+    signature and not used. The test checks it against version 1's layer; the bench times it.
+    """
+    nw1, wq, wk, wv, wo, nw2, wg, wu, wd = weights
+    bsz, _, hidden = x.shape
+    n_kv, d = k_cache.shape[1], k_cache.shape[3]
+    n_q = wq.shape[0] // d
+    qkv = v4_norm_qkv_rope.reference(x, nw1, wq, wk, wv, cos, sin, eps)[:, 0]  # (B, heads, D)
+    k_cache[:, :, pos] = qkv[:, n_q:n_q + n_kv].to(k_cache.dtype)
+    v_cache[:, :, pos] = qkv[:, n_q + n_kv:].to(v_cache.dtype)
+    attn = v3_decode_attention.reference(qkv[:, :n_q], k_cache, v_cache, pos + 1)
+    h = v4_linear_residual.reference(attn.reshape(bsz, 1, n_q * d), wo, x)
+    act = v4_norm_gate_up_swiglu.reference(h, nw2, wg, wu, eps)
+    return v4_linear_residual.reference(act, wd, h).to(x.dtype)

@@ -121,3 +121,14 @@ def linear_residual(a: torch.Tensor, w: torch.Tensor, residual: torch.Tensor,
                                        residual.reshape(-1, w.shape[0]), name,
                                        resolve(compute_dtype, w))
     return out.view(residual.shape)
+
+
+def reference(a: torch.Tensor, w: torch.Tensor, residual: torch.Tensor,
+              name: str = "linear_residual",
+              compute_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Plain PyTorch ``linear_residual``: ``residual + a @ w^T`` (the GEMM in w's dtype).
+
+    ``name`` and ``compute_dtype`` are accepted for the same signature and not used. The
+    test's check and the bench's eager baseline.
+    """
+    return residual + a.to(w.dtype) @ w.t()

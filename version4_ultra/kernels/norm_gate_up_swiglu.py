@@ -129,3 +129,13 @@ def norm_gate_up_swiglu(x, norm_w, wg, wu, eps: float = 1e-6,
     y = NormGateUpSwiGLUFunction.apply(x.reshape(-1, k), norm_w, wg, wu, float(eps),
                                        resolve(compute_dtype, wg))
     return y.view(*x.shape[:-1], wg.shape[0])
+
+
+def reference(x, norm_w, wg, wu, eps: float = 1e-6,
+              compute_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Plain PyTorch ``norm_gate_up_swiglu``: version 3's plain references of RMSNorm and
+    SwiGLU around two matmuls in the weights' dtype (no Triton kernel). ``compute_dtype``
+    is accepted for the same signature and not used. The test's check, the bench's baseline.
+    """
+    xn = v3_rms_norm.reference(x, norm_w, eps).to(wg.dtype)
+    return v3_swiglu.reference(xn @ wg.t(), xn @ wu.t())

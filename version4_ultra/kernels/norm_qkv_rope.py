@@ -167,3 +167,18 @@ def norm_qkv_rope(x, norm_w, wq, wk, wv, cos, sin, eps: float = 1e-6,
         raise ValueError(f"eps must be positive, got {eps}")
     return NormQKVRoPEFunction.apply(x, norm_w, wq, wk, wv, cos, sin, float(eps), d,
                                      resolve(compute_dtype, wq))
+
+
+def reference(x, norm_w, wq, wk, wv, cos, sin, eps: float = 1e-6,
+              compute_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Plain PyTorch ``norm_qkv_rope``: version 3's plain references of RMSNorm and RoPE
+    around three matmuls in the weights' dtype (no Triton kernel). x: (B, S, hidden);
+    cos, sin: (S, D). Returns (B, S, Hq + 2 Hkv, D): q, k rotated, then v. ``compute_dtype``
+    is accepted for the same signature and not used. The test's check, the bench's baseline.
+    """
+    xn = v3_rms_norm.reference(x, norm_w, eps).to(wq.dtype)
+    bsz, seq, _ = x.shape
+    d = cos.shape[1]
+    q, k, v = ((xn @ w.t()).view(bsz, seq, -1, d) for w in (wq, wk, wv))
+    q, k = v3_rope.reference(q, k, cos, sin)
+    return torch.cat((q, k, v), dim=2)
