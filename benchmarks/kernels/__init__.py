@@ -1,4 +1,4 @@
-"""Per-kernel benchmarks of version 3's Triton kernels.
+"""Per-kernel benchmarks of version 3's and version 4's Triton kernels.
 
 Run ``python -m benchmarks.kernels.bench_<name>``.
 
@@ -116,3 +116,13 @@ def run_impls(impls: dict, shape: str, work, make_fwd, make_step, rows: list) ->
                      **rates(bench_ms(make_fwd(fn)), work.fwd_bytes, work.fwd_flops)})
         rows.append({"shape": shape, "impl": impl, "pass": "fwd+bwd",
                      **rates(bench_ms(make_step(fn)), work.step_bytes, work.step_flops)})
+
+
+def run_forward(impls: dict, shape: str, work, call, rows: list) -> None:
+    """Time each implementation's forward only (``call(fn)`` runs it once), under no_grad;
+    append rows. For inference kernels and for version 4's fused forwards."""
+    with torch.no_grad():
+        for impl, fn in impls.items():
+            if fn is not None:
+                rows.append({"shape": shape, "impl": impl, "pass": "fwd",
+                             **rates(bench_ms(lambda: call(fn)), work.fwd_bytes, work.fwd_flops)})

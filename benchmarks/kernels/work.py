@@ -113,3 +113,63 @@ def decode_attention(batch: int, q_heads: int, kv_heads: int, head_dim: int, len
     kv = 2 * batch * kv_heads * length * head_dim * itemsize
     return Work(fwd_bytes=kv + 2 * batch * q_heads * head_dim * itemsize,
                 fwd_flops=4 * batch * q_heads * length * head_dim)
+
+
+# ---- version 4's fused kernels (forward only: their backward is version 3's kernels and
+# torch GEMMs, timed by those benches) -------------------------------------------------------
+
+def linear_residual(tokens: int, k: int, n: int, itemsize: int) -> Work:
+    """``residual + a @ w^T`` with a (tokens, k), w (n, k), residual and out (tokens, n).
+
+    Bytes: a, w and residual read once, out written once. FLOPs: 2*tokens*k*n for the GEMM
+    plus one add per output element.
+    """
+    return Work(fwd_bytes=(tokens * k + n * k + 2 * tokens * n) * itemsize,
+                fwd_flops=2 * tokens * k * n + tokens * n)
+
+
+def norm_gate_up_swiglu(tokens: int, hidden: int, inter: int, itemsize: int) -> Work:
+    """``silu(norm(x) @ wg^T) * (norm(x) @ wu^T)``, x (tokens, hidden), wg and wu (inter, hidden).
+
+    Bytes: x, wg and wu read once, the (tokens, inter) result written once; the norm gain
+    is not counted. FLOPs: two GEMMs (4*tokens*hidden*inter), the norm's 4 per element of x,
+    SwiGLU's 5 per element of the result.
+    """
+    return Work(fwd_bytes=(tokens * hidden + 2 * inter * hidden + tokens * inter) * itemsize,
+                fwd_flops=4 * tokens * hidden * inter + 4 * tokens * hidden + 5 * tokens * inter)
+
+
+def norm_qkv_rope(tokens: int, hidden: int, q_heads: int, kv_heads: int, head_dim: int,
+                  itemsize: int) -> Work:
+    """``rope(norm(x) @ [wq; wk; wv]^T)``, x (tokens, hidden), out (tokens, q+2kv heads, D).
+
+    Bytes: x and the three weights read once, out written once; the norm gain and the
+    cos/sin tables are not counted. FLOPs: the GEMM (2*tokens*hidden*out_features), the
+    norm's 4 per element of x, RoPE's 3 per element of q and k.
+    """
+    out = (q_heads + 2 * kv_heads) * head_dim
+    return Work(fwd_bytes=(tokens * hidden + out * hidden + tokens * out) * itemsize,
+                fwd_flops=2 * tokens * hidden * out + 4 * tokens * hidden
+                + 3 * tokens * (q_heads + kv_heads) * head_dim)
+
+
+def decode_layer_weight_bytes(hidden: int, q_heads: int, kv_heads: int, head_dim: int,
+                              inter: int, itemsize: int) -> int:
+    """Bytes of one layer's seven matrices (q, k, v, o, gate, up, down); norm gains not counted."""
+    return (hidden * (2 * q_heads + 2 * kv_heads) * head_dim + 3 * hidden * inter) * itemsize
+
+
+def decode_layer(batch: int, hidden: int, q_heads: int, kv_heads: int, head_dim: int,
+                 inter: int, length: int, itemsize: int) -> Work:
+    """One decoder layer for one new token per sequence, attending over ``length`` positions.
+
+    Bytes: the layer's weights read once (``decode_layer_weight_bytes``), the valid K and V
+    cache read once; the per-token activations (batch x hidden) are not counted.
+    FLOPs: 2 per weight per sequence (the GEMVs) plus attention's
+    4 * batch * q_heads * length * head_dim; norms, RoPE, softmax and SwiGLU not counted.
+    """
+    weights = decode_layer_weight_bytes(hidden, q_heads, kv_heads, head_dim, inter, itemsize)
+    params = weights // itemsize
+    kv = 2 * batch * kv_heads * length * head_dim * itemsize
+    return Work(fwd_bytes=weights + kv,
+                fwd_flops=2 * batch * params + 4 * batch * q_heads * length * head_dim)
