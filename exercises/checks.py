@@ -78,12 +78,12 @@ def load(run: Path, name: str) -> dict:
 def v1_blocks(run: Path) -> Expected:
     s = load(run, "profile_summary.json")
     blocks = s.get("block_ms") or {}
-    if not {"attention", "mlp", "norm"} <= set(blocks):
+    if not {"attention", "mlp", "final_norm"} <= set(blocks):
         raise RunError(f"profile_summary.json has block_ms {sorted(blocks)}; expected attention, "
-                       "mlp and norm (profile version 1, whose model records those ranges)")
-    share = blocks["attention"] / sum(blocks[k] for k in ("attention", "mlp", "norm"))
+                       "mlp and final_norm (profile version 1, whose model records those ranges)")
+    share = blocks["attention"] / sum(blocks[k] for k in ("attention", "mlp", "final_norm"))
     return Expected(f"{s['version']}/profile_summary.json block_ms: attention / "
-                    "(attention + mlp + norm)", share, abs_tol=0.01)
+                    "(attention + mlp + final_norm)", share, abs_tol=0.01)
 
 
 def _flops(run: Path) -> tuple[dict, float]:

@@ -150,7 +150,7 @@ def test_v1_blocks_and_flops(v1_profile):
     s = json.loads((v1_profile / "v1" / "profile_summary.json").read_text())
     exp = assert_checks("v1-blocks", v1_profile)
     b = s["block_ms"]
-    assert exp.value == pytest.approx(b["attention"] / (b["attention"] + b["mlp"] + b["norm"]))
+    assert exp.value == pytest.approx(b["attention"] / (b["attention"] + b["mlp"] + b["final_norm"]))
     exp = assert_checks("v1-flops", v1_profile)
     assert 2.5 < exp.value < 3.5     # forward + backward over forward, on a train step
     assert CHECKS["v1-flops-why"](v1_profile).accepted == {"backward"}
