@@ -21,6 +21,9 @@ _NOISE_LINE = re.compile(
     rb"|.*gpuGetDeviceCount failed"                     # CUDA/ROCm probe on a GPU-less host
     rb"|\[?[WI]\d{4} \d\d:\d\d:\d\d)"                   # c10 / glog warnings and info
 )
+# A progress bar redraws with a leading \r and no line end, so a marker printed meanwhile
+# lands on the bar's line: "benchmarks: 39%|...]USDT:... profiler_start".
+_TRAILING_MARKER = re.compile(rb"USDT:[^\r\n]*profiler_(start|stop)\s*$")
 _WARNING_HEADER = re.compile(rb"^\S.*:\d+: \w*Warning: ")  # warnings.formatwarning's first line
 _ALWAYS_SHOWN = re.compile(rb"^(Traceback|\w*(Error|Exception)\b|error:|\[E\d{4} )")
 _LINE = re.compile(rb"[^\r\n]*(?:\r\n|\n|\r)")
@@ -64,8 +67,12 @@ class NoiseFilter:
         for line in lines:
             if self._is_noise(line):
                 self.routed_lines += 1
-            else:
-                shown.append(line)
+                continue
+            marker = _TRAILING_MARKER.search(line)
+            if marker:                 # keep the bar fragment, route the marker
+                self.routed_lines += 1
+                line = line[:marker.start()]
+            shown.append(line)
         return b"".join(shown)
 
     def flush(self) -> bytes:

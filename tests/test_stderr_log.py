@@ -61,6 +61,15 @@ def test_a_failing_step_still_fails_and_shows_its_traceback(tmp_path):
     assert "profiler_start" not in proc.stderr
 
 
+def test_a_marker_printed_on_a_progress_bar_line_is_routed_and_the_bar_kept():
+    f = NoiseFilter()
+    shown = f.feed(b"\rbenchmarks:  39%|###| 7/18 [00:46]USDT:2026-11-29 15:39:44 26043:26043 "
+                   b"SyncActivityProfilerHandler.cpp:52] profiler_start\n"
+                   b"\rbenchmarks:  44%|####| 8/18\n")
+    assert b"USDT" not in shown and f.routed_lines == 1
+    assert b"7/18 [00:46]" in shown and b"8/18" in shown
+
+
 def test_filter_never_swallows_an_error_after_a_warning():
     f = NoiseFilter()
     shown = f.feed(b"/x.py:3: UserWarning: careful\nTraceback (most recent call last):\n"
