@@ -13,6 +13,8 @@ A device subclasses ``HostPort`` and supplies four raw hooks: ``_write_bytes``,
 """
 from __future__ import annotations
 
+import abc
+
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -77,7 +79,7 @@ def program_words(words) -> np.ndarray:
     return words
 
 
-class HostPort:
+class HostPort(abc.ABC):
     """The host side common to every device: checks first, then the raw hook, then accounting.
 
     Link accounting, per call: a memory write or read is one transaction plus its payload; a
@@ -92,18 +94,23 @@ class HostPort:
         self._counters = Counters()
         self.link = LinkCounters()
 
-    # ---- raw hooks: called only with checked arguments ----
+    # ---- raw hooks: each device (golden, Verilator) implements them; called only with
+    # checked arguments ----
+    @abc.abstractmethod
     def _write_bytes(self, addr: int, buf: bytes) -> None:
-        raise NotImplementedError
+        """Store ``buf`` at byte address ``addr`` of the device's memory map."""
 
+    @abc.abstractmethod
     def _read_bytes(self, addr: int, nbytes: int) -> np.ndarray:
-        raise NotImplementedError
+        """uint8[nbytes] read from byte address ``addr``."""
 
+    @abc.abstractmethod
     def _set_start_pc(self, start_pc: int) -> None:
-        raise NotImplementedError
+        """Write the START_PC register."""
 
+    @abc.abstractmethod
     def _run_program(self, max_cycles: int) -> Counters:
-        raise NotImplementedError
+        """Run from START_PC until HALT, an error or ``max_cycles``; the run's counters."""
 
     # ---- the Device interface ----
     def write_mem(self, addr: int, data) -> None:
