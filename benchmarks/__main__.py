@@ -48,6 +48,15 @@ def _replot(folder: Path) -> int:
     return 0
 
 
+def _hw_config(name: str) -> str:
+    """--hw-config: a named accelerator configuration (checked before any measurement)."""
+    from hw_offload.configs import UnknownConfigError, get_config
+    try:
+        return get_config(name).name
+    except UnknownConfigError as exc:
+        raise UserError(f"--hw-config: {exc}") from None
+
+
 def _run(args) -> int:
     names = parse_names(args.versions)
     if "v1" not in names:
@@ -60,6 +69,7 @@ def _run(args) -> int:
     if args.quick:
         settings.steps, settings.warmup = min(settings.steps, 5), min(settings.warmup, 1)
         settings.default_seq_cap = 64
+    settings.hw_config = _hw_config(args.hw_config)
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     if not presets:
         raise UserError("--presets is empty; expected comma-separated preset names")
@@ -88,7 +98,8 @@ def _run(args) -> int:
     paths = write_reports(rows, machine, out, {
         "versions": names, "presets": presets, "modes": modes, "steps": settings.steps,
         "warmup": settings.warmup, "seq_len": settings.seq_len,
-        "batch_size": settings.batch_size, "dtype": str(settings.dtype), "quick": args.quick})
+        "batch_size": settings.batch_size, "dtype": str(settings.dtype), "quick": args.quick,
+        "hw_config": settings.hw_config})
     plots = _plot_all(rows, machine, presets, out)
     print(markdown_table(rows, machine))
     print(f"wrote {', '.join(str(p) for p in [*paths.values(), *plots])}")
@@ -121,6 +132,9 @@ def main(argv=None) -> int:
     run.add_argument("--seq-len", type=int, default=None)
     run.add_argument("--batch-size", type=int, default=None)
     run.add_argument("--device", default="auto")
+    run.add_argument("--hw-config", default="chip16",
+                     help="accelerator configuration of the rtl rows (hw_offload.configs.NAMED: "
+                          "chip16, edge16, fpga32)")
     run.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     run.add_argument("--quick", action="store_true",
                      help="few steps and short sequences: a smoke run, not for reporting")

@@ -101,6 +101,7 @@ class BenchSettings:
     matmul_ceiling_fn: Callable[[], float] | None = None
     # caps the preset's DEFAULT seq_len (quick runs); an explicit seq_len is never capped
     default_seq_cap: int | None = None
+    hw_config: str = "chip16"         # accelerator configuration of the rtl rows (hw_offload.configs)
 
 
 def workload_shape(preset: str, modes: list[str], settings: BenchSettings,
@@ -272,8 +273,8 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
                     row.matmul_ceiling_flops_per_s = ceiling
                     row.fraction_of_matmul_ceiling = row.achieved_flops_per_s / ceiling
     if "rtl" in names:
-        say(f"{preset}: rtl estimate (Verilator)")
-        out += rtl_rows(preset, modes, state, batch, seq)
+        say(f"{preset}: rtl estimate (Verilator, {settings.hw_config})")
+        out += rtl_rows(preset, modes, state, batch, seq, settings.hw_config)
         step(len(modes))
     for mode in modes:
         base_ms = next((r.median_ms for r in out
@@ -285,14 +286,16 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
     return sorted(out, key=lambda r: (modes.index(r.mode), names.index(r.version)))
 
 
-def rtl_rows(preset: str, modes: list[str], state: dict, batch: int, seq: int) -> list[Row]:
-    """The accelerator's rows: times ESTIMATED at its clock from cycles counted in simulation.
+def rtl_rows(preset: str, modes: list[str], state: dict, batch: int, seq: int,
+             hw_config: str = "chip16") -> list[Row]:
+    """The accelerator's rows (configuration ``hw_config``, hw_offload.configs): times ESTIMATED
+    at its clock from cycles counted in simulation.
 
     Status "estimated" keeps them apart from measured rows in every table and plot.
     """
     try:
         from .rtl_estimate import estimate_rows
-        estimates = estimate_rows(preset, modes, state, batch, seq)
+        estimates = estimate_rows(preset, modes, state, batch, seq, config=hw_config)
     except ImportError as exc:
         return [Row("rtl", preset, m, "n/a", f"hw_offload not importable: {exc}") for m in modes]
     except Exception as exc:
@@ -305,5 +308,6 @@ def rtl_rows(preset: str, modes: list[str], state: dict, batch: int, seq: int) -
             dtype="int8 (accelerator)", batch_size=batch, seq_len=seq,
             median_ms=est["median_ms"], tokens_per_s=est["tokens_per_s"],
             estimated_compute_ms=est["compute_ms"], estimated_transfer_ms=est["transfer_ms"],
-            extra={"clock_mhz": est["clock_mhz"], "target": est["target"]}))
+            extra={"clock_mhz": est["clock_mhz"], "target": est["target"],
+                   "hw_config": est["config"]}))
     return rows

@@ -1,9 +1,11 @@
 """The speedup table's ``rtl`` rows (and benchmarks/hw/bench_offload): version 1 compiled with
 ``torch.compile(model, backend="rtl")``, exactly what users run, with the session's records
-priced by ``hw_offload.cost.total_cost`` at the backend's ``clock_mhz`` and ``link``.
+priced by ``hw_offload.cost.total_cost`` at the accelerator configuration's clock
+(``hw_offload.configs``; default chip16) and the backend's ``link``.
 
 Every number is an ESTIMATE at a stated clock and host link, built from counted quantities:
-cycles counted by the Verilator target in a real run of the whole batch, bytes and
+cycles counted by the Verilator target (that configuration's build) in a real run of the whole
+batch, or by the cycle model over the golden model's run (target "cycle_model"), bytes and
 transactions counted by the driver in that run. The decoder blocks run on the accelerator;
 the embedding, final norm and LM head run on the host and are not included.
 
@@ -17,16 +19,20 @@ from __future__ import annotations
 import torch
 
 from hw_offload.build import VerilatorNotFoundError
+from hw_offload.configs import AccelConfig, with_clock
 from hw_offload.cost import HostLink
 from hw_offload.sram_plan import SramFitError
 
 MODES = ("train", "prefill", "decode")
 
 
-def compile_rtl(model: torch.nn.Module, *, target: str = "verilator", clock_mhz: float = 200.0,
+def compile_rtl(model: torch.nn.Module, *, target: str = "verilator",
+                config: AccelConfig | str | None = None, clock_mhz: float | None = None,
                 link: HostLink = HostLink(), weights: str = "auto",
                 calibration_seed: int = 0) -> torch.nn.Module:
-    """``torch.compile(model, backend="rtl")`` with the options the table is priced at.
+    """``torch.compile(model, backend="rtl")`` with the options the table is priced at, on
+    accelerator configuration ``config`` (name or AccelConfig; default chip16). ``clock_mhz``:
+    see ``hw_offload.configs.with_clock`` (None: the configuration's clock).
 
     Calibrated eagerly (the backend's ``calibration`` option, as ``hw_offload.offload`` does) on
     2 sequences of max_seq_len random tokens, so any step may come first: the lazy calibration
@@ -42,7 +48,7 @@ def compile_rtl(model: torch.nn.Module, *, target: str = "verilator", clock_mhz:
     g = torch.Generator().manual_seed(calibration_seed)
     ids = torch.randint(0, cfg.vocab_size, (2, cfg.max_seq_len), generator=g)
     return torch.compile(model, backend="rtl", options={
-        "target": target, "clock_mhz": clock_mhz, "link": link, "weights": weights,
+        "target": target, "config": config, "clock_mhz": clock_mhz, "link": link, "weights": weights,
         "max_seq_len": cfg.max_seq_len, "progress": False,
         "calibration": calibrate.capture_model(model, ids)})
 
@@ -92,7 +98,8 @@ def estimate_step(compiled: torch.nn.Module, mode: str, batch_size: int, seq_len
     total = ctx.price(records)
     return {"mode": mode, "batch": batch_size, "seq_len": seq_len,
             "tokens_per_step": batch_size * (seq_len if mode == "prefill" else 1),
-            "target": opts.target, "clock_mhz": opts.clock_mhz, "link": opts.link.label(),
+            "target": opts.target, "config": opts.config.to_dict(), "clock_mhz": opts.clock_mhz,
+            "link": opts.link.label(), "unit_cycles": unit_cycles(records),
             "plan": ctx.session.plan.summary(),
             "per_block": [ctx.price([r for r in records if r.block == i]).to_dict()
                           for i in range(len(ctx.blocks))],
@@ -101,16 +108,29 @@ def estimate_step(compiled: torch.nn.Module, mode: str, batch_size: int, seq_len
             "blocks": [b.qb for b in ctx.blocks]}
 
 
+def unit_cycles(records) -> dict[str, int] | None:
+    """Counted cycles of ``records`` summed by unit: cycles, array / vector / DMA busy, stall
+    (None when the target counts no cycles)."""
+    if not records or records[0].counters.cycles is None:
+        return None
+    keys = ("cycles", "array_busy", "vector_busy", "dma_busy", "stall")
+    return {k: sum(getattr(r.counters, k) for r in records) for k in keys}
+
+
 def estimate_rows(preset: str, modes: list[str], state_dict: dict, batch_size: int, seq_len: int,
-                  *, clock_mhz: float = 200.0, link: HostLink = HostLink(),
-                  target: str = "verilator") -> list[dict]:
-    """One row per mode for the speedup table; every number is estimated."""
+                  *, config: AccelConfig | str | None = None, clock_mhz: float | None = None,
+                  link: HostLink = HostLink(), target: str = "verilator") -> list[dict]:
+    """One row per mode for the speedup table, on accelerator configuration ``config`` (name or
+    AccelConfig; default chip16); every number is estimated."""
     from version1_baseline import TinyLlama, get_preset
+    accel = with_clock(config, clock_mhz)     # a bad name or clock raises before any work
+    clock_mhz = accel.clock_mhz
     model = TinyLlama.from_hf_state_dict(get_preset(preset), state_dict).eval()
-    compiled = compile_rtl(model, target=target, clock_mhz=clock_mhz, link=link)
+    compiled = compile_rtl(model, target=target, config=accel, link=link)
     rows = []
     for mode in modes:
-        base = {"mode": mode, "clock_mhz": clock_mhz, "target": target, "estimated": True,
+        base = {"mode": mode, "clock_mhz": clock_mhz, "target": target, "config": accel.name,
+                "estimated": True,
                 "median_ms": None, "compute_ms": None, "transfer_ms": None, "tokens_per_s": None}
         if mode == "train":
             rows.append({**base, "status": "n/a", "detail": "the accelerator runs inference only "
@@ -128,8 +148,8 @@ def estimate_rows(preset: str, modes: list[str], state_dict: dict, batch_size: i
         step = est["step"]
         total = step["total_s"]
         rows.append({**base, "status": "ok",
-                     "detail": (f"estimated at {clock_mhz:g} MHz, {link.label()}; cycles counted by "
-                                f"{target} running torch.compile(backend=\"rtl\") on batch "
+                     "detail": (f"estimated at {clock_mhz:g} MHz ({accel.name}), {link.label()}; "
+                                f"cycles counted by {target} running torch.compile(backend=\"rtl\") on batch "
                                 f"{batch_size}; weights {est['plan']['weights']}; decoder blocks "
                                 "only (embedding, final norm, LM head on the host not included)"),
                      "median_ms": total * 1e3, "compute_ms": step["compute_s"] * 1e3,

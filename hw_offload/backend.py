@@ -2,11 +2,13 @@
 
     compiled = torch.compile(model, backend="rtl")                  # calibrates on the first call
     compiled = torch.compile(model, backend="rtl", options={"target": "verilator"})
+    compiled = torch.compile(model, backend="rtl", options={"config": "fpga32"})  # another build
     compiled = hw_offload.offload(model, calibration=ids, target="golden", weights="auto")
 
 Knows torch.fx, nothing about instruction encodings: partition.py finds and checks the blocks,
 calibrate.py quantizes them, model_session.py runs them (golden or Verilator), cost.py prices
-the recorded calls (``context_of(model).price(records)``, at the options' clock_mhz and link). Each offloaded block becomes one ``call_module`` node (``RtlBlock``) taking
+the recorded calls (``context_of(model).price(records)``, at the configuration's clock and the
+options' link). Each offloaded block becomes one ``call_module`` node (``RtlBlock``) taking
 (x, past); embeddings, final norm, LM head and every block that fails a check stay on the host.
 
 Errors: a request the accelerator cannot hold (batch or positions beyond the SRAM plan or
@@ -26,6 +28,7 @@ import torch
 from torch.fx import GraphModule
 
 from . import calibrate
+from .configs import AccelConfig, with_clock
 from .cost import CallCost, HostLink, total_cost
 from .model_session import TARGETS, ModelSession, WaveRequest
 from .partition import BlockGroup, describe, find_blocks
@@ -39,11 +42,15 @@ log = logging.getLogger("hw_offload")
 class RtlOptions:
     """Switches of the backend (``torch.compile(..., options={...})`` takes the same names)."""
 
-    target: str = "golden"             # "golden" (fast, bit-exact) or "verilator" (counted cycles)
+    target: str = "golden"             # "golden" (fast, bit-exact), "cycle_model" (golden +
+                                       # cycle_model.py's counts) or "verilator" (counted cycles)
     variant: str = "fast"              # Verilator build: "fast" or "test" (assertions on)
     weights: str = "auto"              # "auto", "resident" or "stream"
     max_seq_len: int | None = None     # KV / RoPE capacity; default: the KV cache's, or the input's
-    clock_mhz: float = 200.0           # the accelerator clock that prices counted cycles
+    # the accelerator: a configs.AccelConfig or its name; None: chip16. After construction it
+    # is always the AccelConfig, and clock_mhz is its clock (see __post_init__).
+    config: AccelConfig | str | None = None
+    clock_mhz: float | None = None     # the clock that prices counted cycles; None: the config's
     link: HostLink = HostLink()        # the host link that prices counted bytes / transactions
     progress: bool | None = None       # tqdm bar; None: on for multi-run Verilator calls
     max_cycles: int = 500_000_000
@@ -60,8 +67,9 @@ class RtlOptions:
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
         if self.weights not in WEIGHT_MODES:
             raise ValueError(f"weights must be one of {WEIGHT_MODES}, got {self.weights!r}")
-        if not self.clock_mhz > 0:
-            raise ValueError(f"clock_mhz must be positive, got {self.clock_mhz}")
+        # frozen: resolved fields are set with object.__setattr__
+        object.__setattr__(self, "config", with_clock(self.config, self.clock_mhz))
+        object.__setattr__(self, "clock_mhz", self.config.clock_mhz)
         if not isinstance(self.link, HostLink):
             raise ValueError(f"link must be a hw_offload.cost.HostLink, got {self.link!r}")
         if self.trace is not None:
@@ -139,6 +147,7 @@ class OffloadContext:
             self.session = s = ModelSession([b.qb for b in self.blocks], want_len, batch,
                                             self.options.target, self.options.weights,
                                             variant=self.options.variant,
+                                            config=self.options.config,
                                             max_cycles=self.options.max_cycles,
                                             progress=self.options.progress,
                                             trace=self._wave_request())
@@ -231,8 +240,8 @@ class OffloadContext:
         return self.session.records if self.session else []
 
     def price(self, records) -> CallCost:
-        """``cost.total_cost`` of device records at this backend's ``clock_mhz`` and ``link``."""
-        return total_cost(records, self.options.clock_mhz * 1e6, self.options.link)
+        """``cost.total_cost`` of device records at the configuration's clock and the ``link``."""
+        return total_cost(records, self.options.config, self.options.link)
 
 
 def _cfg(blk: OffloadedBlock):

@@ -10,6 +10,12 @@ Three variants share the same RTL and harness:
 The cache lives in ``hw_offload/sim/build/<variant>-<hash>/`` (git-ignored). A second call
 with unchanged sources returns the cached library without running Verilator.
 
+Each accelerator configuration (``configs.AccelConfig``) is its own build: ``build_config``
+passes the configuration's sizes as Verilator ``-G`` overrides, and the overrides are part of the
+cache key, so every configuration is cached separately. Only the sizes that differ from the
+default configuration (chip16, the RTL's own parameter defaults) are passed, so the default
+build keeps the cache key it always had.
+
 ``HW_RTL_DIR`` (environment) builds the RTL from another directory holding the same file
 names; hw_offload.mutate points it at a mutated copy so the tracked sources are never edited.
 """
@@ -17,9 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
+
+from .configs import DEFAULT, AccelConfig, get_config, resolve
 
 HW_DIR = Path(__file__).resolve().parent
 RTL_DIR = HW_DIR / "rtl"
@@ -145,3 +154,25 @@ def build(variant: str = "test", params: dict[str, int] | None = None, jobs: int
     if not quiet:
         print(proc.stdout[-2000:])
     return lib
+
+
+def top_parameters() -> set[str]:
+    """Names of the ``parameter``s accel_top declares (in the RTL being built)."""
+    text = (rtl_dir() / "accel_top.sv").read_text()
+    header = text.split(");", 1)[0]          # the module header: #( parameters ) ( ports );
+    return set(re.findall(r"parameter\s+(?:int\s+(?:unsigned\s+)?)?(\w+)\s*=", header))
+
+
+def config_params(config: AccelConfig) -> dict[str, int]:
+    """The ``-G`` overrides that build ``config``: its parameters that differ from the default
+    configuration's, among those accel_top declares. A size accel_top has no parameter for
+    (LANES, before the vector unit has lanes) is left out: that RTL has one fixed structure for
+    it, the same in every build."""
+    default = get_config(DEFAULT).verilator_params()
+    have = top_parameters()
+    return {k: v for k, v in config.verilator_params().items() if v != default[k] and k in have}
+
+
+def build_config(config: AccelConfig | str, variant: str = "test", jobs: int = 2) -> Path:
+    """Build (or reuse) the simulator library of one configuration (name or AccelConfig)."""
+    return build(variant, config_params(resolve(config)), jobs=jobs)

@@ -16,7 +16,7 @@ synthesis report use.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from .isa import HwConfig
 
@@ -98,10 +98,13 @@ class AccelConfig:
 NAMED: dict[str, AccelConfig] = {
     # Today's default build: the one every test and committed cycle pin uses.
     "chip16": AccelConfig(name="chip16"),
-    # Edge-like: 16x16 with 1 MiB of SRAM in all (weights streamed for tiny).
-    "edge16": AccelConfig(name="edge16", a_rows=16384, w_rows=32768, acc_rows=4096,
+    # Edge-like: 16x16 with a 1 MiB weight SRAM (tiny's 2.3 MiB of weights are streamed, one
+    # block's image at a time), a quarter of chip16's accumulator, slower off-chip memory.
+    "edge16": AccelConfig(name="edge16", a_rows=16384, w_rows=65536, acc_rows=4096,
                           dram_bytes=8 * MIB, mem_latency_cycles=100, mem_bytes_per_cycle=16),
-    # FPGA-like: 32x32 with 4 MiB, where tiny's weights stay resident.
+    # FPGA-like: 32x32 with 4 MiB of SRAM (1 MiB activation, 2 MiB weight, 1 MiB accumulator).
+    # tiny's batch-4 KV caches fit. Its weights (2.3 MiB with their RoPE and scale tables) do
+    # not stay resident: 2 MiB is the most weight SRAM a 16-bit row address reaches at N=32.
     "fpga32": AccelConfig(name="fpga32", n=32, lanes=32, a_rows=32768, w_rows=65536,
                           acc_rows=8192, dram_bytes=16 * MIB, mem_latency_cycles=60,
                           mem_bytes_per_cycle=32),
@@ -116,3 +119,38 @@ def get_config(name: str) -> AccelConfig:
     except (KeyError, TypeError):
         raise UnknownConfigError(f"unknown accelerator configuration {name!r}; choose one of "
                                  f"{sorted(NAMED)}") from None
+
+
+def resolve(config: "AccelConfig | str | None") -> AccelConfig:
+    """An AccelConfig from a name, an AccelConfig, or None (the default, chip16)."""
+    if config is None:
+        return NAMED[DEFAULT]
+    if isinstance(config, str):
+        return get_config(config)
+    if not isinstance(config, AccelConfig):
+        raise TypeError(f"an accelerator configuration is a name ({sorted(NAMED)}) or a "
+                        f"hw_offload.configs.AccelConfig, got {type(config).__name__} {config!r}")
+    return config
+
+
+def with_clock(config: "AccelConfig | str | None", clock_mhz: float | None) -> AccelConfig:
+    """The configuration that prices cycles at ``clock_mhz``: the clock is a field of the
+    configuration, its one source of truth.
+
+    * ``clock_mhz`` None: the configuration as it is (its own clock).
+    * no configuration named (None): chip16 at ``clock_mhz``.
+    * a configuration and a clock: they must agree; a different clock raises ValueError (a
+      configuration at another clock is ``dataclasses.replace(config, clock_mhz=...)``).
+    """
+    if clock_mhz is not None and (isinstance(clock_mhz, bool) or not isinstance(clock_mhz, (int, float))
+                                  or not clock_mhz > 0):
+        raise ValueError(f"clock_mhz must be a positive number of MHz, got {clock_mhz!r}")
+    if config is None and clock_mhz is not None:
+        return replace(NAMED[DEFAULT], clock_mhz=float(clock_mhz))
+    resolved = resolve(config)
+    if clock_mhz is not None and float(clock_mhz) != resolved.clock_mhz:
+        raise ValueError(f"clock_mhz {clock_mhz:g} conflicts with configuration {resolved.name!r}, "
+                         f"which is priced at {resolved.clock_mhz:g} MHz; give the clock once: "
+                         f"drop clock_mhz, or pass dataclasses.replace(config, clock_mhz="
+                         f"{clock_mhz:g}) as the configuration")
+    return resolved

@@ -2,7 +2,8 @@
 
 Per accelerator call (one device run, model_session.CallRecord):
 
-    compute_s = cycles / clock                           (cycles counted by the Verilator target)
+    compute_s = cycles / clock                           (cycles counted by the Verilator target;
+                                                          clock: the configuration's clock_mhz)
     link_s    = transactions * latency + bytes / bandwidth   (bytes counted by the driver)
     total_s   = compute_s + link_s                         (in-order: the host waits for each run)
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .configs import AccelConfig
 from .device_counters import Counters, LinkCounters
 
 # bytes per second per lane, after encoding
@@ -83,19 +85,27 @@ class CallCost:
 ZERO = CallCost(0, 0, 0, 0, 0.0, 0.0)
 
 
-def call_cost(counters: Counters, link: LinkCounters, clock_hz: float, host: HostLink) -> CallCost:
-    """Price one run. ``counters.cycles`` is None on the golden target: compute time unknown."""
-    if not clock_hz > 0:
-        raise ValueError(f"clock must be positive, got {clock_hz} Hz")
+def clock_hz(clock: AccelConfig | float) -> float:
+    """The pricing clock in Hz: an accelerator configuration's ``clock_mhz``, or Hz given as is."""
+    return clock.clock_mhz * 1e6 if isinstance(clock, AccelConfig) else clock
+
+
+def call_cost(counters: Counters, link: LinkCounters, clock: AccelConfig | float,
+              host: HostLink) -> CallCost:
+    """Price one run at ``clock`` (a configuration, whose clock_mhz prices it, or Hz).
+    ``counters.cycles`` is None on the golden target: compute time unknown."""
+    clock_hz_ = clock_hz(clock)
+    if not clock_hz_ > 0:
+        raise ValueError(f"clock must be positive, got {clock_hz_} Hz")
     cycles = counters.cycles
     return CallCost(link.bytes_to_device, link.bytes_from_device, link.transactions, cycles,
-                    None if cycles is None else cycles / clock_hz, host.seconds(link))
+                    None if cycles is None else cycles / clock_hz_, host.seconds(link))
 
 
-def total_cost(records, clock_hz: float, host: HostLink) -> CallCost:
+def total_cost(records, clock: AccelConfig | float, host: HostLink) -> CallCost:
     """Sum of call_cost over model_session.CallRecord-like objects (``.counters``, ``.link``)."""
     total = ZERO
     for r in records:
-        total = total + call_cost(r.counters, r.link, clock_hz, host)
+        total = total + call_cost(r.counters, r.link, clock, host)
     return total
 

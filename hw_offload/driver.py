@@ -1,6 +1,7 @@
 """ctypes driver for the Verilated accelerator (the cycle-accurate simulator).
 
-    acc = Accelerator()                 # builds (or reuses) the cached library
+    acc = Accelerator()                 # builds (or reuses) the cached library (chip16)
+    acc = Accelerator(config="fpga32")  # another configuration: its own cached build
     acc.write_mem(addr, data)           # DRAM bytes; instructions via write_program
     counters = acc.run(max_cycles=...)  # raises AcceleratorError / CycleLimitError
     acc.read_mem(addr, nbytes)
@@ -16,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .build import build
+from .build import build_config
+from .configs import AccelConfig, resolve
 from .device import HostPort, check_max_cycles  # noqa: F401  (check_max_cycles: re-exported)
 from .device_counters import Counters
-from .errors import AcceleratorError, AddressError, CycleLimitError
+from .errors import AcceleratorError, AddressError, ConfigMismatchError, CycleLimitError
 from .isa import (COUNTER_REGS, IMEM_BASE, INSN_BYTES, REG_A_ROWS, REG_ACC_ROWS, REG_DRAM_BYTES,
                   REG_ERR_CODE, REG_ERR_PC, REG_IMEM_DEPTH, REG_N, REG_PC, REG_START_PC,
                   REG_STATUS, REG_W_ROWS, HwConfig, Insn)
@@ -68,12 +70,18 @@ def trace_variant(path: str | Path) -> str:
 class Accelerator(HostPort):
     """One simulated accelerator instance (a device.Device). ``variant``: "test" (assertions,
     FST tracing), "vcd" (assertions, VCD tracing) or "fast"; ``trace_variant(path)`` picks the
-    one that can write a given waveform file."""
+    one that can write a given waveform file. ``config``: the accelerator configuration (a
+    configs.AccelConfig or a name; default chip16), built and cached per configuration.
 
-    def __init__(self, variant: str = "test", lib_path: str | Path | None = None):
+    The sizes the build reports in its registers must equal ``config.hw()``; a library that is
+    not that configuration's build (``lib_path``) raises ConfigMismatchError."""
+
+    def __init__(self, variant: str = "test", lib_path: str | Path | None = None,
+                 config: AccelConfig | str | None = None):
         super().__init__()
         self.variant = variant
-        self._lib = _load(Path(lib_path) if lib_path else build(variant))
+        self.accel_config: AccelConfig = resolve(config)
+        self._lib = _load(Path(lib_path) if lib_path else build_config(self.accel_config, variant))
         self._h = self._lib.accel_create()
         if not self._h:
             raise RuntimeError("accel_create returned NULL")
@@ -81,6 +89,14 @@ class Accelerator(HostPort):
         self.config = HwConfig(n=r(REG_N), a_rows=r(REG_A_ROWS), w_rows=r(REG_W_ROWS),
                                acc_rows=r(REG_ACC_ROWS), dram_bytes=r(REG_DRAM_BYTES),
                                imem_depth=r(REG_IMEM_DEPTH))
+        want = self.accel_config.hw()
+        if self.config != want:
+            lib = self._lib._name
+            self.close()
+            raise ConfigMismatchError(
+                f"the Verilator build {lib} reports {self.config}, but configuration "
+                f"{self.accel_config.name!r} needs {want}: open it with "
+                f"Accelerator(config=...) of the configuration it was built for")
 
     # ---------------- lifetime ----------------
     def close(self) -> None:

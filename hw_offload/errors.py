@@ -33,3 +33,7 @@ class SramFitError(ValueError):
 
 class KvCapacityError(SramFitError):
     """A sequence outgrows the KV positions per sequence that the session was planned for."""
+
+
+class ConfigMismatchError(ValueError):
+    """A device whose sizes (registers) are not those of the configuration asked for."""

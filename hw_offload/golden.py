@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import int_arith as ia
+from .configs import AccelConfig, resolve
 from .device import HostPort
 from .errors import AcceleratorError
 from .isa import (COLSCALE_A, COLSCALE_B, COLSCALE_FLAGS, CS_SHIFT, ERR_FIELD, ERR_NONE, ERR_OPCODE, ERR_PC, ERR_RANGE, IMEM_BASE, INSN_BYTES,
@@ -76,11 +77,16 @@ def validate(i: Insn, cfg: HwConfig) -> int:
 
 
 class GoldenAccelerator(HostPort):
-    """numpy model of one accelerator instance. Memories persist across runs like the RTL's."""
+    """numpy model of one accelerator instance. Memories persist across runs like the RTL's.
 
-    def __init__(self, config: HwConfig | None = None):
+    config: the sizes to model, as an ``isa.HwConfig`` (what a Verilator build reports) or a
+    ``configs.AccelConfig`` / its name (default chip16), so golden runs of any configuration
+    need no Verilator build."""
+
+    def __init__(self, config: HwConfig | AccelConfig | str | None = None):
         super().__init__()
-        self.config = cfg = config or HwConfig()
+        self.accel_config = None if isinstance(config, HwConfig) else resolve(config)
+        self.config = cfg = config if isinstance(config, HwConfig) else self.accel_config.hw()
         self.dram = np.zeros(cfg.dram_bytes, dtype=np.uint8)
         self.imem = np.zeros((cfg.imem_depth, 8), dtype=np.uint32)
         self.asram = np.zeros((cfg.a_rows, cfg.n), dtype=np.int8)

@@ -1,6 +1,7 @@
 """The one session: a model's quantized blocks on one accelerator, with on-device KV caches.
 
-    session = ModelSession(blocks, max_seq_len, batch, target="golden")   # or "verilator"
+    session = ModelSession(blocks, max_seq_len, batch, target="golden")   # or "cycle_model", "verilator"
+    session = ModelSession(blocks, max_seq_len, batch, target="verilator", config="edge16")
     y_q = session.run_block(i, x_q, past)        # x_q int8 (B, S, hidden) -> y_q int8 (B, S, hidden)
     session.records                              # one CallRecord per device run (cost.py prices them)
 
@@ -20,13 +21,14 @@ import numpy as np
 from .compiler import (BlockDims, WeightLayout, block_program, from_blocks, layout_weights, rescales,
                        to_blocks, weight_load_program)
 from .device_counters import Counters, LinkCounters
+from .configs import AccelConfig, resolve
 from .golden import GoldenAccelerator
 from .isa import OP_HALT, HwConfig, Insn, encode_program
 from .quant import QuantizedBlock
-from .errors import KvCapacityError
+from .errors import ConfigMismatchError, KvCapacityError
 from .sram_plan import SramFitError, SramPlan, plan_sram
 
-TARGETS = ("golden", "verilator")
+TARGETS = ("golden", "cycle_model", "verilator")
 
 
 @dataclass
@@ -42,17 +44,37 @@ class CallRecord:
     link: LinkCounters
 
 
-def make_device(target: str, hw: HwConfig | None = None, variant: str = "fast"):
-    """``golden`` (numpy, bit-exact, no cycles) or ``verilator`` (cycle-accurate, counted cycles)."""
+def make_device(target: str, config: AccelConfig | str | None = None, variant: str = "fast"):
+    """One device of accelerator configuration ``config`` (name or AccelConfig; default chip16):
+
+    * ``golden``: numpy, bit-exact, no cycles;
+    * ``cycle_model``: the golden model with cycle_model.py's counters (no Verilator build);
+    * ``verilator``: the configuration's Verilator build (cached per configuration), counted
+      cycles; its reported sizes are checked against the configuration.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    config = resolve(config)
     if target == "golden":
-        return GoldenAccelerator(hw)
-    if target == "verilator":
-        from .driver import Accelerator
-        acc = Accelerator(variant)
-        if hw is not None and acc.config != hw:
-            raise ValueError(f"the Verilator build is {acc.config}, requested {hw}")
-        return acc
-    raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        return GoldenAccelerator(config)
+    if target == "cycle_model":
+        from .golden_cycles import CycleModelAccelerator
+        return CycleModelAccelerator(config)
+    from .driver import Accelerator
+    return Accelerator(variant, config=config)
+
+
+def _check_fits_array(blocks: list[QuantizedBlock], n: int) -> None:
+    """The activations and the MLP's hidden layer are tiled in N-wide column blocks: hidden and
+    intermediate must be multiples of the array size (checked here so that a model too narrow
+    for a configuration is named as such, not as a failed split deep in the compiler)."""
+    for i, qb in enumerate(blocks):
+        dims = {"hidden": qb.hidden, "intermediate": qb.intermediate}
+        bad = {k: v for k, v in dims.items() if v % n}
+        if bad:
+            raise SramFitError(f"block {i}: {', '.join(f'{k} {v}' for k, v in bad.items())} "
+                               f"not a multiple of the {n}x{n} array; this model needs a "
+                               f"configuration whose array size divides them")
 
 
 def _rebase(wl: WeightLayout, base: int) -> WeightLayout:
@@ -85,12 +107,19 @@ class ModelSession:
     def __init__(self, blocks: list[QuantizedBlock], max_seq_len: int, batch: int,
                  target: str = "golden", weights: str = "auto", device=None,
                  max_cycles: int = 500_000_000, progress: bool | None = None, variant: str = "fast",
-                 trace: WaveRequest | None = None):
+                 trace: WaveRequest | None = None, config: AccelConfig | str | None = None):
         self.blocks, self.target, self.max_seq_len = blocks, target, max_seq_len
         self.trace = trace
         self._steps_run: dict[int, int] = {}  # block -> device step runs so far (for trace.step)
-        self.device = device if device is not None else make_device(target, variant=variant)
+        self.device = device if device is not None else make_device(target, config, variant)
         self.hw: HwConfig = self.device.config
+        # the configuration asked for (with its clock); a device passed in brings its own
+        self.accel_config: AccelConfig | None = (resolve(config) if device is None or config is not None
+                                                 else getattr(device, "accel_config", None))
+        if self.accel_config is not None and self.accel_config.hw() != self.hw:
+            raise ConfigMismatchError(f"the device given has sizes {self.hw}, but configuration "
+                                      f"{self.accel_config.name!r} needs {self.accel_config.hw()}")
+        _check_fits_array(blocks, self.hw.n)
         self.max_cycles, self.progress, self.weights_mode = max_cycles, progress, weights
         self.plan, self.layouts, self.dims = plan_blocks(blocks, self.hw, max_seq_len, batch, weights)
         self.rescales = [rescales(qb) for qb in blocks]
