@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -173,7 +174,26 @@ def main(argv=None) -> None:
                     help="only write a waveform (FILE.fst or FILE.vcd) of one block step of "
                          "--trace-preset, and skip the benchmark")
     ap.add_argument("--trace-preset", default="chip16")
+    ap.add_argument("--configs", default=None, metavar="NAMES",
+                    help="instead: the per-configuration comparison (benchmarks/hw/config_compare) "
+                         "of these comma-separated hw_offload.configs names, e.g. "
+                         "chip16,edge16,fpga32")
+    ap.add_argument("--cycle-model", default="fpga32", metavar="NAMES",
+                    help="with --configs: configurations whose cycles the cycle model counts "
+                         "over the golden model instead of a Verilator build (default fpga32)")
+    ap.add_argument("--repeats", type=int, default=20,
+                    help="with --configs: timed version-1 repeats per step")
     args = ap.parse_args(argv)
+    if args.configs is not None:
+        from hw_offload.configs import UnknownConfigError
+
+        from .config_compare import main as compare_main
+        try:
+            compare_main(args.configs, args.cycle_model, args.repeats, args.out or default_out("hw"))
+        except UnknownConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        return
     if args.trace:
         print(f"wrote {trace_block(args.trace_preset, args.trace)}")
         return

@@ -41,11 +41,12 @@ def useful_macs(cfg, tokens: int, past: int) -> int:
     return proj + 2 * H * d * keys
 
 
-def v1_measured(model, mode: str, seq_len: int, repeats: int) -> dict:
-    """Median ms of one v1 step (batch 1) and of one of its decoder blocks, on this CPU."""
+def v1_measured(model, mode: str, seq_len: int, repeats: int, batch: int = 1) -> dict:
+    """Median ms of one v1 step (``batch`` sequences) and of one of its decoder blocks, on this
+    CPU (5 warm-up calls, then ``repeats`` timed ones)."""
     cpu = torch.device("cpu")
-    ids = torch.randint(0, model.config.vocab_size, (1, seq_len))
-    cache = model.new_cache(1)
+    ids = torch.randint(0, model.config.vocab_size, (batch, seq_len))
+    cache = model.new_cache(batch)
     layer = model.model.layers[0]
     x = model.model.embed_tokens(ids)
     if mode == "prefill":

@@ -1,0 +1,217 @@
+"""Per accelerator configuration: ESTIMATED time per step against version 1 MEASURED here.
+
+    python -m benchmarks.hw --configs chip16,edge16,fpga32 [--cycle-model fpga32]
+                            [--repeats 20] [--out DIR]
+
+For each configuration (hw_offload.configs) and each of the chip16 and tiny presets, prefill
+(max_seq_len tokens from position 0) and decode (one token at position max_seq_len-1), batch 1,
+and tiny decode at batch 4:
+
+* ESTIMATED accelerator time per step: version 1 through ``torch.compile(backend="rtl")`` on that
+  configuration (benchmarks.rtl_estimate, as the speedup table's rtl rows), counted cycles
+  priced at the configuration's clock plus the host-link model; decoder blocks only;
+* cycles by unit (array, vector, DMA busy, stall), PE utilization (useful MACs / (N^2 x cycles))
+  and the host link's share of the estimated time;
+* MEASURED in the same run: version 1 (float, eager, one CPU thread) for the same step, median
+  of ``--repeats`` after 5 warm-up calls, and the speedup estimate / measurement.
+
+Cycles are counted by the configuration's Verilator build, or, for the configurations named by
+``--cycle-model`` (default fpga32: its 32x32 build takes longer than this run), by
+hw_offload/cycle_model.py over the golden model's run; each row names its source. A step that
+does not fit a configuration's SRAMs is a row with the reason, not a number.
+"""
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.environment import machine_info
+from benchmarks.hw.bench_offload import useful_macs, v1_measured
+from benchmarks.rtl_estimate import compile_rtl, estimate_step
+from hw_offload.configs import get_config
+from hw_offload.cost import HostLink
+from hw_offload.golden_cycles import COUNTER_SOURCE
+from hw_offload.sram_plan import SramFitError
+from version1_baseline import TinyLlama, get_preset
+
+PRESETS = ("chip16", "tiny")
+# (preset, mode, batch): batch 1 as in the issue's comparison, and tiny decode at its batch 4
+STEPS = [(p, m, 1) for p in PRESETS for m in ("prefill", "decode")] + [("tiny", "decode", 4)]
+UNITS = ("array_busy", "vector_busy", "dma_busy", "stall")
+
+
+def counter_source(target: str) -> str:
+    return {"verilator": "Verilator build of the configuration (fast variant)",
+            "cycle_model": COUNTER_SOURCE}[target]
+
+
+def estimate_row(compiled, accel, preset_cfg, mode: str, batch: int) -> dict:
+    """One configuration's estimate of one step, or its reason for not fitting."""
+    seq = preset_cfg.max_seq_len
+    try:
+        est = estimate_step(compiled, mode, batch, seq)
+    except SramFitError as exc:
+        return {"status": "n/a", "detail": f"SramFitError: {exc}"}
+    est.pop("blocks")
+    step, units = est["step"], est["unit_cycles"]
+    tokens = seq if mode == "prefill" else 1
+    past = 0 if mode == "prefill" else seq - 1
+    macs = useful_macs(preset_cfg, tokens, past) * preset_cfg.num_layers * batch
+    return {"status": "estimated", "weights": est["plan"]["weights"],
+            "plan_notes": est["plan"]["notes"], "device_runs": est["device_runs"],
+            "cycles": units, "compute_ms": step["compute_s"] * 1e3,
+            "link_ms": step["link_s"] * 1e3, "total_ms": step["total_s"] * 1e3,
+            "host_link_share": step["link_s"] / step["total_s"],
+            "pe_utilization": macs / (accel.n ** 2 * units["cycles"]),
+            "bytes_to_device": step["bytes_to_device"], "transactions": step["transactions"]}
+
+
+def run(configs: list[str], cycle_model: set[str], repeats: int, link: HostLink) -> dict:
+    torch.set_num_threads(1)
+    accels = [get_config(c) for c in configs]
+    res = {"machine": machine_info(torch.device("cpu")), "torch_threads": 1,
+           "load_average_start": os.getloadavg(), "link": link.label(),
+           "configs": [a.to_dict() for a in accels], "steps": []}
+    for preset in PRESETS:
+        cfg = get_preset(preset)
+        torch.manual_seed(0)
+        model = TinyLlama(cfg).eval()
+        steps = [(m, b) for p, m, b in STEPS if p == preset]
+        for mode, batch in steps:    # version 1, measured in this run
+            t = v1_measured(model, mode, cfg.max_seq_len, repeats, batch)["step_ms"]
+            res["steps"].append({"preset": preset, "mode": mode, "batch": batch,
+                                 "seq_len": cfg.max_seq_len, "v1_measured_ms": t, "configs": {}})
+        for accel in accels:
+            target = "cycle_model" if accel.name in cycle_model else "verilator"
+            compiled = compile_rtl(model, target=target, config=accel, link=link)
+            for mode, batch in steps:
+                row = next(s for s in res["steps"] if (s["preset"], s["mode"], s["batch"])
+                           == (preset, mode, batch))
+                t0 = time.perf_counter()
+                est = estimate_row(compiled, accel, cfg, mode, batch)
+                est.update(target=target, counter_source=counter_source(target),
+                           clock_mhz=accel.clock_mhz, wall_s=time.perf_counter() - t0)
+                if est["status"] == "estimated":
+                    est["speedup_vs_v1"] = row["v1_measured_ms"]["median"] / est["total_ms"]
+                row["configs"][accel.name] = est
+                print(f"{preset} {mode} b{batch} {accel.name}: {est['status']} "
+                      f"{est.get('total_ms', float('nan')):.4f} ms ({target})", flush=True)
+    res["load_average_end"] = os.getloadavg()
+    return res
+
+
+def to_markdown(res: dict) -> str:
+    m = res["machine"]
+    la0, la1 = res["load_average_start"], res["load_average_end"]
+    lines = ["# hw_offload: accelerator configurations, ESTIMATED vs version 1 MEASURED", "",
+             f"Machine: {m['device_name']}, host {m['host']}, torch {m['torch']}, git {m['git_sha']}; "
+             f"load average (1/5/15 min) {la0[0]:.2f}/{la0[1]:.2f}/{la0[2]:.2f} at the start, "
+             f"{la1[0]:.2f}/{la1[1]:.2f}/{la1[2]:.2f} at the end (a shared machine).", "",
+             "Accelerator times are ESTIMATED: counted cycles priced at each configuration's clock "
+             f"plus the host link ({res['link']}); decoder blocks only (embedding, final norm and "
+             "LM head stay on the host). Version 1 (float, eager, 1 CPU thread) is MEASURED in "
+             "the same run: median after 5 warm-up calls. Cycle counts come from the source named "
+             "per configuration below.", "", "## Configurations", "",
+             "| config | array | SRAM (A / W / ACC) | clock MHz | cycles counted by |",
+             "|---|---|---|---|---|"]
+    sources = {}
+    for s in res["steps"]:
+        for name, e in s["configs"].items():
+            sources[name] = e["counter_source"]
+    for c in res["configs"]:
+        kib = lambda rows, width: rows * c["n"] * width // 1024  # noqa: E731
+        lines.append(f"| {c['name']} | {c['n']}x{c['n']} | {kib(c['a_rows'], 1)} / "
+                     f"{kib(c['w_rows'], 1)} / {kib(c['acc_rows'], 4)} KiB | {c['clock_mhz']:g} | "
+                     f"{sources.get(c['name'], '-')} |")
+    lines += ["", "## Time per step", "",
+              "| preset | mode | batch | config | v1 MEASURED ms | ESTIMATED ms (compute + link) | "
+              "ESTIMATED speedup vs v1 | PE util. | host-link share | weights |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in res["steps"]:
+        v1 = s["v1_measured_ms"]["median"]
+        for name, e in s["configs"].items():
+            head = f"| {s['preset']} | {s['mode']} | {s['batch']} | {name} | {v1:.4f} |"
+            if e["status"] != "estimated":
+                lines.append(f"{head} n/a: {e['detail'][:160]} | | | | |")
+                continue
+            lines.append(f"{head} {e['total_ms']:.4f} ({e['compute_ms']:.4f} + {e['link_ms']:.4f}) | "
+                         f"{e['speedup_vs_v1']:.2f}x | {e['pe_utilization']:.1%} | "
+                         f"{e['host_link_share']:.1%} | {e['weights']} |")
+    lines += ["", "## Counted cycles by unit", "",
+              "| preset | mode | batch | config | cycles | array | vector | DMA | stall |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for s in res["steps"]:
+        for name, e in s["configs"].items():
+            if e["status"] == "estimated":
+                c = e["cycles"]
+                share = lambda k: f"{c[k]} ({c[k] / c['cycles']:.0%})"  # noqa: E731
+                lines.append(f"| {s['preset']} | {s['mode']} | {s['batch']} | {name} | {c['cycles']} | "
+                             + " | ".join(share(k) for k in UNITS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_cycles(res: dict, path: Path) -> Path:
+    """Stacked counted cycles by unit, one panel per step, configurations across."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    colors = {"array_busy": "#4C72B0", "vector_busy": "#DD8452", "dma_busy": "#55A868",
+              "stall": "#8C8C8C"}
+    steps = res["steps"]
+    fig, axes = plt.subplots(1, len(steps), figsize=(2.6 * len(steps) + 1.6, 4.2), squeeze=False)
+    for ax, s in zip(axes[0], steps):
+        names = list(s["configs"])
+        for i, name in enumerate(names):
+            e = s["configs"][name]
+            if e["status"] != "estimated":
+                ax.annotate("n/a\n(does not fit)", (i, 0), ha="center", va="bottom", fontsize=7)
+                continue
+            bottom = 0
+            for k in UNITS:
+                ax.bar(i, e["cycles"][k], bottom=bottom, color=colors[k], hatch="//",
+                       edgecolor="black", linewidth=0.5, label=k.replace("_", " ") if i == 0 else None)
+                bottom += e["cycles"][k]
+            src = "cm" if e["target"] == "cycle_model" else "rtl"
+            ax.annotate(f"{e['cycles']['cycles']:.3g}\n{src}", (i, bottom), ha="center",
+                        va="bottom", fontsize=6)
+        ax.set_xticks(range(len(names)), names, fontsize=7)
+        ax.margins(y=0.18)
+        ax.set_title(f"{s['preset']} / {s['mode']} / batch {s['batch']}", fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    axes[0][0].set_ylabel("counted cycles per step", fontsize=8)
+    handles, labels = [], []
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, fontsize=7, loc="upper right", frameon=False)
+    note = ("Cycles counted per unit (rtl: the configuration's Verilator build; cm: the cycle "
+            "model over the golden model). Times derived from them are ESTIMATED at each "
+            f"configuration's clock. {res['machine']['device_name']}.")
+    fig.suptitle("Accelerator configurations: counted cycles by unit\n" + textwrap.fill(note, 140),
+                 fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.93, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(configs: str, cycle_model: str, repeats: int, out: Path) -> None:
+    names = [c.strip() for c in configs.split(",") if c.strip()]
+    cm = {c.strip() for c in cycle_model.split(",") if c.strip()}
+    for name in names + sorted(cm):
+        get_config(name)              # a bad name fails before anything runs
+    res = run(names, cm, repeats, HostLink())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "configs_bench.json").write_text(json.dumps(res, indent=2))
+    md = to_markdown(res)
+    (out / "configs_bench.md").write_text(md)
+    png = plot_cycles(res, out / "configs_cycles.png")
+    print(md)
+    print(f"wrote {out}/configs_bench.json, configs_bench.md and {png.name}")
