@@ -148,8 +148,8 @@ def estimate_rows(preset: str, modes: list[str], state_dict: dict, batch_size: i
         step = est["step"]
         total = step["total_s"]
         rows.append({**base, "status": "ok",
-                     "detail": (f"estimated at {clock_mhz:g} MHz ({accel.name}), {link.label()}; "
-                                f"cycles counted by {target} running torch.compile(backend=\"rtl\") on batch "
+                     "detail": (f"estimated at {clock_mhz:g} MHz, {link.label()}; accelerator "
+                                f"configuration {accel.name}; cycles counted by {target} running torch.compile(backend=\"rtl\") on batch "
                                 f"{batch_size}; weights {est['plan']['weights']}; decoder blocks "
                                 "only (embedding, final norm, LM head on the host not included)"),
                      "median_ms": total * 1e3, "compute_ms": step["compute_s"] * 1e3,

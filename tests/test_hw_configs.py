@@ -194,3 +194,51 @@ def test_verilator_build_of_a_small_configuration_matches_golden_and_the_cycle_m
     # the driver checks the build it opened against the configuration asked for
     with pytest.raises(ConfigMismatchError, match=r"configuration 'chip16' needs"):
         Accelerator("test", lib_path=lib, config="chip16")
+
+
+@pytest.mark.slow
+@pytest.mark.rtl
+def test_fpga32_verilator_build_matches_golden_and_the_cycle_model():
+    """The 32x32 build (about 10 minutes to build on the loaded 2-core machine, hence slow; the
+    fast variant, the one the comparison uses) against the cycle model on an h64 block."""
+    from hw_offload.driver import Accelerator
+    layer, cos, sin, calib, x = make_block(H64, 2)
+    qb = quantize_block(layer, H64, calib, cos, sin)
+    x_q = quantize(x, qb.act_scales["x"])
+    with Accelerator("fast", config="fpga32") as acc:
+        y_rtl, c_rtl, _ = run_one_block(acc, qb, x_q)
+    y_gold, c_gold, _ = run_one_block(CycleModelAccelerator("fpga32"), qb, x_q)
+    np.testing.assert_array_equal(y_rtl, y_gold)
+    assert c_rtl.to_dict() == c_gold.to_dict()
+
+
+# ---------------- the comparison: python -m benchmarks.hw --configs ----------------
+def test_configuration_comparison_reports_estimates_beside_v1_measured(tmp_path, capsys):
+    from benchmarks.hw.bench_block import main
+    out = tmp_path / "cmp"
+    main(["--configs", "chip16,fpga32", "--cycle-model", "chip16,fpga32", "--presets", "chip16",
+          "--repeats", "2", "--out", str(out)])
+    import json
+    res = json.loads((out / "configs_bench.json").read_text())
+    md = (out / "configs_bench.md").read_text()
+    assert (out / "configs_cycles.png").stat().st_size > 0
+    assert [(s["mode"], s["batch"]) for s in res["steps"]] == [("prefill", 1), ("decode", 1)]
+    for s in res["steps"]:
+        e, v1 = s["configs"]["chip16"], s["v1_measured_ms"]["median"]
+        c = e["cycles"]
+        assert e["status"] == "estimated" and e["target"] == "cycle_model"
+        assert c["cycles"] == sum(c[k] for k in ("array_busy", "vector_busy", "dma_busy", "stall"))
+        # priced at chip16's clock, link added, speedup against the v1 median of this run
+        assert e["compute_ms"] == pytest.approx(c["cycles"] / (NAMED["chip16"].clock_mhz * 1e3))
+        assert e["total_ms"] == pytest.approx(e["compute_ms"] + e["link_ms"])
+        assert e["speedup_vs_v1"] == pytest.approx(v1 / e["total_ms"])
+        assert 0 < e["pe_utilization"] < 1 and 0 < e["host_link_share"] < 1
+        # chip16's 16-wide model does not tile the 32x32 array: a reason, no number
+        assert s["configs"]["fpga32"]["status"] == "n/a"
+        assert "not a multiple of the 32x32 array" in s["configs"]["fpga32"]["detail"]
+    assert "ESTIMATED" in md and "MEASURED" in md and "load average" in md
+    with pytest.raises(SystemExit) as e:
+        main(["--configs", "chip16,fpga64", "--out", str(tmp_path / "bad")])
+    assert e.value.code == 2 and not (tmp_path / "bad").exists()
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        "error: unknown accelerator configuration 'fpga64'")

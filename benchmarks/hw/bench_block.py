@@ -189,7 +189,8 @@ def main(argv=None) -> None:
 
         from .config_compare import main as compare_main
         try:
-            compare_main(args.configs, args.cycle_model, args.repeats, args.out or default_out("hw"))
+            compare_main(args.configs, args.cycle_model, args.repeats, args.out or default_out("hw"),
+                         args.presets)
         except UnknownConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None

@@ -1,11 +1,11 @@
 """Per accelerator configuration: ESTIMATED time per step against version 1 MEASURED here.
 
     python -m benchmarks.hw --configs chip16,edge16,fpga32 [--cycle-model fpga32]
-                            [--repeats 20] [--out DIR]
+                            [--repeats 20] [--presets chip16 tiny] [--out DIR]
 
 For each configuration (hw_offload.configs) and each of the chip16 and tiny presets, prefill
 (max_seq_len tokens from position 0) and decode (one token at position max_seq_len-1), batch 1,
-and tiny decode at batch 4:
+and decode at the preset's batch when larger (tiny: 4):
 
 * ESTIMATED accelerator time per step: version 1 through ``torch.compile(backend="rtl")`` on that
   configuration (benchmarks.rtl_estimate, as the speedup table's rtl rows), counted cycles
@@ -40,8 +40,13 @@ from hw_offload.sram_plan import SramFitError
 from version1_baseline import TinyLlama, get_preset
 
 PRESETS = ("chip16", "tiny")
-# (preset, mode, batch): batch 1 as in the issue's comparison, and tiny decode at its batch 4
-STEPS = [(p, m, 1) for p in PRESETS for m in ("prefill", "decode")] + [("tiny", "decode", 4)]
+
+
+def steps_of(preset_cfg) -> list[tuple[str, int]]:
+    """(mode, batch): prefill and decode at batch 1 (the issue's comparison), and decode at the
+    preset's own batch (tiny: 4) when that is larger."""
+    steps = [("prefill", 1), ("decode", 1)]
+    return steps + ([("decode", preset_cfg.batch_size)] if preset_cfg.batch_size > 1 else [])
 UNITS = ("array_busy", "vector_busy", "dma_busy", "stall")
 
 
@@ -71,17 +76,18 @@ def estimate_row(compiled, accel, preset_cfg, mode: str, batch: int) -> dict:
             "bytes_to_device": step["bytes_to_device"], "transactions": step["transactions"]}
 
 
-def run(configs: list[str], cycle_model: set[str], repeats: int, link: HostLink) -> dict:
+def run(configs: list[str], cycle_model: set[str], repeats: int, link: HostLink,
+        presets=PRESETS) -> dict:
     torch.set_num_threads(1)
     accels = [get_config(c) for c in configs]
     res = {"machine": machine_info(torch.device("cpu")), "torch_threads": 1,
            "load_average_start": os.getloadavg(), "link": link.label(),
            "configs": [a.to_dict() for a in accels], "steps": []}
-    for preset in PRESETS:
+    for preset in presets:
         cfg = get_preset(preset)
         torch.manual_seed(0)
         model = TinyLlama(cfg).eval()
-        steps = [(m, b) for p, m, b in STEPS if p == preset]
+        steps = steps_of(cfg)
         for mode, batch in steps:    # version 1, measured in this run
             t = v1_measured(model, mode, cfg.max_seq_len, repeats, batch)["step_ms"]
             res["steps"].append({"preset": preset, "mode": mode, "batch": batch,
@@ -202,12 +208,12 @@ def plot_cycles(res: dict, path: Path) -> Path:
     return path
 
 
-def main(configs: str, cycle_model: str, repeats: int, out: Path) -> None:
+def main(configs: str, cycle_model: str, repeats: int, out: Path, presets=PRESETS) -> None:
     names = [c.strip() for c in configs.split(",") if c.strip()]
     cm = {c.strip() for c in cycle_model.split(",") if c.strip()}
     for name in names + sorted(cm):
         get_config(name)              # a bad name fails before anything runs
-    res = run(names, cm, repeats, HostLink())
+    res = run(names, cm, repeats, HostLink(), presets)
     out.mkdir(parents=True, exist_ok=True)
     (out / "configs_bench.json").write_text(json.dumps(res, indent=2))
     md = to_markdown(res)
