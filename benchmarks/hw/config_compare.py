@@ -111,6 +111,19 @@ def run(configs: list[str], cycle_model: set[str], repeats: int, link: HostLink,
     return res
 
 
+def busy_warning(res: dict) -> list[str]:
+    """A warning paragraph when the machine had more runnable work than cores during the run:
+    version 1's measured times are then inflated, and every speedup over it overstated."""
+    cores = os.cpu_count() or 1
+    peak = max(res["load_average_start"][0], res["load_average_end"][0])
+    if peak <= cores:
+        return []
+    return [f"**BUSY machine**: the 1-minute load average reached {peak:.1f} on {cores} cores "
+            "during this run, so version 1's MEASURED times are inflated by other processes and "
+            "the ESTIMATED speedups over them are overstated; rerun on a quiet machine before "
+            "quoting a speedup.", ""]
+
+
 def to_markdown(res: dict) -> str:
     m = res["machine"]
     la0, la1 = res["load_average_start"], res["load_average_end"]
@@ -118,6 +131,7 @@ def to_markdown(res: dict) -> str:
              f"Machine: {m['device_name']}, host {m['host']}, torch {m['torch']}, git {m['git_sha']}; "
              f"load average (1/5/15 min) {la0[0]:.2f}/{la0[1]:.2f}/{la0[2]:.2f} at the start, "
              f"{la1[0]:.2f}/{la1[1]:.2f}/{la1[2]:.2f} at the end (a shared machine).", "",
+             *busy_warning(res),
              "Accelerator times are ESTIMATED: counted cycles priced at each configuration's clock "
              f"plus the host link ({res['link']}); decoder blocks only (embedding, final norm and "
              "LM head stay on the host). Version 1 (float, eager, 1 CPU thread) is MEASURED in "
@@ -143,7 +157,7 @@ def to_markdown(res: dict) -> str:
         for name, e in s["configs"].items():
             head = f"| {s['preset']} | {s['mode']} | {s['batch']} | {name} | {v1:.4f} |"
             if e["status"] != "estimated":
-                lines.append(f"{head} n/a: {e['detail'][:160]} | | | | |")
+                lines.append(f"{head} n/a: {e['detail']} | | | | |")
                 continue
             lines.append(f"{head} {e['total_ms']:.4f} ({e['compute_ms']:.4f} + {e['link_ms']:.4f}) | "
                          f"{e['speedup_vs_v1']:.2f}x | {e['pe_utilization']:.1%} | "
