@@ -242,3 +242,24 @@ def test_configuration_comparison_reports_estimates_beside_v1_measured(tmp_path,
     assert e.value.code == 2 and not (tmp_path / "bad").exists()
     assert capsys.readouterr().err.splitlines()[-1].startswith(
         "error: unknown accelerator configuration 'fpga64'")
+
+
+def test_rtl_rows_run_on_the_configuration_asked_for(monkeypatch):
+    from benchmarks import compare
+    from benchmarks.rtl_estimate import estimate_rows
+    torch.manual_seed(0)
+    state = TinyLlama(CHIP16).state_dict()
+    slow = dataclasses.replace(NAMED["edge16"], name="edge16@50", clock_mhz=50.0)
+    (row,) = estimate_rows("chip16", ["prefill"], state, 1, 16, config=slow, target="cycle_model")
+    assert row["status"] == "ok" and row["config"] == "edge16@50" and row["clock_mhz"] == 50.0
+    assert "estimated at 50 MHz" in row["detail"] and "configuration edge16@50" in row["detail"]
+    cycles = row["compute_ms"] * 1e-3 * 50e6
+    assert cycles == pytest.approx(round(cycles)) and cycles > 0
+    with pytest.raises(UnknownConfigError):
+        estimate_rows("chip16", ["prefill"], state, 1, 16, config="edge32")
+    # the harness hands its --hw-config to the rtl rows
+    seen = {}
+    monkeypatch.setattr("benchmarks.rtl_estimate.estimate_rows",
+                        lambda *a, **k: seen.update(k) or [dict(row, mode="prefill")])
+    (r,) = compare.rtl_rows("chip16", ["prefill"], state, 1, 16, "fpga32")
+    assert seen["config"] == "fpga32" and r.extra["hw_config"] == "edge16@50"
