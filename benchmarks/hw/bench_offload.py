@@ -91,7 +91,7 @@ def bench(preset: str, clock_mhz: float, link: HostLink, repeats: int) -> dict:
             "estimate": est, "estimated_at": f"estimated at {clock_mhz:g} MHz, {link.label()}",
             "per_token_ms": step["total_s"] * 1e3 / tokens,
             "per_block_ms": [b["total_s"] * 1e3 for b in est["per_block"]],
-            "mac_utilization": macs / (16 * 16 * step["cycles"]),
+            "mac_utilization": macs / (est["config"]["n"] ** 2 * step["cycles"]),
             "v1_measured_cpu": v1_measured(model, mode, cfg.max_seq_len, repeats),
             "estimate_wall_s_including_prefill": wall,
         }
