@@ -111,6 +111,8 @@ class ModelSession:
         self.blocks, self.target, self.max_seq_len = blocks, target, max_seq_len
         self.trace = trace
         self._steps_run: dict[int, int] = {}  # block -> device step runs so far (for trace.step)
+        if device is None:     # refuse a model the array cannot tile before building anything
+            _check_fits_array(blocks, resolve(config).n)
         self.device = device if device is not None else make_device(target, config, variant)
         self.hw: HwConfig = self.device.config
         # the configuration asked for (with its clock); a device passed in brings its own
