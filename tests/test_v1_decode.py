@@ -8,14 +8,19 @@ CFG = TinyLlamaConfig(vocab_size=61, hidden_size=48, num_layers=2, num_heads=6, 
                       intermediate_size=72, max_seq_len=40)
 
 
+@pytest.mark.parametrize("static", [False, True], ids=["KVCache", "StaticKVCache"])
 @pytest.mark.parametrize("batch,prompt,steps", [(1, 1, 6), (3, 17, 8), (2, 30, 10)])
-def test_cached_decode_equals_full_recompute(batch, prompt, steps):
+def test_cached_decode_equals_full_recompute(batch, prompt, steps, static):
     torch.manual_seed(batch * 100 + prompt)
     model = TinyLlama(CFG).eval()
     ids = torch.randint(0, CFG.vocab_size, (batch, prompt + steps))
     with torch.no_grad():
         full = model(ids)
-        cache = model.new_cache(batch)
+        cache = model.new_cache(batch, static=static)
+        # Poison the unwritten positions: a static cache's attention reads the whole
+        # buffers, so anything but an exact mask of the tail would show.
+        for buf in cache.k + cache.v:
+            buf.fill_(1e4)
         pieces = [model(ids[:, :prompt], cache=cache)]
         for t in range(prompt, prompt + steps):
             pieces.append(model(ids[:, t:t + 1], cache=cache))
@@ -58,7 +63,8 @@ def test_generation_past_max_seq_len_is_refused_before_any_work():
     assert generate(model, prompt, max_new_tokens=10).shape == (1, 40)
 
 
-def test_cache_position_moves_only_through_its_methods():
+@pytest.mark.parametrize("static", [False, True], ids=["KVCache", "StaticKVCache"])
+def test_cache_position_moves_only_through_its_methods(static):
     """``length`` is read-only; write/advance/rewind/reset move it, and a rewound cache
     decodes the same logits again (what the decode benchmark relies on)."""
     torch.manual_seed(3)
@@ -66,7 +72,8 @@ def test_cache_position_moves_only_through_its_methods():
                           num_kv_heads=1, intermediate_size=40, max_seq_len=11)
     model = TinyLlama(cfg).eval()
     ids = torch.randint(0, 37, (2, 9))
-    cache = model.new_cache(2)
+    cache = model.new_cache(2, static=static)
+    assert isinstance(cache.start, torch.Tensor) == static
     with pytest.raises(AttributeError):
         cache.length = 3
     with torch.no_grad():

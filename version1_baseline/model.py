@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import TinyLlamaConfig, require_config
-from .kv_cache import KVCache
+from .kv_cache import KVCache, StaticKVCache, query_positions
 from .validation import check_input_ids
 
 
@@ -58,11 +58,13 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return (x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype))
 
 
-def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int) -> torch.Tensor:
+def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past) -> torch.Tensor:
     """Causal GQA attention spelled out: repeat K/V, scores, explicit mask, softmax.
 
-    q: (B, heads, S, D) for absolute positions ``[past, past+S)``; k, v: (B, kv_heads,
-    past+S, D). Returns (B, heads, S, D) in q's dtype; the softmax runs in fp32.
+    q: (B, heads, S, D) for absolute positions ``[past, past+S)``; k, v: (B, kv_heads, T, D)
+    for positions ``[0, T)``, T >= past+S (a static cache passes its whole buffers: the mask
+    hides the positions not yet written). ``past``: an int, or a static cache's 0-d position
+    tensor. Returns (B, heads, S, D) in q's dtype; the softmax runs in fp32.
     """
     # GQA: each key/value head serves heads // kv_heads query heads.
     groups = q.shape[1] // k.shape[1]
@@ -71,7 +73,7 @@ def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
     seq, total = q.shape[2], k.shape[2]
     # Query i (absolute position past+i) may see keys at positions <= past+i.
-    q_pos = torch.arange(past, past + seq, device=q.device)[:, None]
+    q_pos = query_positions(past, seq, q.device)[:, None]
     k_pos = torch.arange(total, device=q.device)[None, :]
     scores = scores.masked_fill(k_pos > q_pos, float("-inf"))
     probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
@@ -100,7 +102,7 @@ class Attention(nn.Module):
 
         past = 0
         if cache is not None:
-            past = cache.length
+            past = cache.start
             k, v = cache.write(layer_idx, k, v)
         out = eager_attention(q, k, v, past)
         out = out.transpose(1, 2).reshape(bsz, seq, self.num_heads * self.head_dim)
@@ -170,8 +172,17 @@ class TinyLlama(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def new_cache(self, batch_size: int, device=None, dtype=None) -> KVCache:
+    # Whether new_cache makes a StaticKVCache by default: set by whoever compiles the model
+    # (the compile peer, version 2's --compile) so that decode compiles one graph.
+    static_kv_cache = False
+
+    def new_cache(self, batch_size: int, device=None, dtype=None,
+                  static: bool | None = None) -> KVCache:
         """An empty KV cache sized for this model.
+
+        ``static``: a ``StaticKVCache`` (position as a tensor, whole buffers read: one
+        ``torch.compile`` graph for every position) rather than a ``KVCache`` (position as
+        an int, only the filled prefix read: cheapest eagerly); None: ``static_kv_cache``.
 
         Defaults: the model's device; the dtype the keys are computed in, that is the
         autocast dtype when this is called under ``torch.autocast`` for that device (the
@@ -183,7 +194,8 @@ class TinyLlama(nn.Module):
         if dtype is None:
             autocast = torch.is_autocast_enabled(device.type)
             dtype = torch.get_autocast_dtype(device.type) if autocast else ref.dtype
-        return KVCache(self.config, batch_size, device, dtype)
+        static = self.static_kv_cache if static is None else static
+        return (StaticKVCache if static else KVCache)(self.config, batch_size, device, dtype)
 
     def forward(self, input_ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """input_ids: (B, S) int64/int32 -> logits (B, S, vocab) in the compute dtype.
@@ -191,10 +203,12 @@ class TinyLlama(nn.Module):
         With ``cache``, the tokens are placed after the ``cache.length`` cached positions,
         their keys/values are appended, and the cache is advanced by S.
         """
-        past = check_input_ids(input_ids, self.config, cache)
+        # Not ``past = check_input_ids(...)``: an int returned from eager code into a traced
+        # graph is guarded, which would make a static cache's graph one per position.
+        check_input_ids(input_ids, self.config, cache)
         seq = input_ids.shape[1]
-        positions = torch.arange(past, past + seq, device=input_ids.device)
-        cos, sin = self.model.rotary_emb(positions)
+        past = 0 if cache is None else cache.start
+        cos, sin = self.model.rotary_emb(query_positions(past, seq, input_ids.device))
         x = self.model.embed_tokens(input_ids)
         for i, layer in enumerate(self.model.layers):
             x = layer(x, cos, sin, cache, i)

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from version1_baseline.config import TinyLlamaConfig
-from version1_baseline.kv_cache import KVCache
+from version1_baseline.kv_cache import KVCache, query_positions
 from version1_baseline.model import apply_rotary, eager_attention
 
 from . import fusions as fusion_support
@@ -35,8 +35,7 @@ def expand_kv_heads(kv: torch.Tensor, groups: int) -> torch.Tensor:
         bsz, kv_heads * groups, seq, dim)
 
 
-def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int
-                   ) -> torch.Tensor:
+def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past) -> torch.Tensor:
     """Causal GQA through ``F.scaled_dot_product_attention``; shapes as ``eager_attention``.
 
     SDPA's ``is_causal=True`` masks with the diagonal at the top-left corner
@@ -44,15 +43,17 @@ def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int
     ``past`` cached positions query i sits at absolute position past + i:
       - past == 0: ``is_causal=True`` (lets the fused kernels skip masked blocks);
       - one new query: it may see every key, so no mask at all;
-      - several new queries after a cache: an explicit boolean mask, True = may attend.
+      - several new queries after a cache: an explicit boolean mask, True = may attend;
+      - ``past`` a static cache's position tensor: k/v are the whole cache buffers, so an
+        explicit mask always (it also hides the positions not yet written).
     """
     seq, total = q.shape[2], k.shape[2]
     mask, causal = None, False
-    if past == 0:
-        causal = seq > 1
-    elif seq > 1:
-        q_pos = torch.arange(past, past + seq, device=q.device)[:, None]
+    if isinstance(past, torch.Tensor) or (past > 0 and seq > 1):
+        q_pos = query_positions(past, seq, q.device)[:, None]
         mask = torch.arange(total, device=q.device)[None, :] <= q_pos
+    elif past == 0:
+        causal = seq > 1
     groups = q.shape[1] // k.shape[1]
     if groups == 1:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
@@ -116,7 +117,7 @@ class Attention(nn.Module):
 
         past = 0
         if cache is not None:
-            past = cache.length
+            past = cache.start
             k, v = cache.write(layer_idx, k, v)
         out = self.core(q, k, v, past)
         return self.o_proj(out.transpose(1, 2).reshape(bsz, seq, self.num_heads * self.head_dim))

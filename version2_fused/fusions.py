@@ -161,5 +161,6 @@ def compile_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Modu
         return model
     model.fusions.check_supported()
     check_compile_device(device)
+    model.static_kv_cache = True   # decode: one compiled graph for every position
     model.compile(mode=mode)
     return model

@@ -59,15 +59,16 @@ class Attention(v2.Attention):
         if cache is None:
             out = flash_attention(q, k, v, causal=True)
         else:
+            end = cache.length + seq   # before write: a StaticKVCache returns whole buffers
             k_all, v_all = cache.write(layer_idx, k.transpose(1, 2), v.transpose(1, 2))
             # The cache may hold another dtype than autocast's q (fp32 cache, bf16 q):
             # casting the one query is cheaper than casting the whole cache.
             q_c = q.to(k_all.dtype)
             if seq == 1:
-                out = decode_attention(q_c.reshape(bsz, hq, d), k_all, v_all, k_all.shape[2])
+                out = decode_attention(q_c.reshape(bsz, hq, d), k_all, v_all, end)
             else:
-                out = flash_attention(q_c, k_all.transpose(1, 2), v_all.transpose(1, 2),
-                                      causal=True)
+                out = flash_attention(q_c, k_all[:, :, :end].transpose(1, 2),
+                                      v_all[:, :, :end].transpose(1, 2), causal=True)
             out = out.to(v.dtype)
         return self.o_proj(out.reshape(bsz, seq, hq * d))
 

@@ -125,9 +125,10 @@ class DecoderLayer(v3.DecoderLayer):
             if cache is None:
                 out = flash_attention(q, k, v, causal=True)
             else:
+                end = cache.length + seq   # before write: a StaticKVCache returns whole buffers
                 k_all, v_all = cache.write(layer_idx, k.transpose(1, 2), v.transpose(1, 2))
-                out = flash_attention(q.to(k_all.dtype), k_all.transpose(1, 2),
-                                      v_all.transpose(1, 2), causal=True).to(q.dtype)
+                out = flash_attention(q.to(k_all.dtype), k_all[:, :, :end].transpose(1, 2),
+                                      v_all[:, :, :end].transpose(1, 2), causal=True).to(q.dtype)
             h = linear_residual(out.reshape(bsz, seq, hq * d), attn.o_proj.weight, x,
                                 name="o_proj_residual", compute_dtype=cdt)
         with torch.profiler.record_function("mlp"):
