@@ -105,18 +105,23 @@ def test_twenty_step_loss_trajectory_matches_v1():
     assert got == pytest.approx(expected, rel=1e-4, abs=1e-5)
 
 
+@pytest.mark.parametrize("static", [False, True], ids=["KVCache", "StaticKVCache"])
 @pytest.mark.parametrize("fusions", [FusionConfig(), FusionConfig.only("sdpa"),
                                      FusionConfig.none()], ids=["all", "sdpa", "none"])
-def test_kv_cache_decode_equals_full_recompute(fusions):
+def test_kv_cache_decode_equals_full_recompute(fusions, static):
     """Prefill 5, a chunk of 4 (several queries after a cache: the explicit-mask path),
-    then single tokens (no mask), against one forward over the whole sequence."""
+    then single tokens (no mask), against one forward over the whole sequence. A static
+    cache (whole buffers, position tensor: always the explicit mask) is poisoned past the
+    filled positions, so a mask that let one through would show."""
     config = CONFIGS["gqa"]
     _, model = pair(config, fusions)
     model.eval()
     ids = random_ids(config, 3, 14)
     with torch.no_grad():
         full = model(ids)
-        cache = model.new_cache(3)
+        cache = model.new_cache(3, static=static)
+        for buf in cache.k + cache.v:
+            buf.fill_(1e4)
         pieces = [model(ids[:, :5], cache=cache), model(ids[:, 5:9], cache=cache)]
         pieces += [model(ids[:, t:t + 1], cache=cache) for t in range(9, 14)]
     assert cache.length == 14

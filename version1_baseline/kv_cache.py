@@ -95,12 +95,14 @@ class StaticKVCache(KVCache):
     buffers (see the module docstring): one compiled graph for every position.
 
     ``length`` reads the tensor back (a device sync; host-side checks and the v3/v4 kernels'
-    arguments use it, never a traced graph).
+    arguments use it, never a traced graph). Positions past ``length`` are read and masked:
+    they must stay finite (they are zeros or an earlier sequence's keys), since a masked
+    probability is 0 and ``0 * nan`` is not.
     """
 
     def __init__(self, config, batch_size: int, device=None, dtype=torch.float32):
         super().__init__(config, batch_size, device, dtype)
-        del self._length
+        del self._length   # the tensor is the one position: no int to fall out of step
         self._position = torch.zeros((), dtype=torch.int64, device=device)
 
     @property
