@@ -71,12 +71,17 @@ def test_training_trajectory_matches_v1():
     assert_training_matches(ref, model, v3.causal_lm_loss, CONFIG.vocab_size, DEV)
 
 
-def test_kv_cache_decode_equals_full_recompute():
+@pytest.mark.parametrize("static", [False, True], ids=["KVCache", "StaticKVCache"])
+def test_kv_cache_decode_equals_full_recompute(static):
+    """A StaticKVCache hands attention its whole buffers: the kernels must read only the
+    filled positions (the rest is poisoned)."""
     _, model = pair()
     x = ids(2, 12, seed=5)
     with torch.no_grad():
         full = model(x)
-        cache = model.new_cache(2, device=DEV)
+        cache = model.new_cache(2, device=DEV, static=static)
+        for buf in cache.k + cache.v:
+            buf.fill_(1e4)
         steps = [model(x[:, :5], cache=cache)]          # prefill: flash attention into cache
         steps.append(model(x[:, 5:8], cache=cache))     # chunk after cached tokens
         steps += [model(x[:, i:i + 1], cache=cache) for i in range(8, 12)]  # decode kernel
