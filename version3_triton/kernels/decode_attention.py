@@ -24,6 +24,7 @@ import triton.language as tl
 from .. import block_sizes, runtime
 from .dot import dot
 from .flash_attention import MAX_HEAD_DIM, MIN_HEAD_DIM
+from .softmax_base2 import LOG2E
 
 
 @triton.jit
@@ -45,7 +46,7 @@ def _decode_kernel(Q, K, V, O, sm_scale, length,
     q = tl.load(Q + q_offs, mask=g_ok[:, None] & d_ok[None, :], other=0.0)
     k_base = K + b.to(tl.int64) * skb + kvh * skh
     v_base = V + b.to(tl.int64) * svb + kvh * svh
-    qk_scale = sm_scale * 1.4426950408889634
+    qk_scale = sm_scale * LOG2E
     m_i = tl.full([BLOCK_G], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_G], dtype=tl.float32)
     acc = tl.zeros([BLOCK_G, BLOCK_D], dtype=tl.float32)

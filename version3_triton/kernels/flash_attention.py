@@ -30,9 +30,9 @@ import triton.language as tl
 
 from .. import block_sizes, runtime
 from .dot import dot
+from .softmax_base2 import LN2, LOG2E
 
 MIN_HEAD_DIM, MAX_HEAD_DIM = 16, 128
-LOG2E = 1.4426950408889634
 
 
 @triton.jit
@@ -55,7 +55,7 @@ def _fwd_kernel(Q, K, V, O, LSE, sm_scale,
                 mask=m_ok[:, None] & d_ok[None, :], other=0.0)
     k_base = K + b.to(tl.int64) * skb + kvh * skh
     v_base = V + b.to(tl.int64) * svb + kvh * svh
-    qk_scale = sm_scale * 1.4426950408889634
+    qk_scale = sm_scale * LOG2E
     offset = seq_k - seq_q
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -88,7 +88,7 @@ def _fwd_kernel(Q, K, V, O, LSE, sm_scale,
     out_offs = (b.to(tl.int64) * seq_q * n_heads + offs_m[:, None] * n_heads + h) * head_dim \
         + offs_d[None, :]
     tl.store(O + out_offs, acc.to(O.dtype.element_ty), mask=m_ok[:, None] & d_ok[None, :])
-    lse = (m_i + tl.log2(l_i)) * 0.6931471805599453  # back to natural-log units
+    lse = (m_i + tl.log2(l_i)) * LN2  # back to natural-log units
     tl.store(LSE + bh.to(tl.int64) * seq_q + offs_m, lse, mask=m_ok)
 
 
@@ -133,7 +133,7 @@ def _bwd_dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, sm_scale,
                 mask=kv_mask, other=0.0)
     dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
-    qk_scale = sm_scale * 1.4426950408889634
+    qk_scale = sm_scale * LOG2E
     offset = seq_k - seq_q
     lo = 0
     if CAUSAL:
@@ -156,7 +156,7 @@ def _bwd_dkdv_kernel(Q, K, V, DO, LSE, DELTA, DK, DV, sm_scale,
             valid = n_ok[:, None] & m_ok[None, :]
             if CAUSAL:
                 valid = valid & (offs_n[:, None] <= offset + offs_m[None, :])
-            p_t = tl.where(valid, tl.exp2(qk_t * qk_scale - lse[None, :] * 1.4426950408889634),
+            p_t = tl.where(valid, tl.exp2(qk_t * qk_scale - lse[None, :] * LOG2E),
                            0.0)
             dv += dot(p_t.to(do.dtype), do, IEEE)
             dp_t = dot(v, tl.trans(do), IEEE)
@@ -196,7 +196,7 @@ def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, sm_scale,
     k_base = K + b.to(tl.int64) * skb + kvh * skh
     v_base = V + b.to(tl.int64) * svb + kvh * svh
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
-    qk_scale = sm_scale * 1.4426950408889634
+    qk_scale = sm_scale * LOG2E
     offset = seq_k - seq_q
     hi = seq_k
     if CAUSAL:
@@ -211,7 +211,7 @@ def _bwd_dq_kernel(Q, K, V, DO, LSE, DELTA, DQ, sm_scale,
         valid = m_ok[:, None] & n_ok[None, :]
         if CAUSAL:
             valid = valid & (offs_n[None, :] <= offset + offs_m[:, None])
-        p = tl.where(valid, tl.exp2(qk * qk_scale - lse[:, None] * 1.4426950408889634), 0.0)
+        p = tl.where(valid, tl.exp2(qk * qk_scale - lse[:, None] * LOG2E), 0.0)
         dp = dot(do, tl.trans(v), IEEE)
         ds = p * (dp - delta[:, None])
         dq += dot(ds.to(k.dtype), k, IEEE)

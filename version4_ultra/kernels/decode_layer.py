@@ -43,6 +43,7 @@ import triton.language as tl
 from version3_triton import block_sizes, runtime
 from version3_triton.kernels.dot import dot
 from version3_triton.kernels.flash_attention import MAX_HEAD_DIM, MIN_HEAD_DIM
+from version3_triton.kernels.softmax_base2 import LOG2E
 
 from version3_triton.kernels import decode_attention as v3_decode_attention
 
@@ -129,7 +130,7 @@ def _stage_attention(tile, QS, KC, VC, ATT, n_q, n_kv, groups, head_dim, length,
                 cache_modifier=".cg").to(KC.dtype.element_ty)
     k_base = KC + b.to(tl.int64) * skb + kvh * skh
     v_base = VC + b.to(tl.int64) * svb + kvh * svh
-    qk_scale = sm_scale * 1.4426950408889634
+    qk_scale = sm_scale * LOG2E
     m_i = tl.full([BLOCK_G], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_G], dtype=tl.float32)
     acc = tl.zeros([BLOCK_G, BLOCK_D], dtype=tl.float32)
