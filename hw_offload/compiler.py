@@ -20,21 +20,31 @@ Blocks are written and read one at a time, so no instruction needs the cache str
 
 * ROPE / REQ per kv block write S rows at position ``past`` (the RoPE table row is offset to
   position ``past``, which is how decode gets its start position);
-* scores: one transposed GEMM per head block over ``nkb = ceil((past+S)/N)`` key blocks,
-  accumulated; SMAX with ``q_off = past`` hides keys after each query (and the stale rows
-  past the end of the last block, which therefore contribute exactly 0 to P.V);
-* P.V: one GEMM per output head block over the ``nkb`` key blocks.
+* attention runs per *query group* (``query_groups``): a run of query rows that ends at a
+  key-block boundary and sees key blocks ``0 .. nkb-1``, ``nkb = ceil(position of its last
+  row + 1, N)``. Key blocks after that are fully masked for every row of the group, so they are
+  neither computed (scores GEMM), normalised (SMAX) nor multiplied (P.V): causal tile skipping.
+  Per group and head: one transposed scores GEMM per head block over the group's ``nkb`` key
+  blocks, accumulated; SMAX with ``q_off`` = the position of the group's first row hides keys
+  after each query (and the stale rows past the end of the last block, which therefore
+  contribute exactly 0 to P.V); one P.V GEMM per output head block over the same key blocks.
+  How many key-block rows of queries a group spans is chosen by the cycle model
+  (``cycle_model.insn_cycles``) among the groupings whose program fits the instruction memory;
+  one group for the whole step is the unskipped program (and decode, S=1, is always one group).
 
 Integer sums are exact, so prefill(P) + decode(1) gives bit-for-bit the last row of
 prefill(P+1) (tests/test_backend.py).
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from .cycle_model import insn_cycles
 from .isa import (COLSCALE_A, COLSCALE_B, GEMM_ACCUMULATE, GEMM_B_FROM_A, GEMM_TRANSPOSE_B, MEM_A,
                   MEM_W, OP_GEMM, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE,
                   OP_SWIGLU, HwConfig, Insn, colscale_rows, rope_rows_per_position)
@@ -260,15 +270,56 @@ class KvRegion:
     cap: int      # positions, a multiple of N
 
 
+@dataclass(frozen=True)
+class QueryGroup:
+    """Query rows ``r0 .. r1-1`` of a step (row r is position ``past + r``): together they see
+    key blocks ``0 .. nkb-1``; every later key block is masked for all of them."""
+
+    r0: int
+    r1: int
+    nkb: int
+
+
+def query_groups(s: int, past: int, n: int, per_group: int) -> list[QueryGroup]:
+    """The S query rows of a step at position ``past``, cut where a new key block starts
+    (positions that are multiples of N), ``per_group`` such key-block rows per group.
+
+    A ``per_group`` of at least ``ceil(S/N) + 1`` gives one group: the unskipped program.
+    """
+    if s < 1 or past < 0 or per_group < 1:
+        raise ValueError(f"query_groups needs s >= 1, past >= 0, per_group >= 1; got {s}, {past}, "
+                         f"{per_group}")
+    cuts = [0, *range((-past) % n or n, s, n), s]
+    out = []
+    for i in range(0, len(cuts) - 1, per_group):
+        r0, r1 = cuts[i], cuts[min(i + per_group, len(cuts) - 1)]
+        out.append(QueryGroup(r0, r1, -(-(past + r1) // n)))
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _timing(insn: Insn, hw: HwConfig) -> int:
+    """Cycles of one instruction by the cycle model; keyed on its shape (addresses zeroed)."""
+    return insn_cycles(insn, hw).cycles
+
+
+def _cycles(insns: list[Insn], hw: HwConfig) -> int:
+    zero = dict(dst=0, src0=0, src1=0, dram=0, cs0=0, cs1=0)
+    return sum(_timing(dataclasses.replace(i, **zero), hw) for i in insns)
+
+
 def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig, kv: KvRegion,
                   s: int, past: int, scratch_a: int, x_dram: int, y_dram: int,
-                  gemms: list[GemmInfo] | None = None) -> list[Insn]:
+                  gemms: list[GemmInfo] | None = None, per_group: int | None = None) -> list[Insn]:
     """Instructions (no HALT) taking x (int8, S x hidden at x_dram) through the block at positions
     past..past+S-1, appending K and V to ``kv`` and storing y (int8, S x hidden) at y_dram.
 
     wl: the block's weight layout at its W rows; rs: ``rescales(qb)``. Scratch: A rows from
     ``scratch_a`` up, ACC rows from 0 (both checked against the build). ``gemms``, when given,
     receives one GemmInfo per GEMM instruction, in program order (for utilization reports).
+    ``per_group``: key-block rows of queries per attention group (``query_groups``); None lets
+    the cycle model choose among the groupings that fit the instruction memory with the HALT.
+    Every grouping computes the same bits. Raises SramFitError when no grouping fits.
     """
     n = hw.n
     dims = BlockDims.of(qb, n, wl.bph)
@@ -277,11 +328,11 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig, 
     if s < 1 or past < 0 or past + s > min(kv.cap, wl.positions):
         raise ValueError(f"step of {s} tokens at position {past} exceeds the cache capacity "
                          f"{min(kv.cap, wl.positions)}")
-    nkb = -(-(past + s) // n)
     W, T, tr = wl.at, wl.at["table"], wl.table_rows
-    d, keys, d_blk = qb.head_dim, past + s, qb.head_dim // bph if qb.head_dim > n else qb.head_dim
+    d, d_blk = qb.head_dim, qb.head_dim // bph if qb.head_dim > n else qb.head_dim
 
     a = _Alloc("activation", hw.a_rows, start=scratch_a)
+    # SC and P hold one query group's scores / probabilities at a time (at most S x nkb_cap)
     X, XN, QR, P = a.take(s * hb), a.take(s * hb), a.take(s * H * bph), a.take(s * nkb_cap)
     H1, MID = a.take(s * hb), a.take(s * ib)
     O, H1N, Y = QR, XN, X   # reuse: QR is dead once the scores exist, XN and X after RESADD
@@ -292,59 +343,105 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig, 
     GA, UA, DA = c2.take(s * ib), c2.take(s * ib), c2.take(s * hb)
     # (the MLP rows overlap ATT; safe because RESADD consumes ATT before the MLP starts)
 
-    p: list[Insn] = [Insn(OP_LOAD, flags=MEM_A, rows=s * hb, dst=X, dram=x_dram)]
+    def gemm(out: list, infos: list, name: str, useful: int, flags: int = 0, rows: int = s,
+             **f) -> None:
+        out.append(Insn(OP_GEMM, flags=flags, rows=rows, **f))
+        infos.append(GemmInfo(name, rows, f["blocks"] * n, f["aux"] * n, useful))
 
-    def gemm(name: str, useful: int, flags: int = 0, **f) -> None:
-        p.append(Insn(OP_GEMM, flags=flags, rows=s, **f))
-        if gemms is not None:
-            gemms.append(GemmInfo(name, s, f["blocks"] * n, f["aux"] * n, useful))
-
+    # ---- before attention: norm, projections, RoPE, K/V appended to the cache ----
+    pre: list[Insn] = [Insn(OP_LOAD, flags=MEM_A, rows=s * hb, dst=X, dram=x_dram)]
+    pre_g: list[GemmInfo] = []
     m, sh = rs["rms1"]
-    p.append(Insn(OP_RMS, rows=s, blocks=hb, dst=XN, src0=X, src1=W["g1"], mult0=m, shift0=sh))
+    pre.append(Insn(OP_RMS, rows=s, blocks=hb, dst=XN, src0=X, src1=W["g1"], mult0=m, shift0=sh))
     for name, dst, heads in (("q", QA, H), ("k", KA, KV), ("v", VA, KV)):
-        gemm(f"{name}_proj", s * qb.hidden * heads * d, blocks=hb, aux=heads * bph, dst=dst,
-             src0=XN, src1=W[name])
+        gemm(pre, pre_g, f"{name}_proj", s * qb.hidden * heads * d, blocks=hb, aux=heads * bph,
+             dst=dst, src0=XN, src1=W[name])
     m, sh = rs["rope_q"]
-    p.append(Insn(OP_ROPE, rows=s, blocks=H * bph, aux=wl.rope_w, dst=QR, src0=QA,
-                  src1=T + past * bph * tr, src2=bph, mult0=m, shift0=sh, **colscale(W, "q")))
+    pre.append(Insn(OP_ROPE, rows=s, blocks=H * bph, aux=wl.rope_w, dst=QR, src0=QA,
+                    src1=T + past * bph * tr, src2=bph, mult0=m, shift0=sh, **colscale(W, "q")))
     mk, shk = rs["rope_k"]
     mv, shv = rs["req_v"]
     for j in range(KV * bph):
         # blocks=1 means block-in-head 0 for ROPE, so point the table at this block's records
-        p.append(Insn(OP_ROPE, rows=s, blocks=1, aux=wl.rope_w, dst=kv.k_base + j * kv.cap + past,
-                      src0=KA + j * s, src1=T + (past * bph + j % bph) * tr, src2=bph,
-                      mult0=mk, shift0=shk, **colscale(W, "k", j)))
-        p.append(Insn(OP_REQ, rows=s, blocks=1, dst=kv.v_base + j * kv.cap + past,
-                      src0=VA + j * s, mult0=mv, shift0=shv, **colscale(W, "v", j)))
-    m_sc, sh_sc = rs["scores"]
-    for h in range(H):
-        g = h // groups
-        for b in range(bph):
-            gemm(f"qk_h{h}_b{b}", s * d_blk * keys,
-                 flags=GEMM_B_FROM_A | GEMM_TRANSPOSE_B | (GEMM_ACCUMULATE if b else 0),
-                 blocks=1, aux=nkb, dst=SC, src0=QR + (h * bph + b) * s,
-                 src1=kv.k_base + (g * bph + b) * kv.cap)
-        p.append(Insn(OP_SMAX, rows=s, blocks=nkb, dst=P, src0=SC, src2=past, mult0=m_sc, shift0=sh_sc))
-        for b in range(bph):
-            gemm(f"pv_h{h}_b{b}", s * keys * d_blk, flags=GEMM_B_FROM_A, blocks=nkb, aux=1,
-                 dst=OA + (h * bph + b) * s, src0=P, src1=kv.v_base + (g * bph + b) * kv.cap)
+        pre.append(Insn(OP_ROPE, rows=s, blocks=1, aux=wl.rope_w, dst=kv.k_base + j * kv.cap + past,
+                        src0=KA + j * s, src1=T + (past * bph + j % bph) * tr, src2=bph,
+                        mult0=mk, shift0=shk, **colscale(W, "k", j)))
+        pre.append(Insn(OP_REQ, rows=s, blocks=1, dst=kv.v_base + j * kv.cap + past,
+                        src0=VA + j * s, mult0=mv, shift0=shv, **colscale(W, "v", j)))
+
+    # ---- after attention: o_proj, residual, MLP, residual, store ----
+    post: list[Insn] = []
+    post_g: list[GemmInfo] = []
     m, sh = rs["req_o"]
-    p.append(Insn(OP_REQ, rows=s, blocks=H * bph, dst=O, src0=OA, mult0=m, shift0=sh))
-    gemm("o_proj", s * H * d * qb.hidden, blocks=H * bph, aux=hb, dst=ATT, src0=O, src1=W["o"])
+    post.append(Insn(OP_REQ, rows=s, blocks=H * bph, dst=O, src0=OA, mult0=m, shift0=sh))
+    gemm(post, post_g, "o_proj", s * H * d * qb.hidden, blocks=H * bph, aux=hb, dst=ATT, src0=O,
+         src1=W["o"])
     ma, mb, sh, shb = rs["res1"]
-    p.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=H1, src0=X, src1=ATT, mult0=ma, mult1=mb,
-                  shift0=sh, shift1=shb, **colscale(W, "o")))
+    post.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=H1, src0=X, src1=ATT, mult0=ma, mult1=mb,
+                     shift0=sh, shift1=shb, **colscale(W, "o")))
     m, sh = rs["rms2"]
-    p.append(Insn(OP_RMS, rows=s, blocks=hb, dst=H1N, src0=H1, src1=W["g2"], mult0=m, shift0=sh))
+    post.append(Insn(OP_RMS, rows=s, blocks=hb, dst=H1N, src0=H1, src1=W["g2"], mult0=m, shift0=sh))
     mlp = s * qb.hidden * qb.intermediate
-    gemm("gate_proj", mlp, blocks=hb, aux=ib, dst=GA, src0=H1N, src1=W["gate"])
-    gemm("up_proj", mlp, blocks=hb, aux=ib, dst=UA, src0=H1N, src1=W["up"])
+    gemm(post, post_g, "gate_proj", mlp, blocks=hb, aux=ib, dst=GA, src0=H1N, src1=W["gate"])
+    gemm(post, post_g, "up_proj", mlp, blocks=hb, aux=ib, dst=UA, src0=H1N, src1=W["up"])
     (mg, shg), (m, sh) = rs["silu_in"], rs["swiglu_out"]
-    p.append(Insn(OP_SWIGLU, rows=s, blocks=ib, dst=MID, src0=GA, src1=UA, mult0=mg, shift0=shg,
-                  mult1=m, shift1=sh, **colscale(W, "gate_up")))
-    gemm("down_proj", mlp, blocks=ib, aux=hb, dst=DA, src0=MID, src1=W["down"])
+    post.append(Insn(OP_SWIGLU, rows=s, blocks=ib, dst=MID, src0=GA, src1=UA, mult0=mg,
+                     shift0=shg, mult1=m, shift1=sh, **colscale(W, "gate_up")))
+    gemm(post, post_g, "down_proj", mlp, blocks=ib, aux=hb, dst=DA, src0=MID, src1=W["down"])
     ma, mb, sh, shb = rs["res2"]
-    p.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=Y, src0=H1, src1=DA, mult0=ma, mult1=mb,
-                  shift0=sh, shift1=shb, **colscale(W, "down")))
-    p.append(Insn(OP_STORE, flags=MEM_A, rows=s * hb, src0=Y, dram=y_dram))
-    return p
+    post.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=Y, src0=H1, src1=DA, mult0=ma, mult1=mb,
+                     shift0=sh, shift1=shb, **colscale(W, "down")))
+    post.append(Insn(OP_STORE, flags=MEM_A, rows=s * hb, src0=Y, dram=y_dram))
+
+    # ---- attention, per head and query group, over the key blocks the group can see ----
+    m_sc, sh_sc = rs["scores"]
+
+    def attention(qgroups: list[QueryGroup], heads, out: list, infos: list) -> None:
+        for h in heads:
+            g = h // groups
+            for qg in qgroups:
+                rows, nkb = qg.r1 - qg.r0, qg.nkb
+                # causal pairs (query, key <= query) of the group: the useful MACs per lane
+                pairs = rows * past + (qg.r0 + 1 + qg.r1) * rows // 2
+                for b in range(bph):
+                    gemm(out, infos, f"qk_h{h}_b{b}_q{qg.r0}", pairs * d_blk, rows=rows,
+                         flags=GEMM_B_FROM_A | GEMM_TRANSPOSE_B | (GEMM_ACCUMULATE if b else 0),
+                         blocks=1, aux=nkb, dst=SC, src0=QR + (h * bph + b) * s + qg.r0,
+                         src1=kv.k_base + (g * bph + b) * kv.cap)
+                out.append(Insn(OP_SMAX, rows=rows, blocks=nkb, dst=P, src0=SC, src2=past + qg.r0,
+                                mult0=m_sc, shift0=sh_sc))
+                for b in range(bph):
+                    gemm(out, infos, f"pv_h{h}_b{b}_q{qg.r0}", pairs * d_blk, rows=rows,
+                         flags=GEMM_B_FROM_A, blocks=nkb, aux=1,
+                         dst=OA + (h * bph + b) * s + qg.r0, src0=P,
+                         src1=kv.v_base + (g * bph + b) * kv.cap)
+
+    budget = hw.imem_depth - 1 - len(pre) - len(post)      # 1: the HALT the caller appends
+    per_group_insns = H * (2 * bph + 1)                    # attention instructions per group
+    key_rows = len(query_groups(s, past, n, 1))            # key-block rows of queries
+    options = [per_group] if per_group is not None else range(key_rows, 0, -1)
+    best: tuple[int, list[QueryGroup]] | None = None
+    for k in options:
+        qgroups = query_groups(s, past, n, k)
+        if len(qgroups) * per_group_insns > budget:
+            continue
+        if per_group is not None:
+            best = (0, qgroups)
+            break
+        trial: list[Insn] = []
+        attention(qgroups, [0], trial, [])                 # every head costs the same
+        cost = _cycles(trial, hw)
+        if best is None or cost < best[0]:                 # ties keep the fewer groups
+            best = (cost, qgroups)
+    if best is None:
+        fewest = len(query_groups(s, past, n, per_group or key_rows))
+        raise SramFitError(f"the block program needs {len(pre) + len(post) + 1 + fewest * per_group_insns} "
+                           f"instructions (with HALT), the instruction memory holds "
+                           f"{hw.imem_depth}; use a build with a deeper IMEM"
+                           + ("" if per_group is None else f" or a larger per_group than {per_group}"))
+    attn: list[Insn] = []
+    attn_g: list[GemmInfo] = []
+    attention(best[1], range(H), attn, attn_g)
+    if gemms is not None:
+        gemms.extend(pre_g + attn_g + post_g)
+    return pre + attn + post
