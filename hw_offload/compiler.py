@@ -40,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -127,7 +127,13 @@ class WeightLayout:
     ``image`` (uint8) is copied to W rows ``[base, base + rows)``; ``at`` maps q, k, v, o, gate,
     up, down, g1, g2, table, and cs_<matrix> (the matrix's per-output-channel multipliers,
     in the same padded column order as its GEMM output) to their first W row. The RoPE table covers positions
-    ``0 .. positions-1``; each position takes ``bph * table_rows`` rows.
+    ``0 .. positions-1``; each position takes ``bph * table_rows`` rows. ``sizes``: rows of
+    each of those items.
+
+    Weight matrices named in ``layout_weights(in_a=...)`` live in the activation SRAM instead
+    (the GEMMs read them with ``GEMM_B_FROM_A``, same layout): ``a_image`` is copied to A rows
+    ``[a_base, a_base + a_rows)`` and ``a_at`` maps those names to their first A row. That is
+    how weights that overflow the weight SRAM can still stay resident (sram_plan).
     """
 
     image: np.ndarray
@@ -138,18 +144,44 @@ class WeightLayout:
     rope_w: int
     table_rows: int
     positions: int
+    sizes: dict[str, int] = field(default_factory=dict)
+    a_image: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
+    a_base: int = 0
+    a_rows: int = 0
+    a_at: dict[str, int] = field(default_factory=dict)
+
+    def dram_image(self) -> np.ndarray:
+        """What weight_load_program copies from DRAM: the W image, then the A image (uint8)."""
+        return np.concatenate([self.image, self.a_image])
 
 
-def layout_weights(qb: QuantizedBlock, hw: HwConfig, positions: int, w_base: int = 0) -> WeightLayout:
-    """Place one block's weights, gains and RoPE table (positions 0..positions-1) at W row w_base."""
+MATRICES = ("q", "k", "v", "o", "gate", "up", "down")
+
+
+def layout_weights(qb: QuantizedBlock, hw: HwConfig, positions: int, w_base: int = 0,
+                   in_a: tuple[str, ...] = (), a_base: int = 0) -> WeightLayout:
+    """Place one block's weights, gains and RoPE table (positions 0..positions-1) at W row w_base;
+    the weight matrices named in ``in_a`` (from MATRICES) at A row ``a_base`` instead."""
+    if set(in_a) - set(MATRICES):
+        raise ValueError(f"in_a names {sorted(set(in_a) - set(MATRICES))}; only the weight matrices "
+                         f"{MATRICES} can live in the activation SRAM")
     n, d = hw.n, qb.head_dim
     bph, rope_w, perm = head_layout(d, n)
     v_perm = np.arange(d) if d > n else perm
     H, KV, hb = qb.heads, qb.kv_heads, qb.hidden // n
     w_alloc = _Alloc("weight", hw.w_rows, start=w_base)
+    a_alloc = _Alloc("activation", hw.a_rows, start=a_base)
     images: list[np.ndarray] = []
+    a_images: list[np.ndarray] = []
+    sizes: dict[str, int] = {}
+    a_at: dict[str, int] = {}
 
-    def place(rows: np.ndarray) -> int:
+    def place(rows: np.ndarray, name: str) -> int:
+        sizes[name] = rows.shape[0]
+        if name in in_a:
+            a_at[name] = a_alloc.take(rows.shape[0])
+            a_images.append(rows.astype(np.int8))
+            return -1
         base = w_alloc.take(rows.shape[0])
         images.append(rows.astype(np.int8))
         return base
@@ -158,11 +190,10 @@ def layout_weights(qb: QuantizedBlock, hw: HwConfig, positions: int, w_base: int
     wk = _pad_heads_out(qb.weights["k"], KV, d, perm)
     wv = _pad_heads_out(qb.weights["v"], KV, d, v_perm)
     wo = _pad_heads_out(qb.weights["o"].T, H, d, v_perm).T  # pad input dims
-    at = {"q": place(weight_rows(wq.T, n)), "k": place(weight_rows(wk.T, n)),
-          "v": place(weight_rows(wv.T, n)), "o": place(weight_rows(wo.T, n)),
-          "gate": place(weight_rows(qb.weights["gate"].T, n)),
-          "up": place(weight_rows(qb.weights["up"].T, n)),
-          "down": place(weight_rows(qb.weights["down"].T, n))}
+    mats = {"q": wq, "k": wk, "v": wv, "o": wo, "gate": qb.weights["gate"],
+            "up": qb.weights["up"], "down": qb.weights["down"]}
+    at = {name: place(weight_rows(mats[name].T, n), name) for name in MATRICES}
+    at = {name: row for name, row in at.items() if name not in in_a}
     # column-scale tables: uint16 per GEMM output column, padded/permuted like the weights
     cm = {name: column_multipliers(qb.channel_scales[name], qb.weight_scales[name])[:, None]
           for name in ("q", "k", "v", "o", "gate", "up", "down")}
@@ -171,9 +202,9 @@ def layout_weights(qb: QuantizedBlock, hw: HwConfig, positions: int, w_base: int
             "up": cm["up"], "down": cm["down"]}
     for name, col in cols.items():
         table = np.ascontiguousarray(col[:, 0], dtype=np.uint16).view(np.int8)
-        at[f"cs_{name}"] = place(table.reshape(colscale_rows(col.shape[0] // n), n))
-    at["g1"] = place(qb.gammas["input_norm"].reshape(hb, n))
-    at["g2"] = place(qb.gammas["post_norm"].reshape(hb, n))
+        at[f"cs_{name}"] = place(table.reshape(colscale_rows(col.shape[0] // n), n), f"cs_{name}")
+    at["g1"] = place(qb.gammas["input_norm"].reshape(hb, n), "g1")
+    at["g2"] = place(qb.gammas["post_norm"].reshape(hb, n), "g2")
     # RoPE table: (position, block-in-head) records of rope_w/2 {cos16, sin16} entries.
     cos, sin = rope_q14(np.arange(positions), d, qb.rope_theta)
     tr = rope_rows_per_position(rope_w, n)
@@ -182,19 +213,25 @@ def layout_weights(qb: QuantizedBlock, hw: HwConfig, positions: int, w_base: int
         freq = perm[j * n:j * n + rope_w // 2] if d > n else np.arange(rope_w // 2)
         table[:, j, 0:rope_w:2] = cos[:, freq]
         table[:, j, 1:rope_w:2] = sin[:, freq]
-    at["table"] = place(table.view(np.int8).reshape(positions * bph * tr, n))
+    at["table"] = place(table.view(np.int8).reshape(positions * bph * tr, n), "table")
     image = np.concatenate(images).view(np.uint8).reshape(-1)
+    a_image = (np.concatenate(a_images).view(np.uint8).reshape(-1) if a_images
+               else np.zeros(0, dtype=np.uint8))
     return WeightLayout(image=image, base=w_base, rows=image.size // n, at=at, bph=bph,
-                        rope_w=rope_w, table_rows=tr, positions=positions)
+                        rope_w=rope_w, table_rows=tr, positions=positions, sizes=sizes,
+                        a_image=a_image, a_base=a_base, a_rows=a_image.size // n, a_at=a_at)
 
 
 def weight_load_program(layout: WeightLayout, weight_dram: int, n: int) -> list[Insn]:
-    """LOADs copying the image from DRAM ``weight_dram`` to W rows from ``layout.base`` (no HALT)."""
+    """LOADs copying ``layout.dram_image()`` from DRAM ``weight_dram``: the W image to W rows from
+    ``layout.base``, then any A image to A rows from ``layout.a_base`` (no HALT)."""
     load: list[Insn] = []
-    for off in range(0, layout.rows, 0xFFFF):
-        rows = min(0xFFFF, layout.rows - off)
-        load.append(Insn(OP_LOAD, flags=MEM_W, rows=rows, dst=layout.base + off,
-                         dram=weight_dram + off * n))
+    for mem, rows_total, sram, dram in ((MEM_W, layout.rows, layout.base, weight_dram),
+                                        (MEM_A, layout.a_rows, layout.a_base,
+                                         weight_dram + layout.image.size)):
+        for off in range(0, rows_total, 0xFFFF):
+            rows = min(0xFFFF, rows_total - off)
+            load.append(Insn(OP_LOAD, flags=mem, rows=rows, dst=sram + off, dram=dram + off * n))
     return load
 
 
@@ -310,12 +347,14 @@ def _cycles(insns: list[Insn], hw: HwConfig) -> int:
 
 def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig, kv: KvRegion,
                   s: int, past: int, scratch_a: int, x_dram: int, y_dram: int,
-                  gemms: list[GemmInfo] | None = None, per_group: int | None = None) -> list[Insn]:
+                  gemms: list[GemmInfo] | None = None, per_group: int | None = None,
+                  a_end: int | None = None) -> list[Insn]:
     """Instructions (no HALT) taking x (int8, S x hidden at x_dram) through the block at positions
     past..past+S-1, appending K and V to ``kv`` and storing y (int8, S x hidden) at y_dram.
 
     wl: the block's weight layout at its W rows; rs: ``rescales(qb)``. Scratch: A rows from
-    ``scratch_a`` up, ACC rows from 0 (both checked against the build). ``gemms``, when given,
+    ``scratch_a`` up to ``a_end`` (default: the end of A; above it the plan may keep weights),
+    ACC rows from 0 (both checked against the build). ``gemms``, when given,
     receives one GemmInfo per GEMM instruction, in program order (for utilization reports).
     ``per_group``: key-block rows of queries per attention group (``query_groups``); None lets
     the cycle model choose among the groupings that fit the instruction memory with the HALT.
@@ -331,7 +370,7 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig, 
     W, T, tr = wl.at, wl.at["table"], wl.table_rows
     d, d_blk = qb.head_dim, qb.head_dim // bph if qb.head_dim > n else qb.head_dim
 
-    a = _Alloc("activation", hw.a_rows, start=scratch_a)
+    a = _Alloc("activation", hw.a_rows if a_end is None else a_end, start=scratch_a)
     # SC and P hold one query group's scores / probabilities at a time (at most S x nkb_cap)
     X, XN, QR, P = a.take(s * hb), a.take(s * hb), a.take(s * H * bph), a.take(s * nkb_cap)
     H1, MID = a.take(s * hb), a.take(s * ib)
@@ -348,6 +387,12 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig, 
         out.append(Insn(OP_GEMM, flags=flags, rows=rows, **f))
         infos.append(GemmInfo(name, rows, f["blocks"] * n, f["aux"] * n, useful))
 
+    def weight(name: str) -> dict[str, int]:
+        """GEMM fields reading weight matrix ``name`` from W, or from A when the plan put it there."""
+        if name in wl.a_at:
+            return {"flags": GEMM_B_FROM_A, "src1": wl.a_at[name]}
+        return {"src1": W[name]}
+
     # ---- before attention: norm, projections, RoPE, K/V appended to the cache ----
     pre: list[Insn] = [Insn(OP_LOAD, flags=MEM_A, rows=s * hb, dst=X, dram=x_dram)]
     pre_g: list[GemmInfo] = []
@@ -355,7 +400,7 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig, 
     pre.append(Insn(OP_RMS, rows=s, blocks=hb, dst=XN, src0=X, src1=W["g1"], mult0=m, shift0=sh))
     for name, dst, heads in (("q", QA, H), ("k", KA, KV), ("v", VA, KV)):
         gemm(pre, pre_g, f"{name}_proj", s * qb.hidden * heads * d, blocks=hb, aux=heads * bph,
-             dst=dst, src0=XN, src1=W[name])
+             dst=dst, src0=XN, **weight(name))
     m, sh = rs["rope_q"]
     pre.append(Insn(OP_ROPE, rows=s, blocks=H * bph, aux=wl.rope_w, dst=QR, src0=QA,
                     src1=T + past * bph * tr, src2=bph, mult0=m, shift0=sh, **colscale(W, "q")))
@@ -375,19 +420,19 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig, 
     m, sh = rs["req_o"]
     post.append(Insn(OP_REQ, rows=s, blocks=H * bph, dst=O, src0=OA, mult0=m, shift0=sh))
     gemm(post, post_g, "o_proj", s * H * d * qb.hidden, blocks=H * bph, aux=hb, dst=ATT, src0=O,
-         src1=W["o"])
+         **weight("o"))
     ma, mb, sh, shb = rs["res1"]
     post.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=H1, src0=X, src1=ATT, mult0=ma, mult1=mb,
                      shift0=sh, shift1=shb, **colscale(W, "o")))
     m, sh = rs["rms2"]
     post.append(Insn(OP_RMS, rows=s, blocks=hb, dst=H1N, src0=H1, src1=W["g2"], mult0=m, shift0=sh))
     mlp = s * qb.hidden * qb.intermediate
-    gemm(post, post_g, "gate_proj", mlp, blocks=hb, aux=ib, dst=GA, src0=H1N, src1=W["gate"])
-    gemm(post, post_g, "up_proj", mlp, blocks=hb, aux=ib, dst=UA, src0=H1N, src1=W["up"])
+    gemm(post, post_g, "gate_proj", mlp, blocks=hb, aux=ib, dst=GA, src0=H1N, **weight("gate"))
+    gemm(post, post_g, "up_proj", mlp, blocks=hb, aux=ib, dst=UA, src0=H1N, **weight("up"))
     (mg, shg), (m, sh) = rs["silu_in"], rs["swiglu_out"]
     post.append(Insn(OP_SWIGLU, rows=s, blocks=ib, dst=MID, src0=GA, src1=UA, mult0=mg,
                      shift0=shg, mult1=m, shift1=sh, **colscale(W, "gate_up")))
-    gemm(post, post_g, "down_proj", mlp, blocks=ib, aux=hb, dst=DA, src0=MID, src1=W["down"])
+    gemm(post, post_g, "down_proj", mlp, blocks=ib, aux=hb, dst=DA, src0=MID, **weight("down"))
     ma, mb, sh, shb = rs["res2"]
     post.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=Y, src0=H1, src1=DA, mult0=ma, mult1=mb,
                      shift0=sh, shift1=shb, **colscale(W, "down")))

@@ -18,15 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .compiler import (BlockDims, WeightLayout, block_program, from_blocks, layout_weights, rescales,
-                       to_blocks, weight_load_program)
+from .compiler import (MATRICES, BlockDims, WeightLayout, block_program, from_blocks, layout_weights,
+                       rescales, to_blocks, weight_load_program)
 from .device_counters import Counters, LinkCounters
 from .configs import AccelConfig, resolve
 from .golden import GoldenAccelerator
 from .isa import OP_HALT, HwConfig, Insn, encode_program
 from .quant import QuantizedBlock
 from .errors import ConfigMismatchError, KvCapacityError
-from .sram_plan import SramFitError, SramPlan, plan_sram
+from .sram_plan import SramFitError, SramPlan, choose_spill, plan_sram
 
 TARGETS = ("golden", "cycle_model", "verilator")
 
@@ -83,11 +83,47 @@ def _rebase(wl: WeightLayout, base: int) -> WeightLayout:
 
 def plan_blocks(blocks: list[QuantizedBlock], hw: HwConfig, max_seq_len: int, batch: int,
                 weights: str = "auto") -> tuple[SramPlan, list[WeightLayout], list[BlockDims]]:
-    """The SRAM plan for these blocks (raises SramFitError), their rebased weight layouts and dims."""
+    """The SRAM plan for these blocks (raises SramFitError), their rebased weight layouts and dims.
+
+    Weights that overflow the weight SRAM stay resident (unless ``weights="stream"``) when some
+    of their matrices fit at the top of the activation SRAM beside this batch's KV caches
+    (sram_plan.choose_spill); otherwise "auto" streams them and "resident" says why neither fits.
+    """
     layouts = [layout_weights(qb, hw, max_seq_len) for qb in blocks]
     dims = [BlockDims.of(qb, hw.n, wl.bph) for qb, wl in zip(blocks, layouts)]
+    short = sum(wl.rows for wl in layouts) - hw.w_rows
+    if short > 0 and weights != "stream":
+        try:
+            return _plan_spilled(blocks, hw, max_seq_len, batch, weights, layouts, dims, short)
+        except SramFitError as spill_error:
+            if weights == "resident":
+                try:
+                    plan_sram(hw, [wl.rows for wl in layouts], dims, max_seq_len, batch, weights)
+                except SramFitError as e:
+                    raise SramFitError(f"{e}; nor do the weights fit with matrices moved to the "
+                                       f"activation SRAM: {spill_error}") from spill_error
+                raise
     plan = plan_sram(hw, [wl.rows for wl in layouts], dims, max_seq_len, batch, weights)
     return plan, [_rebase(wl, b) for wl, b in zip(layouts, plan.w_bases)], dims
+
+
+def _plan_spilled(blocks, hw, max_seq_len, batch, weights, layouts, dims, short):
+    """plan_blocks with whole weight matrices moved to the top of the activation SRAM."""
+    chosen = choose_spill(short, [{m: wl.sizes[m] for m in MATRICES} for wl in layouts])
+    moved = sum(layouts[blk].sizes[name] for blk, name in chosen)
+    if moved >= hw.a_rows:
+        raise SramFitError(f"{moved} weight rows would have to move to the activation SRAM, "
+                           f"which has {hw.a_rows}")
+    a_at, spilled = hw.a_rows - moved, []
+    for i, (qb, wl) in enumerate(zip(blocks, layouts)):
+        names = tuple(m for m in MATRICES if (i, m) in chosen)
+        if names:
+            wl = layout_weights(qb, hw, max_seq_len, in_a=names, a_base=a_at)
+            a_at += wl.a_rows
+        spilled.append(wl)
+    plan = plan_sram(hw, [wl.rows for wl in spilled], dims, max_seq_len, batch, weights,
+                     a_reserved=moved, stage_rows=[wl.rows + wl.a_rows for wl in spilled])
+    return plan, [_rebase(wl, b) for wl, b in zip(spilled, plan.w_bases)], dims
 
 
 @dataclass
@@ -209,7 +245,8 @@ class ModelSession:
     def replan(self, batch: int) -> None:
         """A new plan for a larger batch (KV regions move; weights stay where they are)."""
         plan = plan_sram(self.hw, self.plan.weight_rows, self.dims, self.max_seq_len, batch,
-                         self.weights_mode)
+                         self.weights_mode, a_reserved=self.plan.a_reserved,
+                         stage_rows=self.plan.stage_rows)
         self.plan, self._kv_len = plan, {}
 
     # ---------------- execution ----------------
@@ -233,7 +270,7 @@ class ModelSession:
 
     def _load_weights(self, block: int, past: int) -> CallRecord:
         wl, before = self.layouts[block], self.device.link.copy()
-        self.device.write_mem(0, wl.image)
+        self.device.write_mem(0, wl.dram_image())
         c = self._run(weight_load_program(wl, 0, self.hw.n))
         self._loaded = block
         return CallRecord("weights", block, -1, past, 0, c, self.device.link - before)
@@ -265,7 +302,8 @@ class ModelSession:
                     rows = x_q[s, p - past:p - past + length]
                     self.device.write_mem(self.plan.x_dram, to_blocks(rows, n).reshape(-1))
                     program = block_program(self.blocks[block], wl, rs, self.hw, region, length, p,
-                                            self.plan.scratch_a, self.plan.x_dram, self.plan.y_dram)
+                                            self.plan.scratch_a, self.plan.x_dram, self.plan.y_dram,
+                                            a_end=self.plan.a_end)
                     c = self._run_step(block, program)
                     out = self.device.read_mem(self.plan.y_dram, length * hidden)
                     if c.bytes_out != length * hidden or c.bytes_in != length * hidden:

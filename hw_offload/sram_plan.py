@@ -2,9 +2,14 @@
 
 Weight SRAM: every offloaded block's image (weights, gains, RoPE table for every position)
 side by side when resident; one block's image at row 0, reloaded per call, when streaming.
+When the images overflow the weight SRAM by less than the activation SRAM can spare,
+``choose_spill`` moves whole weight matrices to the top of the activation SRAM (the GEMMs read
+them from there, compiler.layout_weights) so the weights still stay resident: the 16-bit row
+addresses cap the weight SRAM at 65536 rows, so at N = 32 a 2.3 MiB model cannot live in it alone.
 Activation SRAM: one KV cache region per (layer, sequence) that keeps a KV cache across
 calls (decode), plus one transient region shared by calls that keep none (a plain forward),
-at the bottom; the step scratch above them. The step length is chunked so the scratch fits (chunking is exact: compiler.block_program).
+at the bottom; the step scratch above them; any spilled weights at the top (``a_reserved``
+rows, placed independently of the batch so a replan for a larger batch leaves them in place). The step length is chunked so the scratch fits (chunking is exact: compiler.block_program).
 DRAM: a staging area for one weight image, then the x and y buffers of one chunk.
 
 Pure arithmetic: nothing here touches a device.
@@ -43,12 +48,20 @@ class SramPlan:
     x_dram: int = 0
     y_dram: int = 0
     notes: list[str] = field(default_factory=list)
+    a_reserved: int = 0            # A rows at the top holding spilled weight matrices
+    stage_rows: list[int] = field(default_factory=list)   # per block: W + A rows of its image
+
+    @property
+    def a_end(self) -> int:
+        """First A row above the step scratch (the spilled weights start here)."""
+        return self.hw.a_rows - self.a_reserved
 
     def summary(self) -> dict:
         n = self.hw.n
         return {"weights": "resident" if self.resident else "streamed per call",
                 "weight_sram_rows_needed_resident": self.weight_rows_needed,
                 "weight_sram_rows_available": self.hw.w_rows,
+                "weight_rows_in_activation_sram": self.a_reserved,
                 "weight_sram_bytes_needed_resident": self.weight_rows_needed * n,
                 "kv_cache_rows": self.kv_rows_per_block * (len(self.weight_rows) * self.batch + 1),
                 "activation_sram_rows_available": self.hw.a_rows,
@@ -56,12 +69,40 @@ class SramPlan:
                 "notes": list(self.notes)}
 
 
+def choose_spill(short: int, sizes: list[dict[str, int]]) -> list[tuple[int, str]]:
+    """Weight matrices to move out of the weight SRAM to free at least ``short`` rows.
+
+    sizes: per block, rows of each weight matrix. Largest first while one still fits in what is
+    left to free, then the smallest one that covers the rest: little more than ``short`` rows
+    of the activation SRAM are taken. -> [(block, matrix name)] (empty when short <= 0).
+    """
+    if short <= 0:
+        return []
+    items = sorted(((rows, blk, name) for blk, sz in enumerate(sizes) for name, rows in sz.items()),
+                   key=lambda t: (-t[0], t[1], t[2]))
+    chosen, left = [], short
+    for rows, blk, name in items:
+        if rows <= left:
+            chosen.append((blk, name))
+            left -= rows
+    if left > 0:
+        rest = [t for t in items if (t[1], t[2]) not in chosen and t[0] >= left]
+        if not rest:
+            raise SramFitError(f"the weight matrices cannot free {short} weight-SRAM rows")
+        chosen.append((rest[-1][1], rest[-1][2]))
+    return chosen
+
+
 def plan_sram(hw: HwConfig, layouts_rows: list[int], dims: list[BlockDims], max_seq_len: int,
-              batch: int, weights: str = "auto") -> SramPlan:
+              batch: int, weights: str = "auto", a_reserved: int = 0,
+              stage_rows: list[int] | None = None) -> SramPlan:
     """Lay out ``len(dims)`` blocks for ``batch`` sequences of up to ``max_seq_len`` tokens.
 
-    layouts_rows: W rows of each block's image. Raises SramFitError saying by how much
-    something does not fit (weights in "resident" mode, or the KV caches for this batch).
+    layouts_rows: W rows of each block's image. a_reserved: A rows at the top that hold weight
+    matrices moved out of W (``choose_spill``; only with the weights resident). stage_rows: W + A
+    rows of each block's image (default ``layouts_rows``), for the DRAM staging area.
+    Raises SramFitError saying by how much something does not fit (weights in "resident" mode,
+    or the KV caches for this batch).
     """
     if weights not in WEIGHT_MODES:
         raise ValueError(f"weights must be one of {WEIGHT_MODES}, got {weights!r}")
@@ -70,8 +111,15 @@ def plan_sram(hw: HwConfig, layouts_rows: list[int], dims: list[BlockDims], max_
     n = hw.n
     cap = -(-max_seq_len // n) * n
     need = sum(layouts_rows)
+    stage_rows = list(layouts_rows) if stage_rows is None else list(stage_rows)
     notes = []
     resident = need <= hw.w_rows
+    if a_reserved and (not resident or weights == "stream"):
+        raise ValueError("weight rows in the activation SRAM (a_reserved) need the weights resident")
+    a_rows = hw.a_rows - a_reserved          # what the KV caches and the scratch may use
+    if a_reserved:
+        notes.append(f"{a_reserved} rows ({_mib(a_reserved, n)}) of weight matrices kept at the top "
+                     f"of the activation SRAM: the weight SRAM ({hw.w_rows} rows) holds the rest")
     if not resident:
         short = f"{need} weight-SRAM rows ({_mib(need, n)}) needed with all {len(dims)} blocks " \
                 f"resident, the build has {hw.w_rows} ({_mib(hw.w_rows, n)}): " \
@@ -95,15 +143,17 @@ def plan_sram(hw: HwConfig, layouts_rows: list[int], dims: list[BlockDims], max_
     kv_total = kv_one * (len(dims) * batch + 1)
     # smallest useful step: one token
     a1, acc1 = max(d.scratch_rows(1, cap)[0] for d in dims), max(d.scratch_rows(1, cap)[1] for d in dims)
-    if kv_total + a1 > hw.a_rows or acc1 > hw.acc_rows:
-        fits = max(0, (hw.a_rows - a1 - kv_one) // (kv_one * len(dims)))
+    if kv_total + a1 > a_rows or acc1 > hw.acc_rows:
+        fits = max(0, (a_rows - a1 - kv_one) // (kv_one * len(dims)))
+        spilled = f" ({a_reserved} more hold weights)" if a_reserved else ""
         raise SramFitError(f"KV caches for batch {batch} x {len(dims)} blocks x {cap} positions (+1 "
                            f"transient) need {kv_total} activation-SRAM rows ({_mib(kv_total, n)}) "
                            f"plus {a1} scratch, "
-                           f"the build has {hw.a_rows}: {kv_total + a1 - hw.a_rows} rows short; "
+                           f"the build has {a_rows}{spilled}: {kv_total + a1 - a_rows} rows short; "
                            f"the largest batch that fits is {fits}")
     plan = SramPlan(hw=hw, cap=cap, batch=batch, resident=resident, weight_rows=list(layouts_rows),
-                    weight_rows_needed=need, w_bases=w_bases, kv_rows_per_block=kv_one, notes=notes)
+                    weight_rows_needed=need, w_bases=w_bases, kv_rows_per_block=kv_one, notes=notes,
+                    a_reserved=a_reserved, stage_rows=stage_rows)
     for blk in range(len(dims)):
         for seq in range(batch):
             base = (blk * batch + seq) * kv_one
@@ -112,12 +162,12 @@ def plan_sram(hw: HwConfig, layouts_rows: list[int], dims: list[BlockDims], max_
     plan.transient = KvRegion(k_base=base, v_base=base + kv_one // 2, cap=cap)
     plan.scratch_a = kv_total
     hidden = max(d.hb for d in dims) * n
-    plan.staging_bytes = -(-max(layouts_rows) * n // 256) * 256
+    plan.staging_bytes = -(-max(stage_rows) * n // 256) * 256
     chunk = 0
     for s in range(1, cap + 1):
         a, acc = (max(d.scratch_rows(s, cap)[i] for d in dims) for i in (0, 1))
         dram = plan.staging_bytes + 2 * (-(-s * hidden // 256) * 256)
-        if (kv_total + a > hw.a_rows or acc > hw.acc_rows or dram > hw.dram_bytes
+        if (kv_total + a > a_rows or acc > hw.acc_rows or dram > hw.dram_bytes
                 or s * max(d.hb for d in dims) > 0xFFFF):
             break
         chunk = s
