@@ -8,7 +8,8 @@ Two products per block:
   per call when streamed);
 * ``block_program``: the block for S new tokens at positions past..past+S-1 (prefill: past 0;
   decode: S=1 after a prefill), K and V appended to an on-device cache region. Prefill and
-  decode run this same program generator.
+  decode run this same program generator; it also runs the same step for several sequences
+  at once (a batch), sharing every weight tile between their rows.
 
 Head layout: every head is padded to ``bph`` (blocks per head) array blocks of N lanes. When
 head_dim > N the head's dims are permuted so each RoPE pair (i, i + d/2) shares a block;
@@ -345,8 +346,9 @@ def _cycles(insns: list[Insn], hw: HwConfig) -> int:
     return sum(_timing(dataclasses.replace(i, **zero), hw) for i in insns)
 
 
-def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig, kv: KvRegion,
-                  s: int, past: int, scratch_a: int, x_dram: int, y_dram: int,
+def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
+                  kv: KvRegion | list[KvRegion], s: int, past: int | list[int], scratch_a: int,
+                  x_dram: int, y_dram: int,
                   gemms: list[GemmInfo] | None = None, per_group: int | None = None,
                   a_end: int | None = None) -> list[Insn]:
     """Instructions (no HALT) taking x (int8, S x hidden at x_dram) through the block at positions
@@ -359,30 +361,41 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig, 
     ``per_group``: key-block rows of queries per attention group (``query_groups``); None lets
     the cycle model choose among the groupings that fit the instruction memory with the HALT.
     Every grouping computes the same bits. Raises SramFitError when no grouping fits.
+
+    Batched step: ``kv`` and ``past`` given as lists (one cache region and start position per
+    sequence, B of them) run S tokens of each sequence in one program. x and y are then
+    (B*S) x hidden, rows b*S .. b*S+S-1 belonging to sequence b: the weight GEMMs stream all B*S
+    rows through each weight tile (the point: decode at batch B loads every tile once, not B
+    times); RoPE, the cache append and attention run per sequence. Bit-equal to B runs of one.
     """
     n = hw.n
     dims = BlockDims.of(qb, n, wl.bph)
     hb, ib, H, KV, bph = dims.hb, dims.ib, dims.heads, dims.kv_heads, dims.bph
-    groups, nkb_cap = H // KV, kv.cap // n
-    if s < 1 or past < 0 or past + s > min(kv.cap, wl.positions):
-        raise ValueError(f"step of {s} tokens at position {past} exceeds the cache capacity "
-                         f"{min(kv.cap, wl.positions)}")
+    seqs = list(zip(kv, past, strict=True)) if isinstance(kv, (list, tuple)) else [(kv, past)]
+    if not seqs or len({region.cap for region, _ in seqs}) != 1:
+        raise ValueError("a batched step needs at least one sequence, all with the same cache capacity")
+    for region, start in seqs:
+        if s < 1 or start < 0 or start + s > min(region.cap, wl.positions):
+            raise ValueError(f"step of {s} tokens at position {start} exceeds the cache capacity "
+                             f"{min(region.cap, wl.positions)}")
+    r = len(seqs) * s       # rows of every activation matrix of the step
+    groups, nkb_cap = H // KV, seqs[0][0].cap // n
     W, T, tr = wl.at, wl.at["table"], wl.table_rows
     d, d_blk = qb.head_dim, qb.head_dim // bph if qb.head_dim > n else qb.head_dim
 
     a = _Alloc("activation", hw.a_rows if a_end is None else a_end, start=scratch_a)
     # SC and P hold one query group's scores / probabilities at a time (at most S x nkb_cap)
-    X, XN, QR, P = a.take(s * hb), a.take(s * hb), a.take(s * H * bph), a.take(s * nkb_cap)
-    H1, MID = a.take(s * hb), a.take(s * ib)
+    X, XN, QR, P = a.take(r * hb), a.take(r * hb), a.take(r * H * bph), a.take(r * nkb_cap)
+    H1, MID = a.take(r * hb), a.take(r * ib)
     O, H1N, Y = QR, XN, X   # reuse: QR is dead once the scores exist, XN and X after RESADD
     c = _Alloc("accumulator", hw.acc_rows)
-    QA, KA, VA = c.take(s * H * bph), c.take(s * KV * bph), c.take(s * KV * bph)
-    SC, OA, ATT = c.take(s * nkb_cap), c.take(s * H * bph), c.take(s * hb)
+    QA, KA, VA = c.take(r * H * bph), c.take(r * KV * bph), c.take(r * KV * bph)
+    SC, OA, ATT = c.take(r * nkb_cap), c.take(r * H * bph), c.take(r * hb)
     c2 = _Alloc("accumulator", hw.acc_rows)   # MLP phase reuses the attention rows
-    GA, UA, DA = c2.take(s * ib), c2.take(s * ib), c2.take(s * hb)
+    GA, UA, DA = c2.take(r * ib), c2.take(r * ib), c2.take(r * hb)
     # (the MLP rows overlap ATT; safe because RESADD consumes ATT before the MLP starts)
 
-    def gemm(out: list, infos: list, name: str, useful: int, flags: int = 0, rows: int = s,
+    def gemm(out: list, infos: list, name: str, useful: int, flags: int = 0, rows: int = r,
              **f) -> None:
         out.append(Insn(OP_GEMM, flags=flags, rows=rows, **f))
         infos.append(GemmInfo(name, rows, f["blocks"] * n, f["aux"] * n, useful))
@@ -394,80 +407,94 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig, 
         return {"src1": W[name]}
 
     # ---- before attention: norm, projections, RoPE, K/V appended to the cache ----
-    pre: list[Insn] = [Insn(OP_LOAD, flags=MEM_A, rows=s * hb, dst=X, dram=x_dram)]
+    pre: list[Insn] = [Insn(OP_LOAD, flags=MEM_A, rows=r * hb, dst=X, dram=x_dram)]
     pre_g: list[GemmInfo] = []
     m, sh = rs["rms1"]
-    pre.append(Insn(OP_RMS, rows=s, blocks=hb, dst=XN, src0=X, src1=W["g1"], mult0=m, shift0=sh))
+    pre.append(Insn(OP_RMS, rows=r, blocks=hb, dst=XN, src0=X, src1=W["g1"], mult0=m, shift0=sh))
     for name, dst, heads in (("q", QA, H), ("k", KA, KV), ("v", VA, KV)):
-        gemm(pre, pre_g, f"{name}_proj", s * qb.hidden * heads * d, blocks=hb, aux=heads * bph,
+        gemm(pre, pre_g, f"{name}_proj", r * qb.hidden * heads * d, blocks=hb, aux=heads * bph,
              dst=dst, src0=XN, **weight(name))
     m, sh = rs["rope_q"]
-    pre.append(Insn(OP_ROPE, rows=s, blocks=H * bph, aux=wl.rope_w, dst=QR, src0=QA,
-                    src1=T + past * bph * tr, src2=bph, mult0=m, shift0=sh, **colscale(W, "q")))
+    if len(seqs) == 1:       # every q block in one instruction (the table row is the position)
+        pre.append(Insn(OP_ROPE, rows=s, blocks=H * bph, aux=wl.rope_w, dst=QR, src0=QA,
+                        src1=T + seqs[0][1] * bph * tr, src2=bph, mult0=m, shift0=sh, **colscale(W, "q")))
+    else:                    # a sequence's rows of one block are contiguous, its blocks are not
+        for b, (_, start) in enumerate(seqs):
+            for j in range(H * bph):
+                pre.append(Insn(OP_ROPE, rows=s, blocks=1, aux=wl.rope_w, dst=QR + j * r + b * s,
+                                src0=QA + j * r + b * s, src1=T + (start * bph + j % bph) * tr,
+                                src2=bph, mult0=m, shift0=sh, **colscale(W, "q", j)))
     mk, shk = rs["rope_k"]
     mv, shv = rs["req_v"]
-    for j in range(KV * bph):
-        # blocks=1 means block-in-head 0 for ROPE, so point the table at this block's records
-        pre.append(Insn(OP_ROPE, rows=s, blocks=1, aux=wl.rope_w, dst=kv.k_base + j * kv.cap + past,
-                        src0=KA + j * s, src1=T + (past * bph + j % bph) * tr, src2=bph,
-                        mult0=mk, shift0=shk, **colscale(W, "k", j)))
-        pre.append(Insn(OP_REQ, rows=s, blocks=1, dst=kv.v_base + j * kv.cap + past,
-                        src0=VA + j * s, mult0=mv, shift0=shv, **colscale(W, "v", j)))
+    for b, (region, start) in enumerate(seqs):
+        for j in range(KV * bph):
+            # blocks=1 means block-in-head 0 for ROPE, so point the table at this block's records
+            pre.append(Insn(OP_ROPE, rows=s, blocks=1, aux=wl.rope_w,
+                            dst=region.k_base + j * region.cap + start, src0=KA + j * r + b * s,
+                            src1=T + (start * bph + j % bph) * tr, src2=bph,
+                            mult0=mk, shift0=shk, **colscale(W, "k", j)))
+            pre.append(Insn(OP_REQ, rows=s, blocks=1, dst=region.v_base + j * region.cap + start,
+                            src0=VA + j * r + b * s, mult0=mv, shift0=shv, **colscale(W, "v", j)))
 
     # ---- after attention: o_proj, residual, MLP, residual, store ----
     post: list[Insn] = []
     post_g: list[GemmInfo] = []
     m, sh = rs["req_o"]
-    post.append(Insn(OP_REQ, rows=s, blocks=H * bph, dst=O, src0=OA, mult0=m, shift0=sh))
-    gemm(post, post_g, "o_proj", s * H * d * qb.hidden, blocks=H * bph, aux=hb, dst=ATT, src0=O,
+    post.append(Insn(OP_REQ, rows=r, blocks=H * bph, dst=O, src0=OA, mult0=m, shift0=sh))
+    gemm(post, post_g, "o_proj", r * H * d * qb.hidden, blocks=H * bph, aux=hb, dst=ATT, src0=O,
          **weight("o"))
     ma, mb, sh, shb = rs["res1"]
-    post.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=H1, src0=X, src1=ATT, mult0=ma, mult1=mb,
+    post.append(Insn(OP_RESADD, rows=r, blocks=hb, dst=H1, src0=X, src1=ATT, mult0=ma, mult1=mb,
                      shift0=sh, shift1=shb, **colscale(W, "o")))
     m, sh = rs["rms2"]
-    post.append(Insn(OP_RMS, rows=s, blocks=hb, dst=H1N, src0=H1, src1=W["g2"], mult0=m, shift0=sh))
-    mlp = s * qb.hidden * qb.intermediate
+    post.append(Insn(OP_RMS, rows=r, blocks=hb, dst=H1N, src0=H1, src1=W["g2"], mult0=m, shift0=sh))
+    mlp = r * qb.hidden * qb.intermediate
     gemm(post, post_g, "gate_proj", mlp, blocks=hb, aux=ib, dst=GA, src0=H1N, **weight("gate"))
     gemm(post, post_g, "up_proj", mlp, blocks=hb, aux=ib, dst=UA, src0=H1N, **weight("up"))
     (mg, shg), (m, sh) = rs["silu_in"], rs["swiglu_out"]
-    post.append(Insn(OP_SWIGLU, rows=s, blocks=ib, dst=MID, src0=GA, src1=UA, mult0=mg,
+    post.append(Insn(OP_SWIGLU, rows=r, blocks=ib, dst=MID, src0=GA, src1=UA, mult0=mg,
                      shift0=shg, mult1=m, shift1=sh, **colscale(W, "gate_up")))
     gemm(post, post_g, "down_proj", mlp, blocks=ib, aux=hb, dst=DA, src0=MID, **weight("down"))
     ma, mb, sh, shb = rs["res2"]
-    post.append(Insn(OP_RESADD, rows=s, blocks=hb, dst=Y, src0=H1, src1=DA, mult0=ma, mult1=mb,
+    post.append(Insn(OP_RESADD, rows=r, blocks=hb, dst=Y, src0=H1, src1=DA, mult0=ma, mult1=mb,
                      shift0=sh, shift1=shb, **colscale(W, "down")))
-    post.append(Insn(OP_STORE, flags=MEM_A, rows=s * hb, src0=Y, dram=y_dram))
+    post.append(Insn(OP_STORE, flags=MEM_A, rows=r * hb, src0=Y, dram=y_dram))
 
     # ---- attention, per head and query group, over the key blocks the group can see ----
     m_sc, sh_sc = rs["scores"]
 
-    def attention(qgroups: list[QueryGroup], heads, out: list, infos: list) -> None:
+    def attention(qgroups: list[tuple[int, QueryGroup]], heads, out: list, infos: list) -> None:
+        """qgroups: (sequence, query group of that sequence's S rows)."""
         for h in heads:
             g = h // groups
-            for qg in qgroups:
-                rows, nkb = qg.r1 - qg.r0, qg.nkb
+            for sq, qg in qgroups:
+                region, start = seqs[sq]
+                rows, nkb, row0 = qg.r1 - qg.r0, qg.nkb, sq * s + qg.r0   # row0: of the step's r
                 # causal pairs (query, key <= query) of the group: the useful MACs per lane
-                pairs = rows * past + (qg.r0 + 1 + qg.r1) * rows // 2
+                pairs = rows * start + (qg.r0 + 1 + qg.r1) * rows // 2
                 for b in range(bph):
-                    gemm(out, infos, f"qk_h{h}_b{b}_q{qg.r0}", pairs * d_blk, rows=rows,
+                    gemm(out, infos, f"qk_h{h}_b{b}_q{row0}", pairs * d_blk, rows=rows,
                          flags=GEMM_B_FROM_A | GEMM_TRANSPOSE_B | (GEMM_ACCUMULATE if b else 0),
-                         blocks=1, aux=nkb, dst=SC, src0=QR + (h * bph + b) * s + qg.r0,
-                         src1=kv.k_base + (g * bph + b) * kv.cap)
-                out.append(Insn(OP_SMAX, rows=rows, blocks=nkb, dst=P, src0=SC, src2=past + qg.r0,
-                                mult0=m_sc, shift0=sh_sc))
+                         blocks=1, aux=nkb, dst=SC, src0=QR + (h * bph + b) * r + row0,
+                         src1=region.k_base + (g * bph + b) * region.cap)
+                out.append(Insn(OP_SMAX, rows=rows, blocks=nkb, dst=P, src0=SC,
+                                src2=start + qg.r0, mult0=m_sc, shift0=sh_sc))
                 for b in range(bph):
-                    gemm(out, infos, f"pv_h{h}_b{b}_q{qg.r0}", pairs * d_blk, rows=rows,
+                    gemm(out, infos, f"pv_h{h}_b{b}_q{row0}", pairs * d_blk, rows=rows,
                          flags=GEMM_B_FROM_A, blocks=nkb, aux=1,
-                         dst=OA + (h * bph + b) * s + qg.r0, src0=P,
-                         src1=kv.v_base + (g * bph + b) * kv.cap)
+                         dst=OA + (h * bph + b) * r + row0, src0=P,
+                         src1=region.v_base + (g * bph + b) * region.cap)
+
+    def grouped(k: int) -> list[tuple[int, QueryGroup]]:
+        return [(sq, qg) for sq, (_, start) in enumerate(seqs) for qg in query_groups(s, start, n, k)]
 
     budget = hw.imem_depth - 1 - len(pre) - len(post)      # 1: the HALT the caller appends
     per_group_insns = H * (2 * bph + 1)                    # attention instructions per group
-    key_rows = len(query_groups(s, past, n, 1))            # key-block rows of queries
+    key_rows = max(len(query_groups(s, start, n, 1)) for _, start in seqs)   # per sequence
     options = [per_group] if per_group is not None else range(key_rows, 0, -1)
-    best: tuple[int, list[QueryGroup]] | None = None
+    best: tuple[int, list[tuple[int, QueryGroup]]] | None = None
     for k in options:
-        qgroups = query_groups(s, past, n, k)
+        qgroups = grouped(k)
         if len(qgroups) * per_group_insns > budget:
             continue
         if per_group is not None:
@@ -479,7 +506,7 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig, 
         if best is None or cost < best[0]:                 # ties keep the fewer groups
             best = (cost, qgroups)
     if best is None:
-        fewest = len(query_groups(s, past, n, per_group or key_rows))
+        fewest = len(grouped(per_group or key_rows))
         raise SramFitError(f"the block program needs {len(pre) + len(post) + 1 + fewest * per_group_insns} "
                            f"instructions (with HALT), the instruction memory holds "
                            f"{hw.imem_depth}; use a build with a deeper IMEM"

@@ -33,7 +33,9 @@ TARGETS = ("golden", "cycle_model", "verilator")
 
 @dataclass
 class CallRecord:
-    """One device run. ``kind``: "weights" (loading a block's image) or "step"."""
+    """One device run. ``kind``: "weights" (loading a block's image) or "step". A step of
+    several sequences in one run (ModelSession.run_block batches them) has ``seq`` -1 and
+    ``tokens`` counting the rows of all of them."""
 
     kind: str
     block: int
@@ -286,36 +288,24 @@ class ModelSession:
             raise ValueError(f"x_q must be int8 (batch, seq, {hidden}), got {x_q.dtype} {x_q.shape}")
         bsz, seq = x_q.shape[:2]
         self.check_request(block, bsz, seq, past, keep_kv)
-        chunks = [(p, min(self.plan.chunk, past + seq - p)) for p in range(past, past + seq, self.plan.chunk)]
-        runs = bsz * len(chunks) + (0 if self.plan.resident else 1)
-        bar = self._bar(runs, block)
+        # every sequence with its own cache in one run when all their rows fit one run's scratch
+        # (the weight tiles are then loaded once for the batch); else one run per sequence and chunk
+        batched = keep_kv and bsz > 1 and bsz * seq <= self.plan.chunk
+        if batched:
+            runs = [(list(range(bsz)), past, seq)]
+        else:
+            runs = [([b], p, min(self.plan.chunk, past + seq - p))
+                    for b in range(bsz) for p in range(past, past + seq, self.plan.chunk)]
+        bar = self._bar(len(runs) + (0 if self.plan.resident else 1), block)
         y = np.empty_like(x_q)
-        n, wl, rs = self.hw.n, self.layouts[block], self.rescales[block]
         try:
             if not self.plan.resident:
                 self.records.append(self._load_weights(block, past))
                 bar.update()
-            for s in range(bsz):
-                region = self.plan.kv[(block, s)] if keep_kv else self.plan.transient
-                for p, length in chunks:
-                    before = self.device.link.copy()
-                    rows = x_q[s, p - past:p - past + length]
-                    self.device.write_mem(self.plan.x_dram, to_blocks(rows, n).reshape(-1))
-                    program = block_program(self.blocks[block], wl, rs, self.hw, region, length, p,
-                                            self.plan.scratch_a, self.plan.x_dram, self.plan.y_dram,
-                                            a_end=self.plan.a_end)
-                    c = self._run_step(block, program)
-                    out = self.device.read_mem(self.plan.y_dram, length * hidden)
-                    if c.bytes_out != length * hidden or c.bytes_in != length * hidden:
-                        raise RuntimeError(f"device moved {c.bytes_in}/{c.bytes_out} bytes, expected "
-                                           f"{length * hidden} each: the output was not written")
-                    y[s, p - past:p - past + length] = from_blocks(out.view(np.int8), length,
-                                                                   hidden // n, n)
-                    if keep_kv:
-                        self._kv_len[(block, s)] = p + length
-                    self.records.append(CallRecord("step", block, s, p, length, c,
-                                                   self.device.link - before))
-                    bar.update()
+            for seqs, p, length in runs:
+                rows = x_q[seqs, p - past:p - past + length]
+                y[seqs, p - past:p - past + length] = self._step(block, seqs, rows, p, keep_kv)
+                bar.update()
         except BaseException:
             # Interrupted or failed mid-step: the KV caches of this block are now incomplete.
             for s in range(bsz):
@@ -324,6 +314,31 @@ class ModelSession:
         finally:
             bar.close()
         return y
+
+    def _step(self, block: int, seqs: list[int], x: np.ndarray, p: int, keep_kv: bool) -> np.ndarray:
+        """One device run: x int8 (len(seqs), L, hidden), sequences ``seqs`` at positions
+        p..p+L-1 (compiler.block_program's batched step when there are several) -> y, same shape."""
+        n, hidden = self.hw.n, x.shape[2]
+        nseq, length = x.shape[:2]
+        regions = [self.plan.kv[(block, s)] if keep_kv else self.plan.transient for s in seqs]
+        kv, start = (regions[0], p) if nseq == 1 else (regions, [p] * nseq)
+        program = block_program(self.blocks[block], self.layouts[block], self.rescales[block],
+                                self.hw, kv, length, start, self.plan.scratch_a, self.plan.x_dram,
+                                self.plan.y_dram, a_end=self.plan.a_end)
+        before = self.device.link.copy()
+        self.device.write_mem(self.plan.x_dram, to_blocks(x.reshape(nseq * length, hidden), n).reshape(-1))
+        c = self._run_step(block, program)
+        nbytes = nseq * length * hidden
+        out = self.device.read_mem(self.plan.y_dram, nbytes)
+        if c.bytes_out != nbytes or c.bytes_in != nbytes:
+            raise RuntimeError(f"device moved {c.bytes_in}/{c.bytes_out} bytes, expected "
+                               f"{nbytes} each: the output was not written")
+        if keep_kv:
+            for s in seqs:
+                self._kv_len[(block, s)] = p + length
+        self.records.append(CallRecord("step", block, seqs[0] if nseq == 1 else -1, p,
+                                       nseq * length, c, self.device.link - before))
+        return from_blocks(out.view(np.int8), nseq * length, hidden // n, n).reshape(nseq, length, hidden)
 
     def _bar(self, runs: int, block: int):
         from tqdm.auto import tqdm

@@ -238,7 +238,8 @@ def test_ctrl_c_stops_cleanly_and_leaves_no_half_written_cache(monkeypatch):
     with torch.no_grad():
         qb(torch.zeros(1, 4, dtype=torch.long))
     session = ModelSession([backend.context_of(model).blocks[0].qb], 16, 2, "golden")
-    x = np.ones((2, 5, 16), dtype=np.int8)
+    # 2 x 9 rows exceed one run's scratch (16 rows), so each sequence is its own device run
+    x = np.ones((2, 9, 16), dtype=np.int8)
     real, calls = session.device.run, []
 
     def interrupted(max_cycles=None):
