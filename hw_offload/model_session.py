@@ -288,11 +288,12 @@ class ModelSession:
             raise ValueError(f"x_q must be int8 (batch, seq, {hidden}), got {x_q.dtype} {x_q.shape}")
         bsz, seq = x_q.shape[:2]
         self.check_request(block, bsz, seq, past, keep_kv)
-        # every sequence with its own cache in one run when all their rows fit one run's scratch
-        # (the weight tiles are then loaded once for the batch); else one run per sequence and chunk
-        batched = keep_kv and bsz > 1 and bsz * seq <= self.plan.chunk
-        if batched:
-            runs = [(list(range(bsz)), past, seq)]
+        # sequences with their own cache run together, as many per run as fit one run's scratch
+        # and the instruction memory (each weight tile is then loaded once per run, not once per
+        # sequence); else one run per sequence and chunk
+        k = self._sequences_per_run(block, bsz, seq, past) if keep_kv else 1
+        if k > 1:
+            runs = [(list(range(b, min(b + k, bsz))), past, seq) for b in range(0, bsz, k)]
         else:
             runs = [([b], p, min(self.plan.chunk, past + seq - p))
                     for b in range(bsz) for p in range(past, past + seq, self.plan.chunk)]
@@ -315,16 +316,29 @@ class ModelSession:
             bar.close()
         return y
 
+    def _sequences_per_run(self, block: int, bsz: int, seq: int, past: int) -> int:
+        """How many of a batch's sequences one device run takes (1: one run per sequence)."""
+        for k in range(min(bsz, self.plan.chunk // seq), 1, -1):
+            try:
+                self._program(block, list(range(k)), seq, past, keep_kv=True)
+            except SramFitError:     # the program outgrows the instruction memory
+                continue
+            return k
+        return 1
+
+    def _program(self, block: int, seqs: list[int], length: int, p: int, keep_kv: bool):
+        regions = [self.plan.kv[(block, s)] if keep_kv else self.plan.transient for s in seqs]
+        kv, start = (regions[0], p) if len(seqs) == 1 else (regions, [p] * len(seqs))
+        return block_program(self.blocks[block], self.layouts[block], self.rescales[block],
+                             self.hw, kv, length, start, self.plan.scratch_a, self.plan.x_dram,
+                             self.plan.y_dram, a_end=self.plan.a_end)
+
     def _step(self, block: int, seqs: list[int], x: np.ndarray, p: int, keep_kv: bool) -> np.ndarray:
         """One device run: x int8 (len(seqs), L, hidden), sequences ``seqs`` at positions
         p..p+L-1 (compiler.block_program's batched step when there are several) -> y, same shape."""
         n, hidden = self.hw.n, x.shape[2]
         nseq, length = x.shape[:2]
-        regions = [self.plan.kv[(block, s)] if keep_kv else self.plan.transient for s in seqs]
-        kv, start = (regions[0], p) if nseq == 1 else (regions, [p] * nseq)
-        program = block_program(self.blocks[block], self.layouts[block], self.rescales[block],
-                                self.hw, kv, length, start, self.plan.scratch_a, self.plan.x_dram,
-                                self.plan.y_dram, a_end=self.plan.a_end)
+        program = self._program(block, seqs, length, p, keep_kv)
         before = self.device.link.copy()
         self.device.write_mem(self.plan.x_dram, to_blocks(x.reshape(nseq * length, hidden), n).reshape(-1))
         c = self._run_step(block, program)

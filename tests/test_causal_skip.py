@@ -225,3 +225,24 @@ def test_rtl_runs_grouped_and_batched_steps_like_golden(block):
             assert c.cycles == c.array_busy + c.vector_busy + c.dma_busy + c.stall > 0
     for got, want in zip(*outs):
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_batch_splits_into_runs_that_fit_the_instruction_memory(block):
+    """With an IMEM too shallow for the whole batch's program, the session runs as many
+    sequences together as fit (here 2 of 3, then 1), bit-equal to runs of one sequence."""
+    cfg, _, _, _, qb, _ = block
+    x_q = np.random.default_rng(4).integers(-128, 128, (3, 4, qb.hidden), dtype=np.int8)
+    session = ModelSession([qb], cfg.max_seq_len, 3, device=GoldenAccelerator(), progress=False)
+    plan, hw = session.plan, session.hw
+    sizes = {k: len(block_program(qb, session.layouts[0], session.rescales[0], hw,
+                                  [plan.kv[(0, b)] for b in range(k)], 1, [3] * k,
+                                  plan.scratch_a, plan.x_dram, plan.y_dram)) + 1 for k in (2, 3)}
+    shallow = ModelSession([qb], cfg.max_seq_len, 3, device=GoldenAccelerator(
+        HwConfig(imem_depth=1 << (sizes[2] - 1).bit_length())), progress=False)
+    assert sizes[3] > shallow.hw.imem_depth >= sizes[2]
+    got = [shallow.run_block(0, x_q[:, :3], 0), shallow.run_block(0, x_q[:, 3:], 3)]
+    want = [session.run_block(0, x_q[:, :3], 0), session.run_block(0, x_q[:, 3:], 3)]
+    assert [r.seq for r in session.records] == [-1, -1]
+    assert [r.seq for r in shallow.records] == [-1, 2, -1, 2]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
