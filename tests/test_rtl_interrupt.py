@@ -74,8 +74,9 @@ def test_progress_bar_names_the_block_target_and_runs(capfd, progress):
     qb = quantize_block(layer, cfg, calib, cos, sin)
     session = ModelSession([qb], cfg.max_seq_len, 2, "verilator", progress=progress, variant="test")
     try:
-        x = np.random.default_rng(0).integers(-50, 50, (2, 5, cfg.hidden_size)).astype(np.int8)
-        session.run_block(0, x, 0)      # batch 2: one accelerator run per sequence
+        # batch 2 x 9 rows exceed one run's scratch (16 rows): one accelerator run per sequence
+        x = np.random.default_rng(0).integers(-50, 50, (2, 9, cfg.hidden_size)).astype(np.int8)
+        session.run_block(0, x, 0)
     finally:
         session.close()
     err = capfd.readouterr().err
