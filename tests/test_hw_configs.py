@@ -119,8 +119,12 @@ def _tiny_blocks():
 def test_tiny_plans_on_the_named_configurations():
     cfg, qbs = _tiny_blocks()
     # fpga32: tiny's batch-4 KV caches fit; its weights (with their RoPE and scale tables) need
-    # more than the 65536 rows x 32 B = 2 MiB a 16-bit weight-row address reaches, so stream
+    # more than the 65536 rows x 32 B = 2 MiB a 16-bit weight-row address reaches, so they stay
+    # resident with some matrices moved to the activation SRAM (sram_plan.choose_spill), or stream
     plan, _, _ = plan_blocks(qbs, NAMED["fpga32"].hw(), cfg.max_seq_len, 4)
+    assert plan.batch == 4 and plan.resident and plan.a_reserved > 0
+    assert sum(plan.weight_rows) + plan.a_reserved > 65536 == NAMED["fpga32"].w_rows
+    plan, _, _ = plan_blocks(qbs, NAMED["fpga32"].hw(), cfg.max_seq_len, 4, "stream")
     assert plan.batch == 4 and plan.chunk == cfg.max_seq_len
     assert not plan.resident and plan.weight_rows_needed > 65536 == NAMED["fpga32"].w_rows
     # edge16 streams (one block's image fits its 1 MiB weight SRAM), batch 1
