@@ -103,8 +103,10 @@ NAMED: dict[str, AccelConfig] = {
     "edge16": AccelConfig(name="edge16", a_rows=16384, w_rows=65536, acc_rows=4096,
                           dram_bytes=8 * MIB, mem_latency_cycles=100, mem_bytes_per_cycle=16),
     # FPGA-like: 32x32 with 4 MiB of SRAM (1 MiB activation, 2 MiB weight, 1 MiB accumulator).
-    # tiny's batch-4 KV caches fit. Its weights (2.3 MiB with their RoPE and scale tables) do
-    # not stay resident: 2 MiB is the most weight SRAM a 16-bit row address reaches at N=32.
+    # tiny's weights (2.3 MiB with their RoPE and scale tables) stay resident: 2 MiB is the
+    # most weight SRAM a 16-bit row address reaches at N=32, so sram_plan.choose_spill keeps
+    # the overflow (whole matrices) at the top of the activation SRAM, beside the batch-4 KV
+    # caches (tests/test_sram_spill.py).
     "fpga32": AccelConfig(name="fpga32", n=32, lanes=32, a_rows=32768, w_rows=65536,
                           acc_rows=8192, dram_bytes=16 * MIB, mem_latency_cycles=60,
                           mem_bytes_per_cycle=32),
