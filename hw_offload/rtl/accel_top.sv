@@ -52,109 +52,17 @@ module accel_top
   // ---------------- controller ----------------
   typedef enum logic [1:0] {C_IDLE, C_FETCH, C_DECODE, C_EXEC} cstate_t;
   cstate_t     cstate;
-  logic [255:0] ir;
-  wire [7:0]  i_op     = ir[7:0];
-  wire [7:0]  i_flags  = ir[15:8];
-  wire [15:0] i_rows   = ir[47:32];
-  wire [7:0]  i_blocks = ir[55:48];
-  wire [7:0]  i_aux    = ir[63:56];
-  wire [15:0] i_dst    = ir[79:64];
-  wire [15:0] i_src0   = ir[95:80];
-  wire [15:0] i_src1   = ir[111:96];
-  wire [15:0] i_src2   = ir[127:112];
-  wire [31:0] i_dram   = ir[159:128];
-  wire [15:0] i_mult0  = ir[175:160];
-  wire [7:0]  i_shift0 = ir[183:176];
-  wire [15:0] i_mult1  = ir[207:192];
-  wire [7:0]  i_shift1 = ir[215:208];
-  wire [15:0] i_cs0    = ir[239:224];
-  wire [15:0] i_cs1    = ir[255:240];
-  wire        reserved_set = (ir[31:16] != 16'd0) || (ir[191:184] != 8'd0) ||
-                             (ir[223:216] != 8'd0);
-
-  wire is_vec = (i_op == OP_REQ) || (i_op == OP_RMS) || (i_op == OP_ROPE) || (i_op == OP_SMAX) ||
-                (i_op == OP_SWIGLU) || (i_op == OP_RESADD);
-  // flags each vector op accepts: column scaling only where an ACC operand is a weight GEMM's
-  logic [7:0] vec_flags_ok;
-  always_comb begin
-    case (i_op)
-      OP_REQ, OP_ROPE, OP_RESADD: vec_flags_ok = COLSCALE_A;
-      OP_SWIGLU:                  vec_flags_ok = COLSCALE_A | COLSCALE_B;
-      default:                    vec_flags_ok = 8'h00;
-    endcase
-  end
-  wire [7:0] vec_flags = is_vec ? i_flags : 8'h00;
-  wire gemm_b_from_a = (i_flags & GEMM_B_FROM_A) != 8'h00;   // GEMM's B operand is in A SRAM
-  // a table address without its flag (or on a non-vector op) is a stray field
-  wire cs_stray = (i_cs0 != 16'd0 && (vec_flags & COLSCALE_A) == 0) ||
-                  (i_cs1 != 16'd0 && (vec_flags & COLSCALE_B) == 0);
-
-  // ---- decode-time validation ----
-  logic [7:0] dec_err;
-  always_comb begin
-    logic [63:0] rb, cb;  // rows*blocks, extent checks in 64-bit so nothing wraps
-    logic [63:0] lines;
-    logic [63:0] mem_rows;
-    rb = 64'(i_rows) * 64'(i_blocks);
-    cb = 64'(i_rows) * 64'(i_aux);
-    lines = 64'(i_rows) * ((i_flags[1:0] == MEM_ACC) ? 64'd4 : 64'd1);
-    case (i_flags[1:0])
-      MEM_A: mem_rows = 64'(A_ROWS);
-      MEM_W: mem_rows = 64'(W_ROWS);
-      default: mem_rows = 64'(ACC_ROWS);
-    endcase
-    dec_err = ERR_NONE;
-    if (reserved_set || cs_stray) dec_err = ERR_FIELD;
-    else case (i_op)
-      OP_HALT: ;
-      OP_LOAD, OP_STORE: begin
-        if (i_flags[7:2] != 0 || i_flags[1:0] == 2'd3 || i_rows == 0 ||
-            (i_op == OP_STORE && i_flags[1:0] == MEM_W)) dec_err = ERR_FIELD;
-        else if ((i_dram % N) != 0 || 64'(i_dram) + lines * N > 64'(DRAM_BYTES) ||
-                 64'(i_op == OP_LOAD ? i_dst : i_src0) + 64'(i_rows) > mem_rows)
-          dec_err = ERR_RANGE;
-      end
-      OP_GEMM: begin
-        if ((i_flags & ~GEMM_FLAGS) != 8'h00 || i_rows == 0 || i_blocks == 0 || i_aux == 0)
-          dec_err = ERR_FIELD;
-        else if (64'(i_dst) + cb > 64'(ACC_ROWS) || 64'(i_src0) + rb > 64'(A_ROWS) ||
-                 64'(i_src1) + 64'(i_blocks) * 64'(i_aux) * N >
-                   (gemm_b_from_a ? 64'(A_ROWS) : 64'(W_ROWS)))
-          dec_err = ERR_RANGE;
-      end
-      OP_REQ, OP_RMS, OP_ROPE, OP_SMAX, OP_SWIGLU, OP_RESADD: begin
-        if ((i_flags & ~vec_flags_ok) != 0 || i_rows == 0 || i_blocks == 0 || i_shift0 > 8'd62 ||
-            i_shift1 > 8'd62 ||
-            (i_op == OP_ROPE && (i_aux < 2 || i_aux[0] || 32'(i_aux) > N || i_src2 == 0)))
-          dec_err = ERR_FIELD;
-        else if (64'(i_dst) + rb > 64'(A_ROWS)) dec_err = ERR_RANGE;
-        // column-scale tables: 2 W rows per column block
-        else if (((i_flags & COLSCALE_A) != 8'h00 && 64'(i_cs0) + 64'(i_blocks) * 2 > 64'(W_ROWS)) ||
-                 ((i_flags & COLSCALE_B) != 8'h00 && 64'(i_cs1) + 64'(i_blocks) * 2 > 64'(W_ROWS)))
-          dec_err = ERR_RANGE;
-        else case (i_op)
-          OP_REQ, OP_SMAX: if (64'(i_src0) + rb > 64'(ACC_ROWS)) dec_err = ERR_RANGE;
-          OP_RMS: if (64'(i_src0) + rb > 64'(A_ROWS) || 64'(i_src1) + 64'(i_blocks) > 64'(W_ROWS))
-                    dec_err = ERR_RANGE;
-          OP_ROPE: if (64'(i_src0) + rb > 64'(ACC_ROWS) ||
-                       64'(i_src1) + 64'(i_rows) * 64'(i_src2) *
-                         ((64'(i_aux) * 2 + 64'(N) - 1) / 64'(N)) > 64'(W_ROWS))
-                     dec_err = ERR_RANGE;
-          OP_SWIGLU: if (64'(i_src0) + rb > 64'(ACC_ROWS) || 64'(i_src1) + rb > 64'(ACC_ROWS))
-                       dec_err = ERR_RANGE;
-          OP_RESADD: if (64'(i_src0) + rb > 64'(A_ROWS) || 64'(i_src1) + rb > 64'(ACC_ROWS))
-                       dec_err = ERR_RANGE;
-          default: ;
-        endcase
-      end
-      default: dec_err = ERR_OPCODE;
-    endcase
-  end
+  insn_t        ir;            // the instruction being decoded / executed
+  logic [7:0]   dec_err;
+  logic         is_vec;
+  insn_decode #(.N(N), .A_ROWS(A_ROWS), .W_ROWS(W_ROWS), .ACC_ROWS(ACC_ROWS),
+                .DRAM_BYTES(DRAM_BYTES)) u_decode (.insn(ir), .is_vec, .err(dec_err));
+  wire gemm_b_from_a = (ir.flags & GEMM_B_FROM_A) != 8'h00;   // GEMM's B operand is in A SRAM
 
   wire dispatch = (cstate == C_DECODE) && (dec_err == ERR_NONE);
-  wire gemm_start = dispatch && (i_op == OP_GEMM);
+  wire gemm_start = dispatch && (ir.op == OP_GEMM);
   wire vec_start  = dispatch && is_vec;
-  wire dma_start  = dispatch && (i_op == OP_LOAD || i_op == OP_STORE);
+  wire dma_start  = dispatch && (ir.op == OP_LOAD || ir.op == OP_STORE);
 
   // ---------------- DMA ----------------
   logic        dma_busy, dma_store;
@@ -193,9 +101,9 @@ module accel_top
 
   gemm_unit #(.N(N)) u_gemm (
     .clk, .rst_n, .start(gemm_start),
-    .m_rows(i_rows), .kb_n(i_blocks), .nb_n(i_aux), .c_base(i_dst), .a_base(i_src0),
-    .b_base(i_src1), .accumulate((i_flags & GEMM_ACCUMULATE) != 8'h00),
-    .transpose_b((i_flags & GEMM_TRANSPOSE_B) != 8'h00),
+    .m_rows(ir.rows), .kb_n(ir.blocks), .nb_n(ir.aux), .c_base(ir.dst), .a_base(ir.src0),
+    .b_base(ir.src1), .accumulate((ir.flags & GEMM_ACCUMULATE) != 8'h00),
+    .transpose_b((ir.flags & GEMM_TRANSPOSE_B) != 8'h00),
     .busy(gemm_busy), .done(gemm_done),
     .a_raddr(g_a_raddr), .a_rdata(a_rd0),
     .b_raddr(g_b_raddr), .b_rdata(gemm_b_from_a ? a_rd1 : w_rd0),
@@ -204,10 +112,10 @@ module accel_top
   );
 
   vector_unit #(.N(N)) u_vec (
-    .clk, .rst_n, .start(vec_start), .op(i_op), .flags(i_flags[1:0]), .rows(i_rows), .blocks(i_blocks), .aux(i_aux),
-    .dst(i_dst), .src0(i_src0), .src1(i_src1), .src2(i_src2),
-    .mult0(i_mult0), .shift0(i_shift0[5:0]), .mult1(i_mult1), .shift1(i_shift1[5:0]),
-    .cs0(i_cs0), .cs1(i_cs1),
+    .clk, .rst_n, .start(vec_start), .op(ir.op), .flags(ir.flags[1:0]), .rows(ir.rows), .blocks(ir.blocks), .aux(ir.aux),
+    .dst(ir.dst), .src0(ir.src0), .src1(ir.src1), .src2(ir.src2),
+    .mult0(ir.mult0), .shift0(ir.shift0[5:0]), .mult1(ir.mult1), .shift1(ir.shift1[5:0]),
+    .cs0(ir.cs0), .cs1(ir.cs1),
     .busy(vec_busy), .done(vec_done),
     .a_raddr(v_a_raddr), .a_rdata(a_rd0), .w_raddr(v_w_raddr), .w_rdata(w_rd0),
     .w_raddr1(v_w_raddr1), .w_rdata1(w_rd1), .w_raddr2(v_w_raddr2), .w_rdata2(w_rd2),
@@ -288,17 +196,17 @@ module accel_top
           if (dec_err != ERR_NONE) begin
             err_flag <= 1'b1; err_code <= dec_err; err_pc <= pc;
             running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
-          end else if (i_op == OP_HALT) begin
+          end else if (ir.op == OP_HALT) begin
             cnt_insns <= cnt_insns + 64'd1;
             running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
           end else begin
             cnt_insns <= cnt_insns + 64'd1;
             if (dma_start) begin
-              dma_busy <= 1'b1; dma_store <= (i_op == OP_STORE); dma_mem <= i_flags[1:0];
+              dma_busy <= 1'b1; dma_store <= (ir.op == OP_STORE); dma_mem <= ir.flags[1:0];
               dma_k <= '0;
-              dma_beats <= 32'(i_rows) * ((i_flags[1:0] == MEM_ACC) ? 32'd4 : 32'd1);
-              dma_line0 <= i_dram / N;
-              dma_row0 <= (i_op == OP_STORE) ? i_src0 : i_dst;
+              dma_beats <= 32'(ir.rows) * ((ir.flags[1:0] == MEM_ACC) ? 32'd4 : 32'd1);
+              dma_line0 <= ir.dram / N;
+              dma_row0 <= (ir.op == OP_STORE) ? ir.src0 : ir.dst;
             end
             cstate <= C_EXEC;
           end
