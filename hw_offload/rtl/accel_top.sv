@@ -1,9 +1,11 @@
-// Accelerator top: host interface, memories, controller (fetch / decode / validate / dispatch),
-// DMA engine and performance counters. Instructions run one at a time, in order; the
-// systolic array overlaps weight loading with streaming inside one GEMM.
+// Accelerator top: host interface, on-chip memories, controller (fetch / decode / dispatch)
+// and performance counters. Instructions run one at a time, in order; the systolic array
+// overlaps weight loading with streaming inside one GEMM.
 //
-// Host side (driven by sim/harness.cpp): a 32-bit memory port into DRAM and instruction
-// memory, and a 32-bit register port (see ISA.md "Registers").
+// Outside: DRAM sits behind the DMA engine's AXI4 master port (m_axi_*; sim/harness.cpp
+// answers it with a memory model of set latency and bandwidth, and the host reads and writes
+// DRAM there directly). The host reaches the instruction memory through a 32-bit memory port
+// and the registers through a 32-bit register port (see ISA.md "Registers").
 module accel_top
   import accel_pkg::*;
 #(
@@ -11,12 +13,12 @@ module accel_top
     parameter int A_ROWS     = 16384,   // activation SRAM rows of N int8
     parameter int W_ROWS     = 65536,   // weight SRAM rows of N int8 (resident across runs)
     parameter int ACC_ROWS   = 16384,   // accumulator SRAM rows of N int32
-    parameter int DRAM_BYTES = 2097152, // off-chip memory, N-byte lines
+    parameter int DRAM_BYTES = 2097152, // off-chip memory behind m_axi (decode's range check)
     parameter int IMEM_DEPTH = 1024     // 256-bit instructions
 ) (
     input  logic        clk,
     input  logic        rst_n,
-    // host memory port: byte address, 32-bit aligned words
+    // host memory port (instruction memory): byte address, 32-bit aligned words
     input  logic        host_we,
     input  logic [31:0] host_addr,
     input  logic [31:0] host_wdata,
@@ -25,18 +27,40 @@ module accel_top
     input  logic        reg_we,
     input  logic [7:0]  reg_addr,
     input  logic [31:0] reg_wdata,
-    output logic [31:0] reg_rdata
+    output logic [31:0] reg_rdata,
+    // AXI4 master to DRAM (dma_engine.sv): INCR bursts of N-byte beats
+    output logic           m_axi_arvalid,
+    input  logic           m_axi_arready,
+    output logic [31:0]    m_axi_araddr,
+    output logic [7:0]     m_axi_arlen,
+    output logic [2:0]     m_axi_arsize,
+    output logic [1:0]     m_axi_arburst,
+    input  logic           m_axi_rvalid,
+    output logic           m_axi_rready,
+    input  logic [N*8-1:0] m_axi_rdata,
+    input  logic [1:0]     m_axi_rresp,
+    input  logic           m_axi_rlast,
+    output logic           m_axi_awvalid,
+    input  logic           m_axi_awready,
+    output logic [31:0]    m_axi_awaddr,
+    output logic [7:0]     m_axi_awlen,
+    output logic [2:0]     m_axi_awsize,
+    output logic [1:0]     m_axi_awburst,
+    output logic           m_axi_wvalid,
+    input  logic           m_axi_wready,
+    output logic [N*8-1:0] m_axi_wdata,
+    output logic [N-1:0]   m_axi_wstrb,
+    output logic           m_axi_wlast,
+    input  logic           m_axi_bvalid,
+    output logic           m_axi_bready,
+    input  logic [1:0]     m_axi_bresp
 );
   localparam int AW = $clog2(A_ROWS);
   localparam int WW = $clog2(W_ROWS);
   localparam int CW = $clog2(ACC_ROWS);
-  localparam int DRAM_LINES = DRAM_BYTES / N;
-  localparam int DW = $clog2(DRAM_LINES);
   localparam int IW = $clog2(IMEM_DEPTH);
-  localparam int NW = N / 4;                 // 32-bit words per line
 
   // ---------------- memories ----------------
-  logic [N*8-1:0]  dram  [DRAM_LINES];
   logic [255:0]    imem  [IMEM_DEPTH];
   logic [N*8-1:0]  asram [A_ROWS];
   logic [N*8-1:0]  wsram [W_ROWS];
@@ -59,20 +83,21 @@ module accel_top
                 .DRAM_BYTES(DRAM_BYTES)) u_decode (.insn(ir), .is_vec, .err(dec_err));
   wire gemm_b_from_a = (ir.flags & GEMM_B_FROM_A) != 8'h00;   // GEMM's B operand is in A SRAM
 
-  wire dispatch = (cstate == C_DECODE) && (dec_err == ERR_NONE);
+  wire dispatch = (cstate == C_DECODE) && (dec_err == ERR_NONE) && !write_fence;
   wire gemm_start = dispatch && (ir.op == OP_GEMM);
   wire vec_start  = dispatch && is_vec;
   wire dma_start  = dispatch && (ir.op == OP_LOAD || ir.op == OP_STORE);
 
-  // ---------------- DMA ----------------
-  logic        dma_busy, dma_store;
-  logic [1:0]  dma_mem;
-  logic [31:0] dma_k, dma_beats, dma_line0;
-  logic [15:0] dma_row0;
-  // Addresses are 16-bit row numbers; decode has already range-checked every extent.
-  wire  [15:0] dma_row   = dma_row0 + 16'((dma_mem == MEM_ACC) ? (dma_k >> 2) : dma_k);
-  wire  [1:0]  dma_q     = dma_k[1:0];
-  wire  [DW-1:0] dma_dline = DW'(dma_line0 + dma_k);
+  // ---------------- DMA (dma_engine.sv) ----------------
+  // A LOAD, a HALT or a stop waits in DECODE (a pc error in FETCH) until every posted write
+  // has its B response: AXI orders nothing between reads and writes, and the host reads DRAM
+  // once the run is done.
+  logic dma_busy, dma_last, dma_beat, dma_store, dma_writes_pending, dma_we;
+  logic [1:0]  dma_mem, dma_q;
+  logic [15:0] dma_row;
+  logic [N*8-1:0] dma_wdata;
+  wire write_fence = dma_writes_pending &&
+                     (dec_err != ERR_NONE || ir.op == OP_HALT || ir.op == OP_LOAD);
 
   // ---------------- units ----------------
   // Memories are indexed by the low bits of 16-bit row addresses; the high bits are only
@@ -123,42 +148,42 @@ module accel_top
     .a_we(v_a_we), .a_waddr(v_a_waddr), .a_wbyte(v_a_wbyte), .a_wdata(v_a_wdata)
   );
 
+  dma_engine #(.N(N)) u_dma (
+    .clk, .rst_n, .start(dma_start), .store(ir.op == OP_STORE), .mem(ir.flags[1:0]),
+    .rows(ir.rows), .dram_addr(ir.dram), .sram_row((ir.op == OP_STORE) ? ir.src0 : ir.dst),
+    .busy(dma_busy), .last_beat(dma_last), .beat(dma_beat), .store_q(dma_store),
+    .writes_pending(dma_writes_pending),
+    .row(dma_row), .quarter(dma_q), .mem_q(dma_mem), .sram_we(dma_we), .sram_wdata(dma_wdata),
+    .sram_rdata((dma_mem == MEM_ACC) ? c_rd0[32'(dma_q)*N*8 +: N*8] : a_rd0),
+    .m_axi_arvalid, .m_axi_arready, .m_axi_araddr, .m_axi_arlen, .m_axi_arsize, .m_axi_arburst,
+    .m_axi_rvalid, .m_axi_rready, .m_axi_rdata, .m_axi_rresp, .m_axi_rlast,
+    .m_axi_awvalid, .m_axi_awready, .m_axi_awaddr, .m_axi_awlen, .m_axi_awsize, .m_axi_awburst,
+    .m_axi_wvalid, .m_axi_wready, .m_axi_wdata, .m_axi_wstrb, .m_axi_wlast,
+    .m_axi_bvalid, .m_axi_bready, .m_axi_bresp
+  );
+
   // ---------------- memory writes ----------------
-  wire dma_beat = dma_busy;
-  wire [DW-1:0] host_line = host_addr[DW-1+$clog2(N):$clog2(N)];
-  wire [$clog2(NW)-1:0] host_word = host_addr[$clog2(N)-1:2];
-  wire host_in_dram = host_addr < DRAM_BYTES;
   wire host_in_imem = host_addr >= IMEM_BASE && host_addr < IMEM_BASE + IMEM_DEPTH * INSN_BYTES;
   wire [31:0] imem_off = host_addr - IMEM_BASE;
   /* verilator lint_on UNUSEDSIGNAL */
 
   always_ff @(posedge clk) begin
-    if (host_we && !running && host_in_dram) dram[host_line][32'(host_word)*32 +: 32] <= host_wdata;
     if (host_we && !running && host_in_imem) imem[imem_off[IW+4:5]][32'(imem_off[4:2])*32 +: 32] <= host_wdata;
-    if (dma_beat && dma_store)
-      dram[dma_dline] <= (dma_mem == MEM_ACC) ? c_rd0[32'(dma_q)*N*8 +: N*8] : a_rd0;
-    if (dma_beat && !dma_store && dma_mem == MEM_A) asram[dma_row[AW-1:0]] <= dram[dma_dline];
+    if (dma_we && dma_mem == MEM_A) asram[dma_row[AW-1:0]] <= dma_wdata;
     if (v_a_we) asram[v_a_waddr[AW-1:0]][32'(v_a_wbyte)*8 +: 8] <= v_a_wdata;
-    if (dma_beat && !dma_store && dma_mem == MEM_W) wsram[dma_row[WW-1:0]] <= dram[dma_dline];
-    if (dma_beat && !dma_store && dma_mem == MEM_ACC)
-      accm[dma_row[CW-1:0]][32'(dma_q)*N*8 +: N*8] <= dram[dma_dline];
+    if (dma_we && dma_mem == MEM_W) wsram[dma_row[WW-1:0]] <= dma_wdata;
+    if (dma_we && dma_mem == MEM_ACC) accm[dma_row[CW-1:0]][32'(dma_q)*N*8 +: N*8] <= dma_wdata;
     if (g_c_we) accm[g_c_waddr[CW-1:0]] <= g_c_wdata;
   end
 
   // host reads (combinational)
-  always_comb begin
-    host_rdata = 32'd0;
-    if (host_in_dram) host_rdata = dram[host_line][32'(host_word)*32 +: 32];
-    else if (host_in_imem) host_rdata = imem[imem_off[IW+4:5]][32'(imem_off[4:2])*32 +: 32];
-  end
+  assign host_rdata = host_in_imem ? imem[imem_off[IW+4:5]][32'(imem_off[4:2])*32 +: 32] : 32'd0;
 
-  // ---------------- controller + DMA sequencing + counters ----------------
+  // ---------------- controller + counters ----------------
   always_ff @(posedge clk or negedge rst_n) begin
     if (!rst_n) begin
       cstate <= C_IDLE; running <= 1'b0; done_flag <= 1'b0; err_flag <= 1'b0; err_code <= '0;
       pc <= '0; start_pc <= '0; err_pc <= '0; ir <= '0;
-      dma_busy <= 1'b0; dma_store <= 1'b0; dma_mem <= '0; dma_k <= '0; dma_beats <= '0;
-      dma_line0 <= '0; dma_row0 <= '0;
       {cnt_cycles, cnt_array, cnt_vec, cnt_dma, cnt_stall} <= '0;
       {cnt_bytes_in, cnt_bytes_out, cnt_insns} <= '0;
     end else begin
@@ -176,24 +201,26 @@ module accel_top
         if (dma_busy)  cnt_dma <= cnt_dma + 64'd1;
         if (!gemm_busy && !vec_busy && !dma_busy) cnt_stall <= cnt_stall + 64'd1;
       end
-      if (dma_busy) begin
+      if (dma_beat) begin
         if (dma_store) cnt_bytes_out <= cnt_bytes_out + 64'(N);
         else           cnt_bytes_in  <= cnt_bytes_in + 64'(N);
-        dma_k <= dma_k + 32'd1;
-        if (dma_k == dma_beats - 32'd1) dma_busy <= 1'b0;
       end
       case (cstate)
         C_FETCH: begin
           if (pc >= IMEM_DEPTH) begin
-            err_flag <= 1'b1; err_code <= ERR_PC; err_pc <= pc;
-            running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
+            if (!dma_writes_pending) begin
+              err_flag <= 1'b1; err_code <= ERR_PC; err_pc <= pc;
+              running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
+            end
           end else begin
             ir <= imem[pc[IW-1:0]];
             cstate <= C_DECODE;
           end
         end
         C_DECODE: begin
-          if (dec_err != ERR_NONE) begin
+          if (write_fence) begin
+            // hold until the posted writes are acknowledged
+          end else if (dec_err != ERR_NONE) begin
             err_flag <= 1'b1; err_code <= dec_err; err_pc <= pc;
             running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
           end else if (ir.op == OP_HALT) begin
@@ -201,18 +228,11 @@ module accel_top
             running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
           end else begin
             cnt_insns <= cnt_insns + 64'd1;
-            if (dma_start) begin
-              dma_busy <= 1'b1; dma_store <= (ir.op == OP_STORE); dma_mem <= ir.flags[1:0];
-              dma_k <= '0;
-              dma_beats <= 32'(ir.rows) * ((ir.flags[1:0] == MEM_ACC) ? 32'd4 : 32'd1);
-              dma_line0 <= ir.dram / N;
-              dma_row0 <= (ir.op == OP_STORE) ? ir.src0 : ir.dst;
-            end
             cstate <= C_EXEC;
           end
         end
         C_EXEC: begin
-          if (gemm_done || vec_done || (dma_busy && dma_k == dma_beats - 32'd1)) begin
+          if (gemm_done || vec_done || dma_last) begin
             pc <= pc + 32'd1;
             cstate <= C_FETCH;
           end
@@ -260,6 +280,6 @@ module accel_top
   // The controller issues one instruction at a time: at most one unit may be busy.
   always_ff @(posedge clk) assert (32'(gemm_busy) + 32'(vec_busy) + 32'(dma_busy) <= 1);
   initial assert (N % 4 == 0 && (1 << AW) == A_ROWS && (1 << WW) == W_ROWS &&
-                  (1 << CW) == ACC_ROWS && (1 << DW) == DRAM_LINES && (1 << IW) == IMEM_DEPTH);
+                  (1 << CW) == ACC_ROWS && (1 << IW) == IMEM_DEPTH);
 `endif
 endmodule
