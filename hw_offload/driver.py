@@ -9,7 +9,9 @@
 
 Bounds are checked by device.HostPort (shared with the golden model) against the sizes the RTL
 reports in its registers, and again in the C++ harness, so bad input raises an exception
-instead of crashing the interpreter.
+instead of crashing the interpreter. The harness reaches registers and instruction memory
+over the accelerator's AXI4-Lite port, waits for a run on its irq line, and holds DRAM itself
+(the memory model behind the accelerator's AXI4 master port).
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ def _load(path: Path) -> ctypes.CDLL:
         lib.accel_trace_format.argtypes = []
         lib.accel_trace_format.restype = ctypes.c_char_p
         lib.accel_set_memory_timing.argtypes = [vp, u64, u64]
+        lib.accel_irq.argtypes = [vp]
         _LIBS[key] = lib
     return _LIBS[key]
 
@@ -155,6 +158,11 @@ class Accelerator(HostPort):
 
     def _set_start_pc(self, start_pc: int) -> None:
         self.write_reg(REG_START_PC, start_pc)
+
+    @property
+    def irq(self) -> bool:
+        """The accelerator's done line: high from the end of a run until the next start."""
+        return bool(self._lib.accel_irq(self._handle()))
 
     def _set_memory_timing(self, timing: MemoryTiming) -> None:
         if self._lib.accel_set_memory_timing(self._handle(), timing.latency_cycles,

@@ -4,8 +4,9 @@
 //
 // Outside: DRAM sits behind the DMA engine's AXI4 master port (m_axi_*; sim/harness.cpp
 // answers it with a memory model of set latency and bandwidth, and the host reads and writes
-// DRAM there directly). The host reaches the instruction memory through a 32-bit memory port
-// and the registers through a 32-bit register port (see ISA.md "Registers").
+// DRAM there directly). The host controls the accelerator through an AXI4-Lite slave
+// (s_axil_*, host_axil.sv): the registers at byte address 4 * index, the instruction memory
+// at IMEM_BASE. `irq` is high from the end of a run (STATUS.done) until the next start.
 module accel_top
   import accel_pkg::*;
 #(
@@ -18,16 +19,25 @@ module accel_top
 ) (
     input  logic        clk,
     input  logic        rst_n,
-    // host memory port (instruction memory): byte address, 32-bit aligned words
-    input  logic        host_we,
-    input  logic [31:0] host_addr,
-    input  logic [31:0] host_wdata,
-    output logic [31:0] host_rdata,
-    // host register port
-    input  logic        reg_we,
-    input  logic [7:0]  reg_addr,
-    input  logic [31:0] reg_wdata,
-    output logic [31:0] reg_rdata,
+    // host control: AXI4-Lite slave (registers and instruction memory) and the done line
+    input  logic           s_axil_awvalid,
+    output logic           s_axil_awready,
+    input  logic [31:0]    s_axil_awaddr,
+    input  logic           s_axil_wvalid,
+    output logic           s_axil_wready,
+    input  logic [31:0]    s_axil_wdata,
+    input  logic [3:0]     s_axil_wstrb,
+    output logic           s_axil_bvalid,
+    input  logic           s_axil_bready,
+    output logic [1:0]     s_axil_bresp,
+    input  logic           s_axil_arvalid,
+    output logic           s_axil_arready,
+    input  logic [31:0]    s_axil_araddr,
+    output logic           s_axil_rvalid,
+    input  logic           s_axil_rready,
+    output logic [31:0]    s_axil_rdata,
+    output logic [1:0]     s_axil_rresp,
+    output logic           irq,
     // AXI4 master to DRAM (dma_engine.sv): INCR bursts of N-byte beats
     output logic           m_axi_arvalid,
     input  logic           m_axi_arready,
@@ -162,22 +172,46 @@ module accel_top
     .m_axi_bvalid, .m_axi_bready, .m_axi_bresp
   );
 
-  // ---------------- memory writes ----------------
-  wire host_in_imem = host_addr >= IMEM_BASE && host_addr < IMEM_BASE + IMEM_DEPTH * INSN_BYTES;
-  wire [31:0] imem_off = host_addr - IMEM_BASE;
+  // ---------------- host interface (host_axil.sv) ----------------
+  logic        hw_en, hr_en;
+  logic [31:0] hw_addr, hw_data, hr_addr;
+  logic [31:0] reg_rdata;
+  // registers: byte address 4 * index below 0x400; instruction memory: IMEM_BASE onwards
+  wire hw_reg = hw_addr < 32'h400 && hw_addr[1:0] == 2'b00;
+  wire hr_reg = hr_addr < 32'h400 && hr_addr[1:0] == 2'b00;
+  wire hw_imem = hw_addr >= IMEM_BASE && hw_addr < IMEM_BASE + IMEM_DEPTH * INSN_BYTES &&
+                 hw_addr[1:0] == 2'b00;
+  wire hr_imem = hr_addr >= IMEM_BASE && hr_addr < IMEM_BASE + IMEM_DEPTH * INSN_BYTES &&
+                 hr_addr[1:0] == 2'b00;
+  wire hw_ok = hw_reg || (hw_imem && !running);   // instruction memory is frozen while running
+  wire hr_ok = hr_reg || (hr_imem && !running);
+  wire [7:0] reg_addr = hr_addr[9:2];
+  wire [7:0] reg_widx = hw_addr[9:2];
+  wire reg_we = hw_en && hw_reg;
+  wire [31:0] imem_woff = hw_addr - IMEM_BASE;
+  wire [31:0] imem_roff = hr_addr - IMEM_BASE;
+  wire [31:0] imem_rword = imem[imem_roff[IW+4:5]][32'(imem_roff[4:2])*32 +: 32];
+  host_axil u_host (
+    .clk, .rst_n,
+    .s_axil_awvalid, .s_axil_awready, .s_axil_awaddr, .s_axil_wvalid, .s_axil_wready,
+    .s_axil_wdata, .s_axil_wstrb, .s_axil_bvalid, .s_axil_bready, .s_axil_bresp,
+    .s_axil_arvalid, .s_axil_arready, .s_axil_araddr, .s_axil_rvalid, .s_axil_rready,
+    .s_axil_rdata, .s_axil_rresp,
+    .wr_en(hw_en), .wr_addr(hw_addr), .wr_data(hw_data), .wr_ok(hw_ok),
+    .rd_en(hr_en), .rd_addr(hr_addr), .rd_data(hr_imem ? imem_rword : reg_rdata), .rd_ok(hr_ok)
+  );
+  assign irq = done_flag;
   /* verilator lint_on UNUSEDSIGNAL */
 
   always_ff @(posedge clk) begin
-    if (host_we && !running && host_in_imem) imem[imem_off[IW+4:5]][32'(imem_off[4:2])*32 +: 32] <= host_wdata;
+    if (hw_en && hw_imem && !running)
+      imem[imem_woff[IW+4:5]][32'(imem_woff[4:2])*32 +: 32] <= hw_data;
     if (dma_we && dma_mem == MEM_A) asram[dma_row[AW-1:0]] <= dma_wdata;
     if (v_a_we) asram[v_a_waddr[AW-1:0]][32'(v_a_wbyte)*8 +: 8] <= v_a_wdata;
     if (dma_we && dma_mem == MEM_W) wsram[dma_row[WW-1:0]] <= dma_wdata;
     if (dma_we && dma_mem == MEM_ACC) accm[dma_row[CW-1:0]][32'(dma_q)*N*8 +: N*8] <= dma_wdata;
     if (g_c_we) accm[g_c_waddr[CW-1:0]] <= g_c_wdata;
   end
-
-  // host reads (combinational)
-  assign host_rdata = host_in_imem ? imem[imem_off[IW+4:5]][32'(imem_off[4:2])*32 +: 32] : 32'd0;
 
   // ---------------- controller + counters ----------------
   always_ff @(posedge clk or negedge rst_n) begin
@@ -187,8 +221,8 @@ module accel_top
       {cnt_cycles, cnt_array, cnt_vec, cnt_dma, cnt_stall} <= '0;
       {cnt_bytes_in, cnt_bytes_out, cnt_insns} <= '0;
     end else begin
-      if (reg_we && reg_addr == REG_START_PC && !running) start_pc <= reg_wdata;
-      if (reg_we && reg_addr == REG_CTRL && reg_wdata[0] && !running) begin
+      if (reg_we && reg_widx == REG_START_PC && !running) start_pc <= hw_data;
+      if (reg_we && reg_widx == REG_CTRL && hw_data[0] && !running) begin
         running <= 1'b1; done_flag <= 1'b0; err_flag <= 1'b0; err_code <= ERR_NONE;
         pc <= start_pc; cstate <= C_FETCH;
         {cnt_cycles, cnt_array, cnt_vec, cnt_dma, cnt_stall} <= '0;

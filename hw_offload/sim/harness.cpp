@@ -3,7 +3,9 @@
 // Every entry point validates its arguments and returns a negative status with a message
 // (accel_last_error) instead of touching memory it should not: Python must never segfault.
 //
-// DRAM lives here, outside the accelerator: `Memory` answers the DMA engine's AXI4 master port
+// The host talks to the accelerator over its AXI4-Lite slave (registers at byte address
+// 4 * index, instruction memory at kImemBase) and learns that a run ended from its `irq`
+// line, as a driver with an interrupt would. DRAM lives here, outside the accelerator: `Memory` answers the DMA engine's AXI4 master port
 // (m_axi_*) with a latency and a bandwidth set at run time (accel_set_memory_timing), and the
 // host reads and writes it directly.
 #include <cstdint>
@@ -214,10 +216,42 @@ struct Sim {
 #endif
     ++time;
   }
-  uint32_t reg(uint8_t addr) {
-    top->reg_addr = addr;
-    top->eval();
-    return top->reg_rdata;
+  bool in_run = false;     // a run was started and its irq has not been seen yet
+
+  // One AXI4-Lite write: host_axil takes address and data in the first cycle (no B is ever
+  // left pending) and answers in the second. -> the response, 0 = OKAY.
+  uint32_t axil_write(uint32_t addr, uint32_t data) {
+    top->s_axil_awaddr = addr;
+    top->s_axil_wdata = data;
+    top->s_axil_wstrb = 0xF;
+    top->s_axil_awvalid = 1;
+    top->s_axil_wvalid = 1;
+    tick();
+    top->s_axil_awvalid = 0;
+    top->s_axil_wvalid = 0;
+    uint32_t resp = top->s_axil_bvalid ? top->s_axil_bresp : 0x4;  // 4: no response
+    top->s_axil_bready = 1;
+    tick();
+    top->s_axil_bready = 0;
+    return resp;
+  }
+  // One AXI4-Lite read (two cycles). -> the response, 0 = OKAY; the word in *out.
+  uint32_t axil_read(uint32_t addr, uint32_t* out) {
+    top->s_axil_araddr = addr;
+    top->s_axil_arvalid = 1;
+    tick();
+    top->s_axil_arvalid = 0;
+    uint32_t resp = top->s_axil_rvalid ? top->s_axil_rresp : 0x4;
+    *out = top->s_axil_rdata;
+    top->s_axil_rready = 1;
+    tick();
+    top->s_axil_rready = 0;
+    return resp;
+  }
+  uint32_t reg(uint8_t index) {
+    uint32_t v = 0;
+    axil_read(uint32_t(index) * 4u, &v);
+    return v;
   }
   bool in_dram(uint64_t addr, uint64_t n) const { return addr + n <= dram_bytes; }
   bool in_imem(uint64_t addr, uint64_t n) const {
@@ -242,8 +276,8 @@ void* accel_create() {
   s->ctx->traceEverOn(true);  // must precede model construction for trace() to work later
 #endif
   s->top = std::make_unique<Vaccel_top>(s->ctx.get(), "top");
-  s->top->host_we = 0;
-  s->top->reg_we = 0;
+  s->top->s_axil_awvalid = s->top->s_axil_wvalid = s->top->s_axil_bready = 0;
+  s->top->s_axil_arvalid = s->top->s_axil_rready = 0;
   s->top->rst_n = 0;
   for (int i = 0; i < 4; ++i) s->tick();
   s->top->rst_n = 1;
@@ -274,7 +308,7 @@ int accel_write_mem(void* h, uint64_t addr, const uint8_t* data, uint64_t n) {
   if (addr % 4 || n % 4) return fail(s, "address and length must be multiples of 4");
   bool dram = s->in_dram(addr, n);
   if (!dram && !s->in_imem(addr, n)) return fail(s, "range outside DRAM and instruction memory");
-  if (s->reg(kStatus) & 1u) return fail(s, "accelerator is running");
+  if (s->in_run) return fail(s, "accelerator is running");
   if (dram) {
     std::memcpy(&s->mem.bytes[addr], data, n);
     return 0;
@@ -282,12 +316,9 @@ int accel_write_mem(void* h, uint64_t addr, const uint8_t* data, uint64_t n) {
   for (uint64_t i = 0; i < n; i += 4) {
     uint32_t w;
     std::memcpy(&w, data + i, 4);
-    s->top->host_addr = uint32_t(addr + i);
-    s->top->host_wdata = w;
-    s->top->host_we = 1;
-    s->tick();
+    if (s->axil_write(uint32_t(addr + i), w) != 0)
+      return fail(s, "the accelerator refused an instruction-memory write (SLVERR)");
   }
-  s->top->host_we = 0;
   return 0;
 }
 
@@ -300,10 +331,11 @@ int accel_read_mem(void* h, uint64_t addr, uint8_t* out, uint64_t n) {
     return 0;
   }
   if (!s->in_imem(addr, n)) return fail(s, "range outside DRAM and instruction memory");
+  if (s->in_run) return fail(s, "accelerator is running");
   for (uint64_t i = 0; i < n; i += 4) {
-    s->top->host_addr = uint32_t(addr + i);
-    s->top->eval();
-    uint32_t w = s->top->host_rdata;
+    uint32_t w = 0;
+    if (s->axil_read(uint32_t(addr + i), &w) != 0)
+      return fail(s, "the accelerator refused an instruction-memory read (SLVERR)");
     std::memcpy(out + i, &w, 4);
   }
   return 0;
@@ -317,7 +349,7 @@ int accel_set_memory_timing(void* h, uint64_t latency, uint64_t bytes_per_cycle)
   if (!s) return -1;
   if (bytes_per_cycle == 0) return fail(s, "bytes_per_cycle must be >= 1");
   if (latency > 1000000) return fail(s, "latency must be <= 1000000 cycles");
-  if (s->reg(kStatus) & 1u) return fail(s, "accelerator is running");
+  if (s->in_run) return fail(s, "accelerator is running");
   s->mem.set_timing(latency, bytes_per_cycle);
   return 0;
 }
@@ -326,11 +358,8 @@ int accel_write_reg(void* h, uint32_t addr, uint32_t value) {
   auto* s = static_cast<Sim*>(h);
   if (!s) return -1;
   if (addr > 0xFF) return fail(s, "register index must be < 256");
-  s->top->reg_addr = uint8_t(addr);
-  s->top->reg_wdata = value;
-  s->top->reg_we = 1;
-  s->tick();
-  s->top->reg_we = 0;
+  if (s->axil_write(addr * 4u, value) != 0) return fail(s, "register write refused (SLVERR)");
+  if (addr == kCtrl && (value & 1u)) s->in_run = true;   // ignored if one was running: still is
   return 0;
 }
 
@@ -338,20 +367,19 @@ int accel_read_reg(void* h, uint32_t addr, uint32_t* value) {
   auto* s = static_cast<Sim*>(h);
   if (!s || !value) return -1;
   if (addr > 0xFF) return fail(s, "register index must be < 256");
-  *value = s->reg(uint8_t(addr));
+  if (s->axil_read(addr * 4u, value) != 0) return fail(s, "register read refused (SLVERR)");
   return 0;
 }
 
-// Clock a started run until STATUS.done or max_cycles more cycles.
-// Returns 0 when done (check STATUS.error), 1 on cycle limit (still running), -1 on bad input.
+// Clock a started run until its irq line rises or max_cycles more cycles.
+// Returns 0 when done (check STATUS.error) or when no run was started, 1 on cycle limit
+// (still running), -1 on bad input or a simulation error.
 int accel_resume(void* h, uint64_t max_cycles, uint64_t* cycles_run) {
   auto* s = static_cast<Sim*>(h);
   if (!s || !cycles_run) return -1;
   *cycles_run = 0;
   uint64_t n = 0;
-  while (true) {
-    uint32_t status = s->reg(kStatus);
-    if (!(status & 1u)) break;
+  while (s->in_run && !s->top->irq) {
     if (n >= max_cycles) {
       *cycles_run = n;
       return 1;
@@ -370,24 +398,34 @@ int accel_resume(void* h, uint64_t max_cycles, uint64_t* cycles_run) {
                          std::to_string(s->reg(kPc)));
     }
   }
+  s->in_run = false;
   *cycles_run = n;
   return 0;
 }
 
-// Start at the START_PC register and clock until STATUS.done or max_cycles (the start write
-// itself is the first cycle). Same return codes as accel_resume; after 1 the run can be resumed.
+// Start at the START_PC register (an AXI4-Lite write of CTRL: two cycles, the second already
+// the run's first) and clock until irq or max_cycles in all. Same return codes as
+// accel_resume; after 1 the run can be resumed.
 int accel_run(void* h, uint64_t max_cycles, uint64_t* cycles_run) {
   auto* s = static_cast<Sim*>(h);
   if (!s || !cycles_run) return -1;
   *cycles_run = 0;
+  if (s->in_run) return fail(s, "accelerator is running");
   if (accel_write_reg(h, kCtrl, 1u) != 0) return -1;
-  if (max_cycles <= 1) {
-    *cycles_run = 1;
-    return (s->reg(kStatus) & 1u) ? 1 : 0;
+  constexpr uint64_t kStartCycles = 2;
+  if (max_cycles <= kStartCycles) {
+    *cycles_run = kStartCycles;
+    return s->top->irq ? 0 : 1;
   }
-  int rc = accel_resume(h, max_cycles - 1, cycles_run);
-  *cycles_run += 1;
+  int rc = accel_resume(h, max_cycles - kStartCycles, cycles_run);
+  *cycles_run += kStartCycles;
   return rc;
+}
+
+// 1 while the accelerator's irq (done) line is high.
+int accel_irq(void* h) {
+  auto* s = static_cast<Sim*>(h);
+  return s ? int(s->top->irq) : -1;
 }
 
 // Reset the control state (after a cycle-limit stop) so the next run can start; memories keep
@@ -398,6 +436,7 @@ int accel_reset(void* h) {
   s->top->rst_n = 0;
   s->tick();
   s->mem.clear();  // the DMA engine forgot its bursts: so does the memory
+  s->in_run = false;
   s->top->rst_n = 1;
   s->tick();
   return 0;
