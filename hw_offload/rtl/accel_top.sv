@@ -104,8 +104,9 @@ module accel_top
   // once the run is done.
   logic dma_busy, dma_last, dma_beat, dma_store, dma_writes_pending, dma_we;
   logic [1:0]  dma_mem, dma_q;
-  logic [15:0] dma_row;
-  logic [N*8-1:0] dma_wdata;
+  logic [15:0] dma_row, dma_rd_row;
+  logic [1:0]  dma_rd_q, dma_rd_mem;
+  logic [N*8-1:0] dma_wdata, dma_rline;
   wire write_fence = dma_writes_pending &&
                      (dec_err != ERR_NONE || ir.op == OP_HALT || ir.op == OP_LOAD);
 
@@ -123,9 +124,9 @@ module accel_top
   logic [7:0] v_a_wdata;
 
   // read ports (combinational; only one unit is active at a time)
-  wire [15:0] a_r0 = gemm_busy ? g_a_raddr : vec_busy ? v_a_raddr : dma_row;
+  wire [15:0] a_r0 = gemm_busy ? g_a_raddr : vec_busy ? v_a_raddr : dma_rd_row;
   wire [15:0] w_r0 = gemm_busy ? g_b_raddr : v_w_raddr;
-  wire [15:0] c_r0 = gemm_busy ? g_c_raddr : vec_busy ? v_c_raddr0 : dma_row;
+  wire [15:0] c_r0 = gemm_busy ? g_c_raddr : vec_busy ? v_c_raddr0 : dma_rd_row;
   wire [N*8-1:0]  a_rd0 = asram[a_r0[AW-1:0]];
   wire [N*8-1:0]  a_rd1 = asram[g_b_raddr[AW-1:0]];
   wire [N*8-1:0]  w_rd0 = wsram[w_r0[WW-1:0]];
@@ -164,13 +165,18 @@ module accel_top
     .busy(dma_busy), .last_beat(dma_last), .beat(dma_beat), .store_q(dma_store),
     .writes_pending(dma_writes_pending),
     .row(dma_row), .quarter(dma_q), .mem_q(dma_mem), .sram_we(dma_we), .sram_wdata(dma_wdata),
-    .sram_rdata((dma_mem == MEM_ACC) ? c_rd0[32'(dma_q)*N*8 +: N*8] : a_rd0),
+    .rd_row(dma_rd_row), .rd_quarter(dma_rd_q), .rd_mem(dma_rd_mem), .sram_rdata(dma_rline),
     .m_axi_arvalid, .m_axi_arready, .m_axi_araddr, .m_axi_arlen, .m_axi_arsize, .m_axi_arburst,
     .m_axi_rvalid, .m_axi_rready, .m_axi_rdata, .m_axi_rresp, .m_axi_rlast,
     .m_axi_awvalid, .m_axi_awready, .m_axi_awaddr, .m_axi_awlen, .m_axi_awsize, .m_axi_awburst,
     .m_axi_wvalid, .m_axi_wready, .m_axi_wdata, .m_axi_wstrb, .m_axi_wlast,
     .m_axi_bvalid, .m_axi_bready, .m_axi_bresp
   );
+
+  // The DMA reads A / ACC as a synchronous-SRAM client: the line it addresses on the shared
+  // read port arrives a cycle later (the register a synchronous SRAM has at its output).
+  always_ff @(posedge clk)
+    dma_rline <= (dma_rd_mem == MEM_ACC) ? c_rd0[32'(dma_rd_q)*N*8 +: N*8] : a_rd0;
 
   // ---------------- host interface (host_axil.sv) ----------------
   logic        hw_en, hr_en;
@@ -190,15 +196,31 @@ module accel_top
   wire reg_we = hw_en && hw_reg;
   wire [31:0] imem_woff = hw_addr - IMEM_BASE;
   wire [31:0] imem_roff = hr_addr - IMEM_BASE;
-  wire [31:0] imem_rword = imem[imem_roff[IW+4:5]][32'(imem_roff[4:2])*32 +: 32];
+  // Instruction memory: one synchronous read port (FETCH, or a host read while idle) whose
+  // output register is `ir`, and one write port (host, while idle).
+  wire imem_host_re = hr_en && hr_imem && !running;
+  wire imem_re = (cstate == C_FETCH && pc < IMEM_DEPTH) || imem_host_re;
+  wire [IW-1:0] imem_raddr = (cstate == C_FETCH) ? pc[IW-1:0] : imem_roff[IW+4:5];
+  always_ff @(posedge clk) if (imem_re) ir <= imem[imem_raddr];
+  // a host read's word is taken from `ir` in the R cycle, the one after the address
+  logic       hr_imem_q;
+  logic [2:0] hr_word_q;
+  always_ff @(posedge clk or negedge rst_n)
+    if (!rst_n) begin
+      hr_imem_q <= 1'b0; hr_word_q <= '0;
+    end else if (hr_en) begin
+      hr_imem_q <= imem_host_re; hr_word_q <= imem_roff[4:2];
+    end
+  logic [31:0] axil_rdata;
+  assign s_axil_rdata = hr_imem_q ? ir[32'(hr_word_q)*32 +: 32] : axil_rdata;
   host_axil u_host (
     .clk, .rst_n,
     .s_axil_awvalid, .s_axil_awready, .s_axil_awaddr, .s_axil_wvalid, .s_axil_wready,
     .s_axil_wdata, .s_axil_wstrb, .s_axil_bvalid, .s_axil_bready, .s_axil_bresp,
     .s_axil_arvalid, .s_axil_arready, .s_axil_araddr, .s_axil_rvalid, .s_axil_rready,
-    .s_axil_rdata, .s_axil_rresp,
+    .s_axil_rdata(axil_rdata), .s_axil_rresp,
     .wr_en(hw_en), .wr_addr(hw_addr), .wr_data(hw_data), .wr_ok(hw_ok),
-    .rd_en(hr_en), .rd_addr(hr_addr), .rd_data(hr_imem ? imem_rword : reg_rdata), .rd_ok(hr_ok)
+    .rd_en(hr_en), .rd_addr(hr_addr), .rd_data(reg_rdata), .rd_ok(hr_ok)
   );
   assign irq = done_flag;
   /* verilator lint_on UNUSEDSIGNAL */
@@ -217,7 +239,7 @@ module accel_top
   always_ff @(posedge clk or negedge rst_n) begin
     if (!rst_n) begin
       cstate <= C_IDLE; running <= 1'b0; done_flag <= 1'b0; err_flag <= 1'b0; err_code <= '0;
-      pc <= '0; start_pc <= '0; err_pc <= '0; ir <= '0;
+      pc <= '0; start_pc <= '0; err_pc <= '0;
       {cnt_cycles, cnt_array, cnt_vec, cnt_dma, cnt_stall} <= '0;
       {cnt_bytes_in, cnt_bytes_out, cnt_insns} <= '0;
     end else begin
@@ -247,8 +269,7 @@ module accel_top
               running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
             end
           end else begin
-            ir <= imem[pc[IW-1:0]];
-            cstate <= C_DECODE;
+            cstate <= C_DECODE;   // ir is read this cycle (imem's read port)
           end
         end
         C_DECODE: begin

@@ -30,13 +30,19 @@ module dma_engine #(
     output logic           beat,           // this cycle moves a beat (counters)
     output logic           store_q,        // direction of the current transfer
     output logic           writes_pending, // a write burst awaits its B response
-    // SRAM side: the current beat's row and (accumulator) quarter
+    // SRAM side. LOAD: write sram_wdata at the current beat's row / (accumulator) quarter.
+    // STORE: a synchronous read -- the line addressed by rd_* in one cycle is sram_rdata in
+    // the next, so the engine addresses each beat's line one cycle ahead (the first in the
+    // dispatch cycle).
     output logic [15:0]    row,
     output logic [1:0]     quarter,
     output logic [1:0]     mem_q,
-    output logic           sram_we,        // LOAD: write sram_wdata at row / quarter
+    output logic           sram_we,
     output logic [N*8-1:0] sram_wdata,
-    input  logic [N*8-1:0] sram_rdata,     // STORE: the line at row / quarter
+    output logic [15:0]    rd_row,
+    output logic [1:0]     rd_quarter,
+    output logic [1:0]     rd_mem,
+    input  logic [N*8-1:0] sram_rdata,
     // AXI4 master: read address / data
     output logic           m_axi_arvalid,
     input  logic           m_axi_arready,
@@ -88,6 +94,12 @@ module dma_engine #(
   wire r_beat = m_axi_rvalid && m_axi_rready;
   wire w_beat = m_axi_wvalid && m_axi_wready;
   assign beat = r_beat || w_beat;
+  // the line the next cycle's W beat carries: beat 0 at dispatch, then the one after each
+  // accepted beat (re-read while the memory holds wready low)
+  wire [31:0] rk = start ? 32'd0 : (w_beat ? k + 32'd1 : k);
+  assign rd_mem = start ? mem : mem_q;
+  assign rd_row = (start ? sram_row : row0) + 16'((rd_mem == accel_pkg::MEM_ACC) ? (rk >> 2) : rk);
+  assign rd_quarter = rk[1:0];
   assign last_beat = beat && (k == beats - 32'd1);
   assign sram_we = r_beat;
   assign sram_wdata = m_axi_rdata;
