@@ -104,7 +104,9 @@ module accel_top
   // once the run is done.
   logic dma_busy, dma_last, dma_beat, dma_store, dma_writes_pending, dma_we;
   logic [1:0]  dma_mem, dma_q;
+  /* verilator lint_off UNUSEDSIGNAL */  // row bits above the largest SRAM's index width
   logic [15:0] dma_row, dma_rd_row;
+  /* verilator lint_on UNUSEDSIGNAL */
   logic [1:0]  dma_rd_q, dma_rd_mem;
   logic [N*8-1:0] dma_wdata, dma_rline;
   wire write_fence = dma_writes_pending &&
