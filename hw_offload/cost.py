@@ -7,6 +7,11 @@ Per accelerator call (one device run, model_session.CallRecord):
     link_s    = transactions * latency + bytes / bandwidth   (bytes counted by the driver)
     total_s   = compute_s + link_s                         (in-order: the host waits for each run)
 
+The cycles already hold the off-chip DRAM's time: every device's memory runs at the
+configuration's ``mem_latency_cycles`` / ``mem_bytes_per_cycle`` (``mem_timing.MemoryTiming``:
+the Verilator harness's memory model obeys it, and the cycle model of the golden target reads
+the same values from the device), so nothing here re-prices DRAM.
+
 PCIe payload bandwidth per lane (after line coding): Gen1 2.5 GT/s x 8/10, Gen2 5 GT/s x 8/10,
 Gen3 8 GT/s x 128/130, Gen4 16 GT/s x 128/130, Gen5 32 GT/s x 128/130, Gen6 64 GT/s x 242/256
 (FLIT). Protocol overhead (TLP headers) is not modelled; the per-transaction latency stands in

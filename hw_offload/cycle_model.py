@@ -5,9 +5,12 @@ fuzzer (fuzz.py) can check the RTL's cycle, busy and stall counters exactly. It 
 the timing rules in ISA.md and the unit descriptions, not from a trace of the RTL:
 
 * Controller: every instruction costs one FETCH and one DECODE cycle (stall). HALT ends there.
-  A DMA instruction then keeps the DMA busy for one cycle per N-byte line, and the controller
-  fetches the next instruction right after the last beat. The GEMM and vector units report
-  ``done`` one cycle after their last busy cycle, and that cycle is stall too.
+  A DMA instruction then keeps the DMA busy until its last beat (``mem_timing.MemoryTiming``:
+  one cycle per N-byte line at the default timing), and the controller fetches the next
+  instruction right after the last beat. The GEMM and vector units report ``done`` one cycle
+  after their last busy cycle, and that cycle is stall too.
+* Writes are posted: a LOAD, a HALT or a stop holds in DECODE (a pc error in FETCH) until the
+  last STORE's response is back (stall cycles; none at the default timing).
 * A run that stops at a malformed instruction counts its FETCH and DECODE; running past the
   end of instruction memory counts one FETCH.
 * Vector unit, per row of ``n = blocks*N`` elements: REQ/ROPE/SWIGLU/RESADD one output pass
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 
 from .isa import (MEM_ACC, OP_GEMM, OP_HALT, OP_LOAD, OP_RMS, OP_SMAX, OP_STORE, VECTOR_OPS,
                   HwConfig, Insn)
+from .mem_timing import MemoryTiming, default_timing
 
 DIV_CYCLES, SQRT_CYCLES = 48, 16
 FETCH_DECODE = 2     # stall cycles every instruction spends before its unit starts
@@ -97,11 +101,14 @@ def vector_busy_cycles(i: Insn, n: int) -> int:
     return i.rows * per_row
 
 
-def insn_cycles(i: Insn, cfg: HwConfig) -> CycleCounts:
-    """Counters one valid instruction adds (HALT included)."""
+def insn_cycles(i: Insn, cfg: HwConfig, timing: MemoryTiming | None = None) -> CycleCounts:
+    """Counters one valid instruction adds (HALT included), not counting a wait for posted
+    writes (run_cycles adds that)."""
+    timing = timing or default_timing()
     c = CycleCounts(stall=FETCH_DECODE)
     if i.op in (OP_LOAD, OP_STORE):
-        c.dma_busy = i.rows * (4 if (i.flags & 3) == MEM_ACC else 1)
+        beats = i.rows * (4 if (i.flags & 3) == MEM_ACC else 1)
+        c.dma_busy = (timing.load_busy if i.op == OP_LOAD else timing.store_busy)(beats, cfg.n)
     elif i.op == OP_GEMM:
         c.array_busy = gemm_busy_cycles(i.rows, i.blocks, i.aux, cfg.n)
         c.stall += DONE_HANDOVER
@@ -114,17 +121,35 @@ def insn_cycles(i: Insn, cfg: HwConfig) -> CycleCounts:
     return c
 
 
-def run_cycles(executed: list[Insn], cfg: HwConfig, stop: str = "halt") -> CycleCounts:
-    """Counters of a run that executed ``executed`` (the last one HALT when ``stop`` is "halt").
+def run_cycles(executed: list[Insn], cfg: HwConfig, stop: str = "halt",
+               timing: MemoryTiming | None = None) -> CycleCounts:
+    """Counters of a run that executed ``executed`` (the last one HALT when ``stop`` is "halt")
+    with the off-chip memory ``timing`` (default: the default configuration's).
 
     ``stop`` = "decode_error": the run then failed decoding one more instruction (FETCH +
     DECODE counted); "pc_error": it then fetched past the end of instruction memory (FETCH).
     """
+    timing = timing or default_timing()
     total = CycleCounts()
+    writes_done = 0     # first run cycle with no posted write outstanding
+
+    def wait_writes(at: int) -> None:   # hold (stall) at run cycle ``at`` until writes_done
+        extra = max(0, writes_done - at)
+        total.stall += extra
+        total.cycles += extra
+
     for i in executed:
-        c = insn_cycles(i, cfg)
+        if i.op in (OP_LOAD, OP_HALT):
+            wait_writes(total.cycles + 1)          # held in DECODE
+        c = insn_cycles(i, cfg, timing)
         for k, v in c.to_dict().items():
             setattr(total, k, getattr(total, k) + v)
+        if i.op == OP_STORE:                       # its last beat is the cycle before the next FETCH
+            writes_done = total.cycles - 1 + timing.ack_cycles
+    if stop == "decode_error":
+        wait_writes(total.cycles + 1)
+    elif stop == "pc_error":
+        wait_writes(total.cycles)
     extra = {"halt": 0, "decode_error": FETCH_DECODE, "pc_error": 1}[stop]
     total.stall += extra
     total.cycles += extra

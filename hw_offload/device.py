@@ -9,7 +9,10 @@ both devices must do identically, so they cannot drift apart:
 * the host-link accounting (``LinkCounters``; cost.py turns it into time).
 
 A device subclasses ``HostPort`` and supplies four raw hooks: ``_write_bytes``,
-``_read_bytes``, ``_set_start_pc`` and ``_run_program``.
+``_read_bytes``, ``_set_start_pc`` and ``_run_program`` (and ``_set_memory_timing`` if its
+off-chip memory has a clock: the Verilator harness's does, the golden model's does not).
+The DRAM half of the host window is the memory outside the accelerator (behind its AXI4
+port); the instruction-memory half goes through the accelerator's host port.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import numpy as np
 from .device_counters import Counters, LinkCounters
 from .errors import AddressError
 from .isa import IMEM_BASE, INSN_BYTES, INSN_WORDS, HwConfig
+from .mem_timing import MemoryTiming, default_timing
 
 DEFAULT_MAX_CYCLES = 50_000_000
 
@@ -33,6 +37,9 @@ class Device(Protocol):
     config: HwConfig
     link: LinkCounters
     start_pc: int
+    memory_timing: MemoryTiming
+
+    def set_memory_timing(self, latency_cycles: int, bytes_per_cycle: int) -> None: ...
 
     def write_mem(self, addr: int, data) -> None: ...
 
@@ -93,6 +100,7 @@ class HostPort(abc.ABC):
         self.start_pc = 0
         self._counters = Counters()
         self.link = LinkCounters()
+        self.memory_timing = default_timing()
 
     # ---- raw hooks: each device (golden, Verilator) implements them; called only with
     # checked arguments ----
@@ -112,7 +120,18 @@ class HostPort(abc.ABC):
     def _run_program(self, max_cycles: int) -> Counters:
         """Run from START_PC until HALT, an error or ``max_cycles``; the run's counters."""
 
+    def _set_memory_timing(self, timing: MemoryTiming) -> None:
+        """Give the device's off-chip memory this timing (a device without a clock ignores it)."""
+
     # ---- the Device interface ----
+    def set_memory_timing(self, latency_cycles: int, bytes_per_cycle: int) -> None:
+        """Off-chip memory timing from now on: ``latency_cycles`` between a burst request and
+        its first beat, ``bytes_per_cycle`` of bandwidth (mem_timing.MemoryTiming; a config's
+        values are ``cfg.mem_latency_cycles`` and ``cfg.mem_bytes_per_cycle``)."""
+        timing = MemoryTiming(latency_cycles, bytes_per_cycle)
+        self._set_memory_timing(timing)
+        self.memory_timing = timing
+
     def write_mem(self, addr: int, data) -> None:
         """Write bytes (any array / bytes-like; its raw little-endian bytes) at a byte address."""
         buf = bytes(data) if isinstance(data, (bytes, bytearray)) else \

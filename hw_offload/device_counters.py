@@ -10,8 +10,9 @@ class Counters:
 
     ``cycles`` counts every cycle from start to done; ``array_busy``, ``vector_busy`` and
     ``dma_busy`` count cycles each unit was active; ``stall`` counts cycles in which none was
-    (fetch, decode and hand-over overhead of the in-order controller). Bytes are DMA traffic
-    between DRAM and the SRAMs: ``bytes_in`` DRAM->SRAM, ``bytes_out`` SRAM->DRAM.
+    (fetch, decode and hand-over overhead of the in-order controller, and waits for DRAM write
+    responses). Bytes are DMA traffic between DRAM and the SRAMs: ``bytes_in`` DRAM->SRAM,
+    ``bytes_out`` SRAM->DRAM.
     """
 
     cycles: int | None = 0

@@ -3,12 +3,15 @@
     acc = Accelerator()                 # builds (or reuses) the cached library (chip16)
     acc = Accelerator(config="fpga32")  # another configuration: its own cached build
     acc.write_mem(addr, data)           # DRAM bytes; instructions via write_program
+    acc.set_memory_timing(100, 16)      # DRAM latency (cycles) and bandwidth (bytes/cycle)
     counters = acc.run(max_cycles=...)  # raises AcceleratorError / CycleLimitError
     acc.read_mem(addr, nbytes)
 
 Bounds are checked by device.HostPort (shared with the golden model) against the sizes the RTL
 reports in its registers, and again in the C++ harness, so bad input raises an exception
-instead of crashing the interpreter.
+instead of crashing the interpreter. The harness reaches registers and instruction memory
+over the accelerator's AXI4-Lite port, waits for a run on its irq line, and holds DRAM itself
+(the memory model behind the accelerator's AXI4 master port).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from .configs import AccelConfig, resolve
 from .device import HostPort, check_max_cycles  # noqa: F401  (check_max_cycles: re-exported)
 from .device_counters import Counters
 from .errors import AcceleratorError, AddressError, ConfigMismatchError, CycleLimitError
+from .mem_timing import MemoryTiming
 from .isa import (COUNTER_REGS, IMEM_BASE, INSN_BYTES, REG_A_ROWS, REG_ACC_ROWS, REG_DRAM_BYTES,
                   REG_ERR_CODE, REG_ERR_PC, REG_IMEM_DEPTH, REG_N, REG_PC, REG_START_PC,
                   REG_STATUS, REG_W_ROWS, HwConfig, Insn)
@@ -49,6 +53,8 @@ def _load(path: Path) -> ctypes.CDLL:
         lib.accel_trace_close.argtypes = [vp]
         lib.accel_trace_format.argtypes = []
         lib.accel_trace_format.restype = ctypes.c_char_p
+        lib.accel_set_memory_timing.argtypes = [vp, u64, u64]
+        lib.accel_irq.argtypes = [vp]
         _LIBS[key] = lib
     return _LIBS[key]
 
@@ -97,6 +103,9 @@ class Accelerator(HostPort):
                 f"the Verilator build {lib} reports {self.config}, but configuration "
                 f"{self.accel_config.name!r} needs {want}: open it with "
                 f"Accelerator(config=...) of the configuration it was built for")
+        # the off-chip memory behind the AXI4 port runs at the configuration's timing
+        self.set_memory_timing(self.accel_config.mem_latency_cycles,
+                               self.accel_config.mem_bytes_per_cycle)
 
     # ---------------- lifetime ----------------
     def close(self) -> None:
@@ -149,6 +158,16 @@ class Accelerator(HostPort):
 
     def _set_start_pc(self, start_pc: int) -> None:
         self.write_reg(REG_START_PC, start_pc)
+
+    @property
+    def irq(self) -> bool:
+        """The accelerator's done line: high from the end of a run until the next start."""
+        return bool(self._lib.accel_irq(self._handle()))
+
+    def _set_memory_timing(self, timing: MemoryTiming) -> None:
+        if self._lib.accel_set_memory_timing(self._handle(), timing.latency_cycles,
+                                             timing.bytes_per_cycle) != 0:
+            raise RuntimeError(self._error())
 
     # ---------------- execution ----------------
     SLICE_CYCLES = 1 << 20   # ~0.5 s of simulation: the Ctrl-C response time

@@ -16,6 +16,7 @@ from . import int_arith as ia
 from .configs import AccelConfig, resolve
 from .device import HostPort
 from .errors import AcceleratorError
+from .mem_timing import MemoryTiming
 from .isa import (COLSCALE_A, COLSCALE_B, COLSCALE_FLAGS, CS_SHIFT, ERR_FIELD, ERR_NONE, ERR_OPCODE, ERR_PC, ERR_RANGE, IMEM_BASE, INSN_BYTES,
                   MEM_A, MEM_ACC, MEM_W, OP_GEMM, OP_HALT, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS,
                   OP_ROPE, OP_SMAX, OP_STORE, OP_SWIGLU, VECTOR_OPS, HwConfig, Insn,
@@ -87,6 +88,8 @@ class GoldenAccelerator(HostPort):
         super().__init__()
         self.accel_config = None if isinstance(config, HwConfig) else resolve(config)
         self.config = cfg = config if isinstance(config, HwConfig) else self.accel_config.hw()
+        if self.accel_config is not None:   # the cycle model (golden_cycles) times DRAM with it
+            self.memory_timing = MemoryTiming.from_config(self.accel_config)
         self.dram = np.zeros(cfg.dram_bytes, dtype=np.uint8)
         self.imem = np.zeros((cfg.imem_depth, 8), dtype=np.uint32)
         self.asram = np.zeros((cfg.a_rows, cfg.n), dtype=np.int8)

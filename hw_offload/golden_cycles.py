@@ -27,7 +27,7 @@ class CycleModelAccelerator(GoldenAccelerator):
         # straight-line programs (the ISA has no branches): the executed instructions are the
         # ``instructions`` words from start_pc, HALT included
         executed = [Insn.decode(w) for w in self.imem[self.start_pc:self.start_pc + c.instructions]]
-        counted = run_cycles(executed, self.config)
+        counted = run_cycles(executed, self.config, "halt", self.memory_timing)
         if counted.cycles > max_cycles:
             raise CycleLimitError(max_cycles, self.start_pc + c.instructions - 1)
         for name, value in counted.to_dict().items():

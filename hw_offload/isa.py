@@ -1,7 +1,8 @@
 """Instruction encoding, register map and error codes of the accelerator (see ISA.md).
 
 One instruction is 256 bits = eight little-endian uint32 words. Both the RTL controller
-(rtl/accel_top.sv) and the golden model (golden.py) decode exactly this layout.
+(rtl/accel_pkg.sv's insn_t, checked by rtl/insn_decode.sv) and the golden model (golden.py) decode
+exactly this layout: ``INSN_FIELDS``.
 """
 from __future__ import annotations
 
@@ -65,6 +66,22 @@ class HwConfig:
         return {MEM_A: self.a_rows, MEM_W: self.w_rows, MEM_ACC: self.acc_rows}[mem]
 
 
+# ---- instruction format: (field, lowest bit in the 256-bit word, width). rtl/accel_pkg.sv's
+# packed struct insn_t is the source (tests/test_hw_constants.py holds this table to it);
+# the rsv* fields are reserved and must be 0.
+INSN_FIELDS = (
+    ("op", 0, 8), ("flags", 8, 8), ("rsv0", 16, 16),
+    ("rows", 32, 16), ("blocks", 48, 8), ("aux", 56, 8),
+    ("dst", 64, 16), ("src0", 80, 16),
+    ("src1", 96, 16), ("src2", 112, 16),
+    ("dram", 128, 32),
+    ("mult0", 160, 16), ("shift0", 176, 8), ("rsv5", 184, 8),
+    ("mult1", 192, 16), ("shift1", 208, 8), ("rsv6", 216, 8),
+    ("cs0", 224, 16), ("cs1", 240, 16),
+)
+RESERVED_FIELDS = ("rsv0", "rsv5", "rsv6")
+
+
 @dataclass(frozen=True)
 class Insn:
     """One decoded instruction; field meaning depends on ``op`` (ISA.md, "Instructions")."""
@@ -85,11 +102,9 @@ class Insn:
     shift1: int = 0
     cs0: int = 0       # W row of the column-scale table of the first ACC operand (COLSCALE_A)
     cs1: int = 0       # W row of the column-scale table of SWIGLU's up operand (COLSCALE_B)
-    reserved: int = 0  # OR of every reserved bit; must be 0
+    reserved: int = 0  # OR of every reserved field; must be 0
 
-    _WIDTHS = {"op": 8, "flags": 8, "rows": 16, "blocks": 8, "aux": 8, "dst": 16, "src0": 16,
-               "src1": 16, "src2": 16, "dram": 32, "mult0": 16, "shift0": 8, "mult1": 16,
-               "shift1": 8, "cs0": 16, "cs1": 16}
+    _WIDTHS = {name: bits for name, _, bits in INSN_FIELDS if name not in RESERVED_FIELDS}
 
     def encode(self) -> np.ndarray:
         """-> uint32[8]. Raises ValueError naming a field that does not fit its width."""
@@ -97,27 +112,23 @@ class Insn:
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or not 0 <= int(v) < (1 << bits):
                 raise ValueError(f"instruction field {name}={v!r} does not fit in {bits} unsigned bits")
-        w = np.zeros(INSN_WORDS, dtype=np.uint32)
-        w[0] = self.op | (self.flags << 8)
-        w[1] = self.rows | (self.blocks << 16) | (self.aux << 24)
-        w[2] = self.dst | (self.src0 << 16)
-        w[3] = self.src1 | (self.src2 << 16)
-        w[4] = self.dram
-        w[5] = self.mult0 | (self.shift0 << 16)
-        w[6] = self.mult1 | (self.shift1 << 16)
-        w[7] = self.cs0 | (self.cs1 << 16)
-        return w
+        word = 0
+        for name, lo, _ in INSN_FIELDS:
+            if name not in RESERVED_FIELDS:
+                word |= int(getattr(self, name)) << lo
+        return np.array([(word >> (32 * k)) & 0xFFFFFFFF for k in range(INSN_WORDS)],
+                        dtype=np.uint32)
 
     @staticmethod
     def decode(words) -> "Insn":
-        w = [int(x) for x in np.asarray(words, dtype=np.uint32)]
-        reserved = (w[0] >> 16) | (w[5] >> 24) | (w[6] >> 24)
-        return Insn(op=w[0] & 0xFF, flags=(w[0] >> 8) & 0xFF, rows=w[1] & 0xFFFF,
-                    blocks=(w[1] >> 16) & 0xFF, aux=w[1] >> 24, dst=w[2] & 0xFFFF,
-                    src0=w[2] >> 16, src1=w[3] & 0xFFFF, src2=w[3] >> 16, dram=w[4],
-                    mult0=w[5] & 0xFFFF, shift0=(w[5] >> 16) & 0xFF, mult1=w[6] & 0xFFFF,
-                    shift1=(w[6] >> 16) & 0xFF, cs0=w[7] & 0xFFFF, cs1=w[7] >> 16,
-                    reserved=reserved)
+        word = 0
+        for k, w in enumerate(np.asarray(words, dtype=np.uint32)):
+            word |= int(w) << (32 * k)
+        f = {name: (word >> lo) & ((1 << bits) - 1) for name, lo, bits in INSN_FIELDS}
+        reserved = 0
+        for name in RESERVED_FIELDS:
+            reserved |= f.pop(name)
+        return Insn(**f, reserved=reserved)
 
     def replace(self, **kw) -> "Insn":
         return dataclasses.replace(self, **kw)

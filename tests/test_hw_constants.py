@@ -64,3 +64,35 @@ def test_harness_cpp_matches_the_package(pkg):
         # kDramBytes -> REG_DRAM_BYTES
         name = "REG_" + re.sub(r"(?<!^)([A-Z])", r"_\1", k[1:]).upper()
         assert pkg[name] == v, f"harness.cpp {k} = 0x{v:x}, accel_pkg.sv {name} = 0x{pkg[name]:x}"
+
+
+def _struct_layout(text: str, name: str) -> tuple[tuple[str, int, int], ...]:
+    """A packed struct typedef -> ((member, lowest bit, width), ...), least significant first.
+    Members are listed from the most significant bit down, each as ``logic [hi:lo] name;``."""
+    body = re.search(r"typedef\s+struct\s+packed\s*\{(.*?)\}\s*" + name + r"\s*;", text, re.S)
+    assert body, f"no packed struct {name} in accel_pkg.sv"
+    members = [(m.group(3), int(m.group(1)) - int(m.group(2)) + 1) for m in
+               re.finditer(r"logic\s*\[(\d+):(\d+)\]\s*(\w+)\s*;", body.group(1))]
+    layout, lo = [], 0
+    for member, width in reversed(members):
+        layout.append((member, lo, width))
+        lo += width
+    return tuple(layout)
+
+
+def test_instruction_fields_match_the_packed_struct():
+    """isa.INSN_FIELDS (which Insn.encode/decode use) is bit for bit accel_pkg.sv's insn_t."""
+    layout = _struct_layout((HW / "rtl" / "accel_pkg.sv").read_text(), "insn_t")
+    assert sum(w for _, _, w in layout) == 8 * isa.INSN_BYTES
+    assert layout == isa.INSN_FIELDS
+    assert set(isa.RESERVED_FIELDS) == {n for n, _, _ in layout if n.startswith("rsv")}
+
+
+def test_every_field_lands_where_the_struct_puts_it():
+    """Each field, encoded alone with all its bits set, sets exactly its struct bits."""
+    for name, lo, width in isa.INSN_FIELDS:
+        if name in isa.RESERVED_FIELDS:
+            continue
+        words = isa.Insn(**{"op": 0, name: (1 << width) - 1}).encode()
+        value = sum(int(w) << (32 * k) for k, w in enumerate(words))
+        assert value == ((1 << width) - 1) << lo, name

@@ -48,6 +48,33 @@ package accel_pkg;
   localparam logic [7:0] REG_CNT_BYTES_OUT    = 8'h1C;
   localparam logic [7:0] REG_CNT_INSTRUCTIONS = 8'h1E;
 
+  // ---- instruction format (ISA.md "Instruction encoding") ----
+  // One 256-bit instruction = eight little-endian 32-bit words; word w holds bits [32w+31:32w].
+  // A packed struct lists its members from the most significant bit down, so word 7 comes
+  // first. isa.py's INSN_FIELDS gives the same layout (tests/test_hw_constants.py holds it to
+  // this struct); every rsv* field must be 0.
+  typedef struct packed {
+    logic [15:0] cs1;     // w7[31:16] W row of SWIGLU's up-operand column-scale table
+    logic [15:0] cs0;     // w7[15:0]  W row of the first ACC operand's column-scale table
+    logic [7:0]  rsv6;    // w6[31:24]
+    logic [7:0]  shift1;  // w6[23:16]
+    logic [15:0] mult1;   // w6[15:0]
+    logic [7:0]  rsv5;    // w5[31:24]
+    logic [7:0]  shift0;  // w5[23:16]
+    logic [15:0] mult0;   // w5[15:0]
+    logic [31:0] dram;    // w4        DRAM byte address
+    logic [15:0] src2;    // w3[31:16]
+    logic [15:0] src1;    // w3[15:0]
+    logic [15:0] src0;    // w2[31:16]
+    logic [15:0] dst;     // w2[15:0]
+    logic [7:0]  aux;     // w1[31:24]
+    logic [7:0]  blocks;  // w1[23:16]
+    logic [15:0] rows;    // w1[15:0]
+    logic [15:0] rsv0;    // w0[31:16]
+    logic [7:0]  flags;   // w0[15:8]
+    logic [7:0]  op;      // w0[7:0]
+  } insn_t;
+
   // ---- LOAD/STORE memory selector (flags[1:0]) ----
   localparam logic [1:0] MEM_A   = 2'd0;  // activation SRAM
   localparam logic [1:0] MEM_W   = 2'd1;  // weight SRAM (LOAD only)

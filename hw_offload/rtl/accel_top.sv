@@ -1,9 +1,12 @@
-// Accelerator top: host interface, memories, controller (fetch / decode / validate / dispatch),
-// DMA engine and performance counters. Instructions run one at a time, in order; the
-// systolic array overlaps weight loading with streaming inside one GEMM.
+// Accelerator top: host interface, on-chip memories, controller (fetch / decode / dispatch)
+// and performance counters. Instructions run one at a time, in order; the systolic array
+// overlaps weight loading with streaming inside one GEMM.
 //
-// Host side (driven by sim/harness.cpp): a 32-bit memory port into DRAM and instruction
-// memory, and a 32-bit register port (see ISA.md "Registers").
+// Outside: DRAM sits behind the DMA engine's AXI4 master port (m_axi_*; sim/harness.cpp
+// answers it with a memory model of set latency and bandwidth, and the host reads and writes
+// DRAM there directly). The host controls the accelerator through an AXI4-Lite slave
+// (s_axil_*, host_axil.sv): the registers at byte address 4 * index, the instruction memory
+// at IMEM_BASE. `irq` is high from the end of a run (STATUS.done) until the next start.
 module accel_top
   import accel_pkg::*;
 #(
@@ -11,32 +14,63 @@ module accel_top
     parameter int A_ROWS     = 16384,   // activation SRAM rows of N int8
     parameter int W_ROWS     = 65536,   // weight SRAM rows of N int8 (resident across runs)
     parameter int ACC_ROWS   = 16384,   // accumulator SRAM rows of N int32
-    parameter int DRAM_BYTES = 2097152, // off-chip memory, N-byte lines
+    parameter int DRAM_BYTES = 2097152, // off-chip memory behind m_axi (decode's range check)
     parameter int IMEM_DEPTH = 1024     // 256-bit instructions
 ) (
     input  logic        clk,
     input  logic        rst_n,
-    // host memory port: byte address, 32-bit aligned words
-    input  logic        host_we,
-    input  logic [31:0] host_addr,
-    input  logic [31:0] host_wdata,
-    output logic [31:0] host_rdata,
-    // host register port
-    input  logic        reg_we,
-    input  logic [7:0]  reg_addr,
-    input  logic [31:0] reg_wdata,
-    output logic [31:0] reg_rdata
+    // host control: AXI4-Lite slave (registers and instruction memory) and the done line
+    input  logic           s_axil_awvalid,
+    output logic           s_axil_awready,
+    input  logic [31:0]    s_axil_awaddr,
+    input  logic           s_axil_wvalid,
+    output logic           s_axil_wready,
+    input  logic [31:0]    s_axil_wdata,
+    input  logic [3:0]     s_axil_wstrb,
+    output logic           s_axil_bvalid,
+    input  logic           s_axil_bready,
+    output logic [1:0]     s_axil_bresp,
+    input  logic           s_axil_arvalid,
+    output logic           s_axil_arready,
+    input  logic [31:0]    s_axil_araddr,
+    output logic           s_axil_rvalid,
+    input  logic           s_axil_rready,
+    output logic [31:0]    s_axil_rdata,
+    output logic [1:0]     s_axil_rresp,
+    output logic           irq,
+    // AXI4 master to DRAM (dma_engine.sv): INCR bursts of N-byte beats
+    output logic           m_axi_arvalid,
+    input  logic           m_axi_arready,
+    output logic [31:0]    m_axi_araddr,
+    output logic [7:0]     m_axi_arlen,
+    output logic [2:0]     m_axi_arsize,
+    output logic [1:0]     m_axi_arburst,
+    input  logic           m_axi_rvalid,
+    output logic           m_axi_rready,
+    input  logic [N*8-1:0] m_axi_rdata,
+    input  logic [1:0]     m_axi_rresp,
+    input  logic           m_axi_rlast,
+    output logic           m_axi_awvalid,
+    input  logic           m_axi_awready,
+    output logic [31:0]    m_axi_awaddr,
+    output logic [7:0]     m_axi_awlen,
+    output logic [2:0]     m_axi_awsize,
+    output logic [1:0]     m_axi_awburst,
+    output logic           m_axi_wvalid,
+    input  logic           m_axi_wready,
+    output logic [N*8-1:0] m_axi_wdata,
+    output logic [N-1:0]   m_axi_wstrb,
+    output logic           m_axi_wlast,
+    input  logic           m_axi_bvalid,
+    output logic           m_axi_bready,
+    input  logic [1:0]     m_axi_bresp
 );
   localparam int AW = $clog2(A_ROWS);
   localparam int WW = $clog2(W_ROWS);
   localparam int CW = $clog2(ACC_ROWS);
-  localparam int DRAM_LINES = DRAM_BYTES / N;
-  localparam int DW = $clog2(DRAM_LINES);
   localparam int IW = $clog2(IMEM_DEPTH);
-  localparam int NW = N / 4;                 // 32-bit words per line
 
   // ---------------- memories ----------------
-  logic [N*8-1:0]  dram  [DRAM_LINES];
   logic [255:0]    imem  [IMEM_DEPTH];
   logic [N*8-1:0]  asram [A_ROWS];
   logic [N*8-1:0]  wsram [W_ROWS];
@@ -52,119 +86,31 @@ module accel_top
   // ---------------- controller ----------------
   typedef enum logic [1:0] {C_IDLE, C_FETCH, C_DECODE, C_EXEC} cstate_t;
   cstate_t     cstate;
-  logic [255:0] ir;
-  wire [7:0]  i_op     = ir[7:0];
-  wire [7:0]  i_flags  = ir[15:8];
-  wire [15:0] i_rows   = ir[47:32];
-  wire [7:0]  i_blocks = ir[55:48];
-  wire [7:0]  i_aux    = ir[63:56];
-  wire [15:0] i_dst    = ir[79:64];
-  wire [15:0] i_src0   = ir[95:80];
-  wire [15:0] i_src1   = ir[111:96];
-  wire [15:0] i_src2   = ir[127:112];
-  wire [31:0] i_dram   = ir[159:128];
-  wire [15:0] i_mult0  = ir[175:160];
-  wire [7:0]  i_shift0 = ir[183:176];
-  wire [15:0] i_mult1  = ir[207:192];
-  wire [7:0]  i_shift1 = ir[215:208];
-  wire [15:0] i_cs0    = ir[239:224];
-  wire [15:0] i_cs1    = ir[255:240];
-  wire        reserved_set = (ir[31:16] != 16'd0) || (ir[191:184] != 8'd0) ||
-                             (ir[223:216] != 8'd0);
+  insn_t        ir;            // the instruction being decoded / executed
+  logic [7:0]   dec_err;
+  logic         is_vec;
+  insn_decode #(.N(N), .A_ROWS(A_ROWS), .W_ROWS(W_ROWS), .ACC_ROWS(ACC_ROWS),
+                .DRAM_BYTES(DRAM_BYTES)) u_decode (.insn(ir), .is_vec, .err(dec_err));
+  wire gemm_b_from_a = (ir.flags & GEMM_B_FROM_A) != 8'h00;   // GEMM's B operand is in A SRAM
 
-  wire is_vec = (i_op == OP_REQ) || (i_op == OP_RMS) || (i_op == OP_ROPE) || (i_op == OP_SMAX) ||
-                (i_op == OP_SWIGLU) || (i_op == OP_RESADD);
-  // flags each vector op accepts: column scaling only where an ACC operand is a weight GEMM's
-  logic [7:0] vec_flags_ok;
-  always_comb begin
-    case (i_op)
-      OP_REQ, OP_ROPE, OP_RESADD: vec_flags_ok = COLSCALE_A;
-      OP_SWIGLU:                  vec_flags_ok = COLSCALE_A | COLSCALE_B;
-      default:                    vec_flags_ok = 8'h00;
-    endcase
-  end
-  wire [7:0] vec_flags = is_vec ? i_flags : 8'h00;
-  wire gemm_b_from_a = (i_flags & GEMM_B_FROM_A) != 8'h00;   // GEMM's B operand is in A SRAM
-  // a table address without its flag (or on a non-vector op) is a stray field
-  wire cs_stray = (i_cs0 != 16'd0 && (vec_flags & COLSCALE_A) == 0) ||
-                  (i_cs1 != 16'd0 && (vec_flags & COLSCALE_B) == 0);
-
-  // ---- decode-time validation ----
-  logic [7:0] dec_err;
-  always_comb begin
-    logic [63:0] rb, cb;  // rows*blocks, extent checks in 64-bit so nothing wraps
-    logic [63:0] lines;
-    logic [63:0] mem_rows;
-    rb = 64'(i_rows) * 64'(i_blocks);
-    cb = 64'(i_rows) * 64'(i_aux);
-    lines = 64'(i_rows) * ((i_flags[1:0] == MEM_ACC) ? 64'd4 : 64'd1);
-    case (i_flags[1:0])
-      MEM_A: mem_rows = 64'(A_ROWS);
-      MEM_W: mem_rows = 64'(W_ROWS);
-      default: mem_rows = 64'(ACC_ROWS);
-    endcase
-    dec_err = ERR_NONE;
-    if (reserved_set || cs_stray) dec_err = ERR_FIELD;
-    else case (i_op)
-      OP_HALT: ;
-      OP_LOAD, OP_STORE: begin
-        if (i_flags[7:2] != 0 || i_flags[1:0] == 2'd3 || i_rows == 0 ||
-            (i_op == OP_STORE && i_flags[1:0] == MEM_W)) dec_err = ERR_FIELD;
-        else if ((i_dram % N) != 0 || 64'(i_dram) + lines * N > 64'(DRAM_BYTES) ||
-                 64'(i_op == OP_LOAD ? i_dst : i_src0) + 64'(i_rows) > mem_rows)
-          dec_err = ERR_RANGE;
-      end
-      OP_GEMM: begin
-        if ((i_flags & ~GEMM_FLAGS) != 8'h00 || i_rows == 0 || i_blocks == 0 || i_aux == 0)
-          dec_err = ERR_FIELD;
-        else if (64'(i_dst) + cb > 64'(ACC_ROWS) || 64'(i_src0) + rb > 64'(A_ROWS) ||
-                 64'(i_src1) + 64'(i_blocks) * 64'(i_aux) * N >
-                   (gemm_b_from_a ? 64'(A_ROWS) : 64'(W_ROWS)))
-          dec_err = ERR_RANGE;
-      end
-      OP_REQ, OP_RMS, OP_ROPE, OP_SMAX, OP_SWIGLU, OP_RESADD: begin
-        if ((i_flags & ~vec_flags_ok) != 0 || i_rows == 0 || i_blocks == 0 || i_shift0 > 8'd62 ||
-            i_shift1 > 8'd62 ||
-            (i_op == OP_ROPE && (i_aux < 2 || i_aux[0] || 32'(i_aux) > N || i_src2 == 0)))
-          dec_err = ERR_FIELD;
-        else if (64'(i_dst) + rb > 64'(A_ROWS)) dec_err = ERR_RANGE;
-        // column-scale tables: 2 W rows per column block
-        else if (((i_flags & COLSCALE_A) != 8'h00 && 64'(i_cs0) + 64'(i_blocks) * 2 > 64'(W_ROWS)) ||
-                 ((i_flags & COLSCALE_B) != 8'h00 && 64'(i_cs1) + 64'(i_blocks) * 2 > 64'(W_ROWS)))
-          dec_err = ERR_RANGE;
-        else case (i_op)
-          OP_REQ, OP_SMAX: if (64'(i_src0) + rb > 64'(ACC_ROWS)) dec_err = ERR_RANGE;
-          OP_RMS: if (64'(i_src0) + rb > 64'(A_ROWS) || 64'(i_src1) + 64'(i_blocks) > 64'(W_ROWS))
-                    dec_err = ERR_RANGE;
-          OP_ROPE: if (64'(i_src0) + rb > 64'(ACC_ROWS) ||
-                       64'(i_src1) + 64'(i_rows) * 64'(i_src2) *
-                         ((64'(i_aux) * 2 + 64'(N) - 1) / 64'(N)) > 64'(W_ROWS))
-                     dec_err = ERR_RANGE;
-          OP_SWIGLU: if (64'(i_src0) + rb > 64'(ACC_ROWS) || 64'(i_src1) + rb > 64'(ACC_ROWS))
-                       dec_err = ERR_RANGE;
-          OP_RESADD: if (64'(i_src0) + rb > 64'(A_ROWS) || 64'(i_src1) + rb > 64'(ACC_ROWS))
-                       dec_err = ERR_RANGE;
-          default: ;
-        endcase
-      end
-      default: dec_err = ERR_OPCODE;
-    endcase
-  end
-
-  wire dispatch = (cstate == C_DECODE) && (dec_err == ERR_NONE);
-  wire gemm_start = dispatch && (i_op == OP_GEMM);
+  wire dispatch = (cstate == C_DECODE) && (dec_err == ERR_NONE) && !write_fence;
+  wire gemm_start = dispatch && (ir.op == OP_GEMM);
   wire vec_start  = dispatch && is_vec;
-  wire dma_start  = dispatch && (i_op == OP_LOAD || i_op == OP_STORE);
+  wire dma_start  = dispatch && (ir.op == OP_LOAD || ir.op == OP_STORE);
 
-  // ---------------- DMA ----------------
-  logic        dma_busy, dma_store;
-  logic [1:0]  dma_mem;
-  logic [31:0] dma_k, dma_beats, dma_line0;
-  logic [15:0] dma_row0;
-  // Addresses are 16-bit row numbers; decode has already range-checked every extent.
-  wire  [15:0] dma_row   = dma_row0 + 16'((dma_mem == MEM_ACC) ? (dma_k >> 2) : dma_k);
-  wire  [1:0]  dma_q     = dma_k[1:0];
-  wire  [DW-1:0] dma_dline = DW'(dma_line0 + dma_k);
+  // ---------------- DMA (dma_engine.sv) ----------------
+  // A LOAD, a HALT or a stop waits in DECODE (a pc error in FETCH) until every posted write
+  // has its B response: AXI orders nothing between reads and writes, and the host reads DRAM
+  // once the run is done.
+  logic dma_busy, dma_last, dma_beat, dma_store, dma_writes_pending, dma_we;
+  logic [1:0]  dma_mem, dma_q;
+  /* verilator lint_off UNUSEDSIGNAL */  // row bits above the largest SRAM's index width
+  logic [15:0] dma_row, dma_rd_row;
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic [1:0]  dma_rd_q, dma_rd_mem;
+  logic [N*8-1:0] dma_wdata, dma_rline;
+  wire write_fence = dma_writes_pending &&
+                     (dec_err != ERR_NONE || ir.op == OP_HALT || ir.op == OP_LOAD);
 
   // ---------------- units ----------------
   // Memories are indexed by the low bits of 16-bit row addresses; the high bits are only
@@ -180,9 +126,9 @@ module accel_top
   logic [7:0] v_a_wdata;
 
   // read ports (combinational; only one unit is active at a time)
-  wire [15:0] a_r0 = gemm_busy ? g_a_raddr : vec_busy ? v_a_raddr : dma_row;
+  wire [15:0] a_r0 = gemm_busy ? g_a_raddr : vec_busy ? v_a_raddr : dma_rd_row;
   wire [15:0] w_r0 = gemm_busy ? g_b_raddr : v_w_raddr;
-  wire [15:0] c_r0 = gemm_busy ? g_c_raddr : vec_busy ? v_c_raddr0 : dma_row;
+  wire [15:0] c_r0 = gemm_busy ? g_c_raddr : vec_busy ? v_c_raddr0 : dma_rd_row;
   wire [N*8-1:0]  a_rd0 = asram[a_r0[AW-1:0]];
   wire [N*8-1:0]  a_rd1 = asram[g_b_raddr[AW-1:0]];
   wire [N*8-1:0]  w_rd0 = wsram[w_r0[WW-1:0]];
@@ -193,9 +139,9 @@ module accel_top
 
   gemm_unit #(.N(N)) u_gemm (
     .clk, .rst_n, .start(gemm_start),
-    .m_rows(i_rows), .kb_n(i_blocks), .nb_n(i_aux), .c_base(i_dst), .a_base(i_src0),
-    .b_base(i_src1), .accumulate((i_flags & GEMM_ACCUMULATE) != 8'h00),
-    .transpose_b((i_flags & GEMM_TRANSPOSE_B) != 8'h00),
+    .m_rows(ir.rows), .kb_n(ir.blocks), .nb_n(ir.aux), .c_base(ir.dst), .a_base(ir.src0),
+    .b_base(ir.src1), .accumulate((ir.flags & GEMM_ACCUMULATE) != 8'h00),
+    .transpose_b((ir.flags & GEMM_TRANSPOSE_B) != 8'h00),
     .busy(gemm_busy), .done(gemm_done),
     .a_raddr(g_a_raddr), .a_rdata(a_rd0),
     .b_raddr(g_b_raddr), .b_rdata(gemm_b_from_a ? a_rd1 : w_rd0),
@@ -204,10 +150,10 @@ module accel_top
   );
 
   vector_unit #(.N(N)) u_vec (
-    .clk, .rst_n, .start(vec_start), .op(i_op), .flags(i_flags[1:0]), .rows(i_rows), .blocks(i_blocks), .aux(i_aux),
-    .dst(i_dst), .src0(i_src0), .src1(i_src1), .src2(i_src2),
-    .mult0(i_mult0), .shift0(i_shift0[5:0]), .mult1(i_mult1), .shift1(i_shift1[5:0]),
-    .cs0(i_cs0), .cs1(i_cs1),
+    .clk, .rst_n, .start(vec_start), .op(ir.op), .flags(ir.flags[1:0]), .rows(ir.rows), .blocks(ir.blocks), .aux(ir.aux),
+    .dst(ir.dst), .src0(ir.src0), .src1(ir.src1), .src2(ir.src2),
+    .mult0(ir.mult0), .shift0(ir.shift0[5:0]), .mult1(ir.mult1), .shift1(ir.shift1[5:0]),
+    .cs0(ir.cs0), .cs1(ir.cs1),
     .busy(vec_busy), .done(vec_done),
     .a_raddr(v_a_raddr), .a_rdata(a_rd0), .w_raddr(v_w_raddr), .w_rdata(w_rd0),
     .w_raddr1(v_w_raddr1), .w_rdata1(w_rd1), .w_raddr2(v_w_raddr2), .w_rdata2(w_rd2),
@@ -215,47 +161,92 @@ module accel_top
     .a_we(v_a_we), .a_waddr(v_a_waddr), .a_wbyte(v_a_wbyte), .a_wdata(v_a_wdata)
   );
 
-  // ---------------- memory writes ----------------
-  wire dma_beat = dma_busy;
-  wire [DW-1:0] host_line = host_addr[DW-1+$clog2(N):$clog2(N)];
-  wire [$clog2(NW)-1:0] host_word = host_addr[$clog2(N)-1:2];
-  wire host_in_dram = host_addr < DRAM_BYTES;
-  wire host_in_imem = host_addr >= IMEM_BASE && host_addr < IMEM_BASE + IMEM_DEPTH * INSN_BYTES;
-  wire [31:0] imem_off = host_addr - IMEM_BASE;
+  dma_engine #(.N(N)) u_dma (
+    .clk, .rst_n, .start(dma_start), .store(ir.op == OP_STORE), .mem(ir.flags[1:0]),
+    .rows(ir.rows), .dram_addr(ir.dram), .sram_row((ir.op == OP_STORE) ? ir.src0 : ir.dst),
+    .busy(dma_busy), .last_beat(dma_last), .beat(dma_beat), .store_q(dma_store),
+    .writes_pending(dma_writes_pending),
+    .row(dma_row), .quarter(dma_q), .mem_q(dma_mem), .sram_we(dma_we), .sram_wdata(dma_wdata),
+    .rd_row(dma_rd_row), .rd_quarter(dma_rd_q), .rd_mem(dma_rd_mem), .sram_rdata(dma_rline),
+    .m_axi_arvalid, .m_axi_arready, .m_axi_araddr, .m_axi_arlen, .m_axi_arsize, .m_axi_arburst,
+    .m_axi_rvalid, .m_axi_rready, .m_axi_rdata, .m_axi_rresp, .m_axi_rlast,
+    .m_axi_awvalid, .m_axi_awready, .m_axi_awaddr, .m_axi_awlen, .m_axi_awsize, .m_axi_awburst,
+    .m_axi_wvalid, .m_axi_wready, .m_axi_wdata, .m_axi_wstrb, .m_axi_wlast,
+    .m_axi_bvalid, .m_axi_bready, .m_axi_bresp
+  );
+
+  // The DMA reads A / ACC as a synchronous-SRAM client: the line it addresses on the shared
+  // read port arrives a cycle later (the register a synchronous SRAM has at its output).
+  always_ff @(posedge clk)
+    dma_rline <= (dma_rd_mem == MEM_ACC) ? c_rd0[32'(dma_rd_q)*N*8 +: N*8] : a_rd0;
+
+  // ---------------- host interface (host_axil.sv) ----------------
+  logic        hw_en, hr_en;
+  logic [31:0] hw_addr, hw_data, hr_addr;
+  logic [31:0] reg_rdata;
+  // registers: byte address 4 * index below 0x400; instruction memory: IMEM_BASE onwards
+  wire hw_reg = hw_addr < 32'h400 && hw_addr[1:0] == 2'b00;
+  wire hr_reg = hr_addr < 32'h400 && hr_addr[1:0] == 2'b00;
+  wire hw_imem = hw_addr >= IMEM_BASE && hw_addr < IMEM_BASE + IMEM_DEPTH * INSN_BYTES &&
+                 hw_addr[1:0] == 2'b00;
+  wire hr_imem = hr_addr >= IMEM_BASE && hr_addr < IMEM_BASE + IMEM_DEPTH * INSN_BYTES &&
+                 hr_addr[1:0] == 2'b00;
+  wire hw_ok = hw_reg || (hw_imem && !running);   // instruction memory is frozen while running
+  wire hr_ok = hr_reg || (hr_imem && !running);
+  wire [7:0] reg_addr = hr_addr[9:2];
+  wire [7:0] reg_widx = hw_addr[9:2];
+  wire reg_we = hw_en && hw_reg;
+  wire [31:0] imem_woff = hw_addr - IMEM_BASE;
+  wire [31:0] imem_roff = hr_addr - IMEM_BASE;
+  // Instruction memory: one synchronous read port (FETCH, or a host read while idle) whose
+  // output register is `ir`, and one write port (host, while idle).
+  wire imem_host_re = hr_en && hr_imem && !running;
+  wire imem_re = (cstate == C_FETCH && pc < IMEM_DEPTH) || imem_host_re;
+  wire [IW-1:0] imem_raddr = (cstate == C_FETCH) ? pc[IW-1:0] : imem_roff[IW+4:5];
+  always_ff @(posedge clk) if (imem_re) ir <= imem[imem_raddr];
+  // a host read's word is taken from `ir` in the R cycle, the one after the address
+  logic       hr_imem_q;
+  logic [2:0] hr_word_q;
+  always_ff @(posedge clk or negedge rst_n)
+    if (!rst_n) begin
+      hr_imem_q <= 1'b0; hr_word_q <= '0;
+    end else if (hr_en) begin
+      hr_imem_q <= imem_host_re; hr_word_q <= imem_roff[4:2];
+    end
+  logic [31:0] axil_rdata;
+  assign s_axil_rdata = hr_imem_q ? ir[32'(hr_word_q)*32 +: 32] : axil_rdata;
+  host_axil u_host (
+    .clk, .rst_n,
+    .s_axil_awvalid, .s_axil_awready, .s_axil_awaddr, .s_axil_wvalid, .s_axil_wready,
+    .s_axil_wdata, .s_axil_wstrb, .s_axil_bvalid, .s_axil_bready, .s_axil_bresp,
+    .s_axil_arvalid, .s_axil_arready, .s_axil_araddr, .s_axil_rvalid, .s_axil_rready,
+    .s_axil_rdata(axil_rdata), .s_axil_rresp,
+    .wr_en(hw_en), .wr_addr(hw_addr), .wr_data(hw_data), .wr_ok(hw_ok),
+    .rd_en(hr_en), .rd_addr(hr_addr), .rd_data(reg_rdata), .rd_ok(hr_ok)
+  );
+  assign irq = done_flag;
   /* verilator lint_on UNUSEDSIGNAL */
 
   always_ff @(posedge clk) begin
-    if (host_we && !running && host_in_dram) dram[host_line][32'(host_word)*32 +: 32] <= host_wdata;
-    if (host_we && !running && host_in_imem) imem[imem_off[IW+4:5]][32'(imem_off[4:2])*32 +: 32] <= host_wdata;
-    if (dma_beat && dma_store)
-      dram[dma_dline] <= (dma_mem == MEM_ACC) ? c_rd0[32'(dma_q)*N*8 +: N*8] : a_rd0;
-    if (dma_beat && !dma_store && dma_mem == MEM_A) asram[dma_row[AW-1:0]] <= dram[dma_dline];
+    if (hw_en && hw_imem && !running)
+      imem[imem_woff[IW+4:5]][32'(imem_woff[4:2])*32 +: 32] <= hw_data;
+    if (dma_we && dma_mem == MEM_A) asram[dma_row[AW-1:0]] <= dma_wdata;
     if (v_a_we) asram[v_a_waddr[AW-1:0]][32'(v_a_wbyte)*8 +: 8] <= v_a_wdata;
-    if (dma_beat && !dma_store && dma_mem == MEM_W) wsram[dma_row[WW-1:0]] <= dram[dma_dline];
-    if (dma_beat && !dma_store && dma_mem == MEM_ACC)
-      accm[dma_row[CW-1:0]][32'(dma_q)*N*8 +: N*8] <= dram[dma_dline];
+    if (dma_we && dma_mem == MEM_W) wsram[dma_row[WW-1:0]] <= dma_wdata;
+    if (dma_we && dma_mem == MEM_ACC) accm[dma_row[CW-1:0]][32'(dma_q)*N*8 +: N*8] <= dma_wdata;
     if (g_c_we) accm[g_c_waddr[CW-1:0]] <= g_c_wdata;
   end
 
-  // host reads (combinational)
-  always_comb begin
-    host_rdata = 32'd0;
-    if (host_in_dram) host_rdata = dram[host_line][32'(host_word)*32 +: 32];
-    else if (host_in_imem) host_rdata = imem[imem_off[IW+4:5]][32'(imem_off[4:2])*32 +: 32];
-  end
-
-  // ---------------- controller + DMA sequencing + counters ----------------
+  // ---------------- controller + counters ----------------
   always_ff @(posedge clk or negedge rst_n) begin
     if (!rst_n) begin
       cstate <= C_IDLE; running <= 1'b0; done_flag <= 1'b0; err_flag <= 1'b0; err_code <= '0;
-      pc <= '0; start_pc <= '0; err_pc <= '0; ir <= '0;
-      dma_busy <= 1'b0; dma_store <= 1'b0; dma_mem <= '0; dma_k <= '0; dma_beats <= '0;
-      dma_line0 <= '0; dma_row0 <= '0;
+      pc <= '0; start_pc <= '0; err_pc <= '0;
       {cnt_cycles, cnt_array, cnt_vec, cnt_dma, cnt_stall} <= '0;
       {cnt_bytes_in, cnt_bytes_out, cnt_insns} <= '0;
     end else begin
-      if (reg_we && reg_addr == REG_START_PC && !running) start_pc <= reg_wdata;
-      if (reg_we && reg_addr == REG_CTRL && reg_wdata[0] && !running) begin
+      if (reg_we && reg_widx == REG_START_PC && !running) start_pc <= hw_data;
+      if (reg_we && reg_widx == REG_CTRL && hw_data[0] && !running) begin
         running <= 1'b1; done_flag <= 1'b0; err_flag <= 1'b0; err_code <= ERR_NONE;
         pc <= start_pc; cstate <= C_FETCH;
         {cnt_cycles, cnt_array, cnt_vec, cnt_dma, cnt_stall} <= '0;
@@ -268,43 +259,37 @@ module accel_top
         if (dma_busy)  cnt_dma <= cnt_dma + 64'd1;
         if (!gemm_busy && !vec_busy && !dma_busy) cnt_stall <= cnt_stall + 64'd1;
       end
-      if (dma_busy) begin
+      if (dma_beat) begin
         if (dma_store) cnt_bytes_out <= cnt_bytes_out + 64'(N);
         else           cnt_bytes_in  <= cnt_bytes_in + 64'(N);
-        dma_k <= dma_k + 32'd1;
-        if (dma_k == dma_beats - 32'd1) dma_busy <= 1'b0;
       end
       case (cstate)
         C_FETCH: begin
           if (pc >= IMEM_DEPTH) begin
-            err_flag <= 1'b1; err_code <= ERR_PC; err_pc <= pc;
-            running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
+            if (!dma_writes_pending) begin
+              err_flag <= 1'b1; err_code <= ERR_PC; err_pc <= pc;
+              running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
+            end
           end else begin
-            ir <= imem[pc[IW-1:0]];
-            cstate <= C_DECODE;
+            cstate <= C_DECODE;   // ir is read this cycle (imem's read port)
           end
         end
         C_DECODE: begin
-          if (dec_err != ERR_NONE) begin
+          if (write_fence) begin
+            // hold until the posted writes are acknowledged
+          end else if (dec_err != ERR_NONE) begin
             err_flag <= 1'b1; err_code <= dec_err; err_pc <= pc;
             running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
-          end else if (i_op == OP_HALT) begin
+          end else if (ir.op == OP_HALT) begin
             cnt_insns <= cnt_insns + 64'd1;
             running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
           end else begin
             cnt_insns <= cnt_insns + 64'd1;
-            if (dma_start) begin
-              dma_busy <= 1'b1; dma_store <= (i_op == OP_STORE); dma_mem <= i_flags[1:0];
-              dma_k <= '0;
-              dma_beats <= 32'(i_rows) * ((i_flags[1:0] == MEM_ACC) ? 32'd4 : 32'd1);
-              dma_line0 <= i_dram / N;
-              dma_row0 <= (i_op == OP_STORE) ? i_src0 : i_dst;
-            end
             cstate <= C_EXEC;
           end
         end
         C_EXEC: begin
-          if (gemm_done || vec_done || (dma_busy && dma_k == dma_beats - 32'd1)) begin
+          if (gemm_done || vec_done || dma_last) begin
             pc <= pc + 32'd1;
             cstate <= C_FETCH;
           end
@@ -352,6 +337,6 @@ module accel_top
   // The controller issues one instruction at a time: at most one unit may be busy.
   always_ff @(posedge clk) assert (32'(gemm_busy) + 32'(vec_busy) + 32'(dma_busy) <= 1);
   initial assert (N % 4 == 0 && (1 << AW) == A_ROWS && (1 << WW) == W_ROWS &&
-                  (1 << CW) == ACC_ROWS && (1 << DW) == DRAM_LINES && (1 << IW) == IMEM_DEPTH);
+                  (1 << CW) == ACC_ROWS && (1 << IW) == IMEM_DEPTH);
 `endif
 endmodule
