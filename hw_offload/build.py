@@ -35,7 +35,7 @@ RTL_DIR = HW_DIR / "rtl"
 SIM_DIR = HW_DIR / "sim"
 BUILD_ROOT = SIM_DIR / "build"
 # Package first: the other files import it.
-RTL_FILES = ("accel_pkg.sv", "systolic_array.sv", "gemm_unit.sv", "vector_unit.sv",
+RTL_FILES = ("accel_pkg.sv", "systolic_array.sv", "gemm_unit.sv", "vector_lane.sv", "vector_unit.sv",
              "insn_decode.sv", "dma_engine.sv", "host_axil.sv", "accel_top.sv")
 HARNESS = SIM_DIR / "harness.cpp"
 LIB_NAME = "libaccel.so"
@@ -171,7 +171,11 @@ def config_params(config: AccelConfig) -> dict[str, int]:
     it, the same in every build."""
     default = get_config(DEFAULT).verilator_params()
     have = top_parameters()
-    return {k: v for k, v in config.verilator_params().items() if v != default[k] and k in have}
+    params = {k: v for k, v in config.verilator_params().items()
+              if v != default[k] and k in have and k != "LANES"}
+    if "LANES" in have and config.lanes != config.n:   # accel_top's LANES defaults to N
+        params["LANES"] = config.lanes
+    return params
 
 
 def build_config(config: AccelConfig | str, variant: str = "test", jobs: int = 2) -> Path:

@@ -13,9 +13,14 @@ the timing rules in ISA.md and the unit descriptions, not from a trace of the RT
   last STORE's response is back (stall cycles; none at the default timing).
 * A run that stops at a malformed instruction counts its FETCH and DECODE; running past the
   end of instruction memory counts one FETCH.
-* Vector unit, per row of ``n = blocks*N`` elements: REQ/ROPE/SWIGLU/RESADD one output pass
-  (n); RMS sum of squares (n), 48-cycle divide, 16-cycle square root, 48-cycle divide, output
-  (n); SMAX max (n), sum of exp (n), 48-cycle divide, output (n).
+* Vector unit (vector_unit.sv): ``lanes`` elements per beat, one beat per cycle, 13 pipeline
+  stages from a beat's addresses to its write. One cycle to start, one decision cycle before
+  each item of beats, and 13 cycles of drain after the last beat. REQ/ROPE/SWIGLU/RESADD are
+  one item of ``rows * blocks * N/lanes`` beats. RMS/SMAX issue, per row, a reduction item
+  (RMS: one pass; SMAX: max pass then sum pass) and an output item (one pass), in the order
+  RED(0), RED(1), OUT(0), RED(2), OUT(1), ...; the shared divider takes a row's reduction
+  result once it has settled in the pipeline and the previous row's result has been taken,
+  and an output item waits for its row's divider result (``vector_busy_cycles``).
 * GEMM: the tile sequencer of gemm_unit.sv (loader and injector, two weight banks, a bank
   reusable N cycles after its last row entered the array, 2N-1 cycles of array latency),
   stepped cycle by cycle in ``gemm_busy_cycles``.
@@ -28,7 +33,13 @@ from .isa import (MEM_ACC, OP_GEMM, OP_HALT, OP_LOAD, OP_RMS, OP_SMAX, OP_STORE,
                   HwConfig, Insn)
 from .mem_timing import MemoryTiming, default_timing
 
-DIV_CYCLES, SQRT_CYCLES = 48, 16
+VEC_STAGES = 13     # a beat's write happens in pipeline stage 13 (addresses are stage 0)
+# stage in which a row's last reduction beat hands the sum to the divider (RMS: sum of
+# squares; SMAX: sum of exp)
+RED_HANDOVER = {OP_RMS: 4, OP_SMAX: 12}
+# cycles from the divider taking a row to its result being visible to the sequencer:
+# SMAX one 32-bit divide (2 bits per cycle) + 1; RMS divide, square root (8), divide + 1
+DIVIDER_CYCLES = {OP_RMS: 16 + 8 + 16 + 1, OP_SMAX: 16 + 1}
 FETCH_DECODE = 2     # stall cycles every instruction spends before its unit starts
 DONE_HANDOVER = 1    # stall cycle between a GEMM/vector unit's last busy cycle and the next fetch
 
@@ -93,17 +104,42 @@ def gemm_busy_cycles(m: int, kb: int, nb: int, n: int) -> int:
         now += 1
 
 
-def vector_busy_cycles(i: Insn, n: int) -> int:
-    """Cycles the vector unit is busy for one (valid) vector instruction."""
-    elems = i.blocks * n
-    per_row = {OP_RMS: 2 * elems + 2 * DIV_CYCLES + SQRT_CYCLES,
-               OP_SMAX: 3 * elems + DIV_CYCLES}.get(i.op, elems)
-    return i.rows * per_row
+def vector_busy_cycles(i: Insn, n: int, lanes: int | None = None) -> int:
+    """Cycles the vector unit is busy for one (valid) vector instruction, ``lanes`` (default
+    ``n``) elements per beat. Follows vector_unit.sv's sequencer item by item."""
+    lanes = n if lanes is None else lanes
+    beats = i.blocks * (n // lanes)               # beats per pass over one row
+    if i.op not in (OP_RMS, OP_SMAX):
+        return 1 + i.rows * beats + VEC_STAGES    # start, the beats, drain
+    red_beats = beats * (2 if i.op == OP_SMAX else 1)
+    handover, div = RED_HANDOVER[i.op], DIVIDER_CYCLES[i.op]
+    t = 1                                         # cycle of the sequencer's next decision
+    pend_seen = []                                # row -> cycle its reduction reaches the divider
+    out_start = []                                # row -> cycle its output item was started
+    red_next = out_next = 0
+    end = 0
+    while out_next < i.rows:
+        if red_next < i.rows and red_next <= out_next + 1:
+            end = t + red_beats                   # beats issued in cycles t+1 .. t+red_beats
+            pend_seen.append(end + handover + 1)
+            red_next += 1
+        else:
+            k = out_next
+            # the divider takes row k when its sum is there and row k-1's result was taken
+            take = pend_seen[k] if k == 0 else max(pend_seen[k], out_start[k - 1] + 1)
+            s = max(t, take + div)
+            out_start.append(s)
+            end = s + beats
+            out_next += 1
+        t = end + 1
+    return end + VEC_STAGES
 
 
-def insn_cycles(i: Insn, cfg: HwConfig, timing: MemoryTiming | None = None) -> CycleCounts:
+def insn_cycles(i: Insn, cfg: HwConfig, timing: MemoryTiming | None = None,
+                lanes: int | None = None) -> CycleCounts:
     """Counters one valid instruction adds (HALT included), not counting a wait for posted
-    writes (run_cycles adds that)."""
+    writes (run_cycles adds that); ``lanes``: the build's vector lanes
+    (``configs.AccelConfig.lanes``; default ``cfg.n``, the RTL's default ``LANES = N``)."""
     timing = timing or default_timing()
     c = CycleCounts(stall=FETCH_DECODE)
     if i.op in (OP_LOAD, OP_STORE):
@@ -113,7 +149,7 @@ def insn_cycles(i: Insn, cfg: HwConfig, timing: MemoryTiming | None = None) -> C
         c.array_busy = gemm_busy_cycles(i.rows, i.blocks, i.aux, cfg.n)
         c.stall += DONE_HANDOVER
     elif i.op in VECTOR_OPS:
-        c.vector_busy = vector_busy_cycles(i, cfg.n)
+        c.vector_busy = vector_busy_cycles(i, cfg.n, lanes)
         c.stall += DONE_HANDOVER
     elif i.op != OP_HALT:
         raise ValueError(f"no cycle model for opcode 0x{i.op:02x}")
@@ -122,9 +158,10 @@ def insn_cycles(i: Insn, cfg: HwConfig, timing: MemoryTiming | None = None) -> C
 
 
 def run_cycles(executed: list[Insn], cfg: HwConfig, stop: str = "halt",
-               timing: MemoryTiming | None = None) -> CycleCounts:
+               timing: MemoryTiming | None = None, lanes: int | None = None) -> CycleCounts:
     """Counters of a run that executed ``executed`` (the last one HALT when ``stop`` is "halt")
-    with the off-chip memory ``timing`` (default: the default configuration's).
+    with the off-chip memory ``timing`` (default: the default configuration's) and ``lanes``
+    vector lanes (default N).
 
     ``stop`` = "decode_error": the run then failed decoding one more instruction (FETCH +
     DECODE counted); "pc_error": it then fetched past the end of instruction memory (FETCH).
@@ -141,7 +178,7 @@ def run_cycles(executed: list[Insn], cfg: HwConfig, stop: str = "halt",
     for i in executed:
         if i.op in (OP_LOAD, OP_HALT):
             wait_writes(total.cycles + 1)          # held in DECODE
-        c = insn_cycles(i, cfg, timing)
+        c = insn_cycles(i, cfg, timing, lanes)
         for k, v in c.to_dict().items():
             setattr(total, k, getattr(total, k) + v)
         if i.op == OP_STORE:                       # its last beat is the cycle before the next FETCH

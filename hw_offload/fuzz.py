@@ -376,7 +376,9 @@ def check(rtl, prog: Program) -> list[str]:
         if getattr(cnt_r, k) != getattr(cnt_g, k):
             problems.append(f"counter {k}: rtl {getattr(cnt_r, k)} golden {getattr(cnt_g, k)}")
     stop = "halt" if err_g is None else ("pc_error" if err_g[1] >= cfg.imem_depth else "decode_error")
-    want = run_cycles(_executed(prog, cnt_g.instructions), cfg, stop, rtl.memory_timing).to_dict()
+    lanes = getattr(getattr(rtl, "accel_config", None), "lanes", None)   # the vector unit's
+    want = run_cycles(_executed(prog, cnt_g.instructions), cfg, stop, rtl.memory_timing,
+                      lanes=lanes).to_dict()
     for k, v in want.items():
         if getattr(cnt_r, k) != v:
             problems.append(f"counter {k}: rtl {getattr(cnt_r, k)} cycle model {v}")

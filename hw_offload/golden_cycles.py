@@ -27,7 +27,8 @@ class CycleModelAccelerator(GoldenAccelerator):
         # straight-line programs (the ISA has no branches): the executed instructions are the
         # ``instructions`` words from start_pc, HALT included
         executed = [Insn.decode(w) for w in self.imem[self.start_pc:self.start_pc + c.instructions]]
-        counted = run_cycles(executed, self.config, "halt", self.memory_timing)
+        lanes = self.accel_config.lanes if self.accel_config is not None else None
+        counted = run_cycles(executed, self.config, "halt", self.memory_timing, lanes=lanes)
         if counted.cycles > max_cycles:
             raise CycleLimitError(max_cycles, self.start_pc + c.instructions - 1)
         for name, value in counted.to_dict().items():

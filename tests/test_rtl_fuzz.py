@@ -72,7 +72,7 @@ def test_fuzz_detects_a_corrupted_byte_and_a_wrong_cycle_model(rtl, monkeypatch)
     monkeypatch.setattr(fz, "GoldenAccelerator", Corrupt)
     assert any("DRAM low window" in p for p in check(rtl, prog))
     monkeypatch.setattr(fz, "GoldenAccelerator", real)
-    monkeypatch.setattr(fz, "run_cycles", lambda *a: _plus_one(run_cycles(*a)))
+    monkeypatch.setattr(fz, "run_cycles", lambda *a, **k: _plus_one(run_cycles(*a, **k)))
     assert any("counter cycles" in p for p in check(rtl, prog))
 
 

@@ -87,60 +87,87 @@ package accel_pkg;
   localparam logic [7:0] GEMM_FLAGS       = GEMM_ACCUMULATE | GEMM_B_FROM_A | GEMM_TRANSPOSE_B;
 
   // Fixed-point constants of the vector unit (Q10 logits, Q15 exp/sigmoid).
-  localparam longint LN2_Q10  = 710;     // round(ln2 * 2^10)
-  localparam longint EXP_B    = 1385;    // round(1.353 * 2^10), I-BERT i-exp polynomial
-  localparam longint EXP_A    = 367;     // round(0.3585 * 2^10)
-  localparam longint EXP_C    = 11272;   // round(0.344 * 2^15)
-  localparam longint SIG_KNEE = 4096;    // 4.0 in Q10: sigmoid(x) = 1 - (min(x,4)-4)^2/32
-  localparam longint SILU_CLAMP = 1048576;  // |gate| clamp, 1024.0 in Q10
+  localparam int LN2_Q10    = 710;      // round(ln2 * 2^10)
+  localparam int EXP_B      = 1385;     // round(1.353 * 2^10), I-BERT i-exp polynomial
+  localparam int EXP_A      = 367;      // round(0.3585 * 2^10)
+  localparam int EXP_C      = 11272;    // round(0.344 * 2^15)
+  localparam int SIG_KNEE   = 4096;     // 4.0 in Q10: sigmoid(x) = 1 - (min(x,4)-4)^2/32
+  localparam int SILU_CLAMP = 1048576;  // |gate| clamp, 1024.0 in Q10
+  // i-exp's quotient floor(nd / 710) is only needed for nd < EXP_ND_MAX (31 * 710; beyond it the
+  // result is 0). Over that range floor(nd / 710) == (nd * 11815) >> 23 exactly (checked for every
+  // nd by tests/test_vector_arith.py), so the hardware multiplies by a constant instead of dividing.
+  localparam int EXP_ND_MAX = 22010;
+  localparam int EXP_RECIP  = 11815;    // ceil(2^23 / 710)
+  localparam int EXP_RECIP_SHIFT = 23;
 
   // Vector-op flags: per-column scaling of accumulator operands (per-output-channel weights).
   localparam logic [7:0] COLSCALE_A = 8'h01;  // first ACC operand, table at cs0
   localparam logic [7:0] COLSCALE_B = 8'h02;  // SWIGLU's second ACC operand, table at cs1
   localparam logic [5:0] CS_SHIFT   = 6'd15;  // a column multiplier of 2^15 is 1.0
 
-  // Round half up, arithmetic shift right. s = 0 leaves v unchanged.
-  function automatic longint rshift_round(input longint v, input logic [5:0] s);
-    if (s == 6'd0) return v;
-    return (v + (64'sd1 <<< (s - 6'd1))) >>> s;
+  // ---- bit-exact integer arithmetic, at the widths the operands really have ----
+  // Each function is a piece of one pipeline stage of vector_unit.sv / vector_lane.sv; the
+  // golden model (int_arith.py) computes the same values in int64. Widths are derived in ISA.md
+  // ("Vector unit datapath widths").
+
+  // sat8(rshift_round(v, s)): round half up, arithmetic shift right, clamp to int8. v is a 64-bit
+  // two's-complement value and the rounding add wraps modulo 2^64 exactly like the golden model's
+  // int64 (only ROPE with extreme column scales comes near; every other op stays below 2^62).
+  function automatic logic [7:0] rshift_round_sat8(input logic signed [63:0] v, input logic [5:0] s);
+    logic signed [63:0] half, t;
+    half = (s == 6'd0) ? 64'sd0 : (64'sd1 <<< (s - 6'd1));
+    t = (v + half) >>> s;
+    if (t > 64'sd127) rshift_round_sat8 = 8'h7F;
+    else if (t < -64'sd128) rshift_round_sat8 = 8'h80;
+    else rshift_round_sat8 = t[7:0];
   endfunction
 
-  function automatic logic [7:0] sat8(input longint v);
-    if (v > 64'sd127) return 8'h7F;
-    if (v < -64'sd128) return 8'h80;
-    return v[7:0];
+  // rshift_round for |v| < 2^48 (a 32-bit accumulator times a 16-bit multiplier, or a 33-bit
+  // column-scaled value times one): computed in 50 bits. For s >= 49 the golden int64 result is
+  // 0 (v + 2^(s-1) lies in (0, 2^s)), which a 50-bit shift would not give, so it is forced.
+  function automatic logic signed [49:0] rshift_round50(input logic signed [49:0] v, input logic [5:0] s);
+    logic signed [50:0] half;
+    half = (s == 6'd0) ? 51'sd0 : (51'sd1 <<< (s - 6'd1));
+    rshift_round50 = (s >= 6'd49) ? 50'sd0 : 50'((51'(v) + half) >>> s);
   endfunction
 
-  // int8 = sat8(round(v * m / 2^s)); m is an unsigned 16-bit multiplier.
-  function automatic logic [7:0] requant(input longint v, input logic [15:0] m, input logic [5:0] s);
-    return sat8(rshift_round(v * longint'({48'd0, m}), s));
+  // colscale: round(x * m / 2^15) of an int32 accumulator x and an unsigned 16-bit column
+  // multiplier m, given the product p = x * m (|p| < 2^47); the result fits 33 bits.
+  function automatic logic signed [32:0] colscale_round(input logic signed [47:0] p);
+    colscale_round = 33'((49'(p) + (49'sd1 <<< (CS_SHIFT - 6'd1))) >>> CS_SHIFT);
   endfunction
 
-  // One column of a GEMM with per-channel weight scales, brought to the common scale.
-  function automatic longint colscale(input longint v, input logic [15:0] m);
-    return rshift_round(v * longint'({48'd0, m}), CS_SHIFT);
+  // sigmoid(x / 2^10) in Q15 for |x| <= 2^20 (SILU_CLAMP): 1 - (min(|x|,4)-4)^2 / 32, mirrored
+  // for x < 0. Shift-only apart from one 13 x 13-bit square.
+  function automatic logic [15:0] sigmoid_q15(input logic signed [21:0] x);
+    logic [20:0] a;
+    logic signed [13:0] t;
+    logic signed [25:0] tt;
+    logic [15:0] sq;
+    a = x[21] ? 21'(-x) : x[20:0];
+    t = (a > 21'(SIG_KNEE)) ? 14'sd0 : $signed(14'(a)) - 14'sd4096;
+    /* verilator lint_off WIDTHEXPAND */
+    tt = t * t;                               // <= 2^24: a 14 x 14-bit square, 26-bit result
+    /* verilator lint_on WIDTHEXPAND */
+    sq = 16'(tt >> 10);                       // <= 2^14
+    sigmoid_q15 = x[21] ? sq : 16'd32768 - sq;
   endfunction
 
-  // exp(d / 2^10) in Q15 for d <= 0: d = -q*ln2 + r, exp(r) by a 2nd-order polynomial, >> q.
-  function automatic longint iexp_q15(input longint d);
-    longint nd, q, r, t, e0;
-    nd = -d;
-    q = nd / LN2_Q10;
-    r = d + q * LN2_Q10;
-    t = r + EXP_B;
-    e0 = ((t * t * EXP_A) >>> 15) + EXP_C;
-    if (q > 30) return 64'sd0;
-    return e0 >>> q[4:0];
+  // i-exp, exp(-nd / 2^10) in Q15 for nd >= 0, in three pieces (one per pipeline stage):
+  // q = floor(nd / 710) and t = 1385 - (nd - 710 q) for nd < EXP_ND_MAX (q <= 30, t in [676, 1385]);
+  // e0 = ((t*t*367) >> 15) + 11272 (<= 32756); iexp = e0 >> q, and 0 when nd >= EXP_ND_MAX.
+  function automatic logic [4:0] iexp_quotient(input logic [14:0] nd);
+    iexp_quotient = 5'((29'(nd) * 29'(EXP_RECIP)) >> EXP_RECIP_SHIFT);
   endfunction
 
-  // sigmoid(x / 2^10) in Q15, shift-only piecewise quadratic: 1 - (min(|x|,4)-4)^2 / 32.
-  function automatic longint sigmoid_q15(input longint x);
-    longint a, t, h;
-    a = (x < 0) ? -x : x;
-    if (a > SIG_KNEE) a = SIG_KNEE;
-    t = a - SIG_KNEE;
-    h = 64'sd32768 - ((t * t) >>> 10);
-    return (x < 0) ? 64'sd32768 - h : h;
+  function automatic logic [10:0] iexp_t(input logic [14:0] nd, input logic [4:0] q);
+    iexp_t = 11'(EXP_B) - 11'(nd - 15'(q) * 15'(LN2_Q10));   // nd - 710q is in [0, 709]
+  endfunction
+
+  function automatic logic [15:0] iexp_poly(input logic [21:0] tt);  // tt = t * t
+    logic [30:0] p;
+    p = 31'(tt) * 31'(EXP_A);
+    iexp_poly = 16'(p >> 15) + 16'(EXP_C);
   endfunction
 
 endpackage

@@ -11,6 +11,7 @@ module accel_top
   import accel_pkg::*;
 #(
     parameter int N          = 16,
+    parameter int LANES      = N,       // vector-unit lanes, elements per cycle: divides N
     parameter int A_ROWS     = 16384,   // activation SRAM rows of N int8
     parameter int W_ROWS     = 65536,   // weight SRAM rows of N int8 (resident across runs)
     parameter int ACC_ROWS   = 16384,   // accumulator SRAM rows of N int32
@@ -120,22 +121,33 @@ module accel_top
   logic [15:0] g_a_raddr, g_b_raddr, g_c_raddr, g_c_waddr;
   logic g_c_we;
   logic [N*32-1:0] g_c_wdata;
-  logic [15:0] v_a_raddr, v_w_raddr, v_w_raddr1, v_w_raddr2, v_c_raddr0, v_c_raddr1, v_a_waddr;
+  logic [15:0] v_a_raddr, v_c_raddr0, v_c_raddr1, v_w_raddr0, v_w_raddr1, v_w_raddr2, v_w_raddr3;
+  logic [15:0] v_a_waddr;
   logic v_a_we;
-  logic [$clog2(N)-1:0] v_a_wbyte;
-  logic [7:0] v_a_wdata;
+  logic [N-1:0] v_a_wbe;
+  logic [N*8-1:0] v_a_wdata;
 
-  // read ports (combinational; only one unit is active at a time)
-  wire [15:0] a_r0 = gemm_busy ? g_a_raddr : vec_busy ? v_a_raddr : dma_rd_row;
-  wire [15:0] w_r0 = gemm_busy ? g_b_raddr : v_w_raddr;
-  wire [15:0] c_r0 = gemm_busy ? g_c_raddr : vec_busy ? v_c_raddr0 : dma_rd_row;
+  // read ports of the GEMM unit and the DMA (combinational; only one unit is active at a time)
+  wire [15:0] a_r0 = gemm_busy ? g_a_raddr : dma_rd_row;
+  wire [15:0] c_r0 = gemm_busy ? g_c_raddr : dma_rd_row;
   wire [N*8-1:0]  a_rd0 = asram[a_r0[AW-1:0]];
   wire [N*8-1:0]  a_rd1 = asram[g_b_raddr[AW-1:0]];
-  wire [N*8-1:0]  w_rd0 = wsram[w_r0[WW-1:0]];
-  wire [N*8-1:0]  w_rd1 = wsram[v_w_raddr1[WW-1:0]];   // column-scale tables
-  wire [N*8-1:0]  w_rd2 = wsram[v_w_raddr2[WW-1:0]];
+  wire [N*8-1:0]  w_rd0 = wsram[g_b_raddr[WW-1:0]];
   wire [N*32-1:0] c_rd0 = accm[c_r0[CW-1:0]];
-  wire [N*32-1:0] c_rd1 = accm[v_c_raddr1[CW-1:0]];
+
+  // the vector unit's read ports are synchronous: address in cycle t, data from these
+  // read-data registers in t+1 (W: gain/RoPE table/cs1 rows 0-1, cs0 rows 2-3)
+  logic [N*8-1:0]  v_a_rdata, v_w_rdata0, v_w_rdata1, v_w_rdata2, v_w_rdata3;
+  logic [N*32-1:0] v_c_rdata0, v_c_rdata1;
+  always_ff @(posedge clk) begin
+    v_a_rdata  <= asram[v_a_raddr[AW-1:0]];
+    v_c_rdata0 <= accm[v_c_raddr0[CW-1:0]];
+    v_c_rdata1 <= accm[v_c_raddr1[CW-1:0]];
+    v_w_rdata0 <= wsram[v_w_raddr0[WW-1:0]];
+    v_w_rdata1 <= wsram[v_w_raddr1[WW-1:0]];
+    v_w_rdata2 <= wsram[v_w_raddr2[WW-1:0]];
+    v_w_rdata3 <= wsram[v_w_raddr3[WW-1:0]];
+  end
 
   gemm_unit #(.N(N)) u_gemm (
     .clk, .rst_n, .start(gemm_start),
@@ -149,16 +161,17 @@ module accel_top
     .c_we(g_c_we), .c_waddr(g_c_waddr), .c_wdata(g_c_wdata)
   );
 
-  vector_unit #(.N(N)) u_vec (
+  vector_unit #(.N(N), .LANES(LANES)) u_vec (
     .clk, .rst_n, .start(vec_start), .op(ir.op), .flags(ir.flags[1:0]), .rows(ir.rows), .blocks(ir.blocks), .aux(ir.aux),
     .dst(ir.dst), .src0(ir.src0), .src1(ir.src1), .src2(ir.src2),
     .mult0(ir.mult0), .shift0(ir.shift0[5:0]), .mult1(ir.mult1), .shift1(ir.shift1[5:0]),
     .cs0(ir.cs0), .cs1(ir.cs1),
     .busy(vec_busy), .done(vec_done),
-    .a_raddr(v_a_raddr), .a_rdata(a_rd0), .w_raddr(v_w_raddr), .w_rdata(w_rd0),
-    .w_raddr1(v_w_raddr1), .w_rdata1(w_rd1), .w_raddr2(v_w_raddr2), .w_rdata2(w_rd2),
-    .c_raddr0(v_c_raddr0), .c_rdata0(c_rd0), .c_raddr1(v_c_raddr1), .c_rdata1(c_rd1),
-    .a_we(v_a_we), .a_waddr(v_a_waddr), .a_wbyte(v_a_wbyte), .a_wdata(v_a_wdata)
+    .a_raddr(v_a_raddr), .a_rdata(v_a_rdata),
+    .c_raddr0(v_c_raddr0), .c_rdata0(v_c_rdata0), .c_raddr1(v_c_raddr1), .c_rdata1(v_c_rdata1),
+    .w_raddr0(v_w_raddr0), .w_rdata0(v_w_rdata0), .w_raddr1(v_w_raddr1), .w_rdata1(v_w_rdata1),
+    .w_raddr2(v_w_raddr2), .w_rdata2(v_w_rdata2), .w_raddr3(v_w_raddr3), .w_rdata3(v_w_rdata3),
+    .a_we(v_a_we), .a_waddr(v_a_waddr), .a_wbe(v_a_wbe), .a_wdata(v_a_wdata)
   );
 
   dma_engine #(.N(N)) u_dma (
@@ -231,7 +244,8 @@ module accel_top
     if (hw_en && hw_imem && !running)
       imem[imem_woff[IW+4:5]][32'(imem_woff[4:2])*32 +: 32] <= hw_data;
     if (dma_we && dma_mem == MEM_A) asram[dma_row[AW-1:0]] <= dma_wdata;
-    if (v_a_we) asram[v_a_waddr[AW-1:0]][32'(v_a_wbyte)*8 +: 8] <= v_a_wdata;
+    for (int b = 0; b < N; b++)   // the vector unit writes LANES bytes of a row per cycle
+      if (v_a_we && v_a_wbe[b]) asram[v_a_waddr[AW-1:0]][b*8 +: 8] <= v_a_wdata[b*8 +: 8];
     if (dma_we && dma_mem == MEM_W) wsram[dma_row[WW-1:0]] <= dma_wdata;
     if (dma_we && dma_mem == MEM_ACC) accm[dma_row[CW-1:0]][32'(dma_q)*N*8 +: N*8] <= dma_wdata;
     if (g_c_we) accm[g_c_waddr[CW-1:0]] <= g_c_wdata;
@@ -336,7 +350,7 @@ module accel_top
 `ifndef SYNTHESIS
   // The controller issues one instruction at a time: at most one unit may be busy.
   always_ff @(posedge clk) assert (32'(gemm_busy) + 32'(vec_busy) + 32'(dma_busy) <= 1);
-  initial assert (N % 4 == 0 && (1 << AW) == A_ROWS && (1 << WW) == W_ROWS &&
+  initial assert (N % 4 == 0 && N % LANES == 0 && (1 << AW) == A_ROWS && (1 << WW) == W_ROWS &&
                   (1 << CW) == ACC_ROWS && (1 << IW) == IMEM_DEPTH);
 `endif
 endmodule

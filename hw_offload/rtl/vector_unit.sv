@@ -1,13 +1,25 @@
-// Sequential integer vector unit: one element per cycle, plus a shared iterative divider
-// (48 cycles) and square root (16 cycles) for the per-row reductions of RMSNorm and softmax.
-// Narrow on purpose: the systolic array does the O(n^3) work; this unit does O(n^2).
+// Pipelined integer vector unit: LANES elements per cycle (vector_lane.sv, one per lane), a
+// 13-stage datapath with at most one multiplier per stage, and a shared iterative divider /
+// square root (2 bits per cycle) for the per-row reductions of RMSNorm and softmax.
 //
 // Elements are addressed column-block-major like the GEMM: element (r, blk, e) is byte/word e
-// of SRAM row base + blk*rows + r. Outputs are int8, written to the activation SRAM.
+// of SRAM row base + blk*rows + r. A beat covers LANES consecutive elements (chunk ch of a
+// block, e = ch*LANES + lane): it presents its addresses in cycle t, the memories' read-data
+// registers (in accel_top) hold the rows in t+1, and its LANES result bytes are written to the
+// activation SRAM, with byte enables, at the end of cycle t+13.
+//
+// Scheduling (ISA.md "Vector unit timing"; hw_offload/cycle_model.py repeats it):
+// * REQ / ROPE / SWIGLU / RESADD: one item, every (row, block, chunk) beat back to back.
+// * RMS / SMAX: per row a reduction item (RMS: sum of squares; SMAX: max pass, then sum-of-exp
+//   pass) and an output item. The reduction result goes to the divider, which runs while the
+//   sequencer reduces the next row: items are issued in the order RED(0), RED(1), OUT(0),
+//   RED(2), OUT(1), ... and an output item waits for its row's divider result.
+//   Row constants (RMS: 2^30 / rms; SMAX: the row max and R = 127*2^24 / sum) ride
+//   along with each output beat, so a divider result never changes under a row still in flight.
 module vector_unit
-  import accel_pkg::*;
 #(
-    parameter int N = 16
+    parameter int N     = 16,
+    parameter int LANES = N
 ) (
     input  logic            clk,
     input  logic            rst_n,
@@ -16,7 +28,7 @@ module vector_unit
     input  logic [1:0]      flags,     // COLSCALE_A, COLSCALE_B (validated by the controller)
     input  logic [15:0]     rows,
     input  logic [7:0]      blocks,
-    input  logic [7:0]      aux,       // ROPE: head_dim
+    input  logic [7:0]      aux,       // ROPE: rotation width
     input  logic [15:0]     dst,
     input  logic [15:0]     src0,
     input  logic [15:0]     src1,
@@ -29,240 +41,329 @@ module vector_unit
     input  logic [15:0]     cs1,       // W row of the column-scale table of SWIGLU's up operand
     output logic            busy,
     output logic            done,
-    // memory ports (combinational reads)
+    // synchronous read ports: address in cycle t, row in the read-data register in t+1
     output logic [15:0]     a_raddr,
     input  logic [N*8-1:0]  a_rdata,
-    output logic [15:0]     w_raddr,
-    input  logic [N*8-1:0]  w_rdata,
-    // column-scale table reads (a small dedicated bank in silicon; see ISA.md)
-    output logic [15:0]     w_raddr1,
-    input  logic [N*8-1:0]  w_rdata1,
-    output logic [15:0]     w_raddr2,
-    input  logic [N*8-1:0]  w_rdata2,
     output logic [15:0]     c_raddr0,
     input  logic [N*32-1:0] c_rdata0,
     output logic [15:0]     c_raddr1,
     input  logic [N*32-1:0] c_rdata1,
+    // weight-SRAM reads: RMS gain / ROPE table (2 rows) / SWIGLU's cs1 table (2 rows), and the
+    // cs0 table (2 rows). In silicon the few-KiB tables would sit in a small bank of their own.
+    output logic [15:0]     w_raddr0,
+    input  logic [N*8-1:0]  w_rdata0,
+    output logic [15:0]     w_raddr1,
+    input  logic [N*8-1:0]  w_rdata1,
+    output logic [15:0]     w_raddr2,
+    input  logic [N*8-1:0]  w_rdata2,
+    output logic [15:0]     w_raddr3,
+    input  logic [N*8-1:0]  w_rdata3,
+    // one activation-SRAM row write per cycle, LANES bytes enabled
     output logic            a_we,
     output logic [15:0]     a_waddr,
-    output logic [$clog2(N)-1:0] a_wbyte,
-    output logic [7:0]      a_wdata
+    output logic [N-1:0]    a_wbe,
+    output logic [N*8-1:0]  a_wdata
 );
-  typedef enum logic [2:0] {S_IDLE, S_P1, S_P2, S_DIV, S_SQRT, S_OUT} state_t;
-  state_t      state;
-  logic [15:0] r;
-  logic [7:0]  blk;
-  logic [15:0] hb;         // ROPE: block index within the current head (0 .. src2-1)
-  logic [$clog2(N)-1:0] e;
-  longint      acc;        // RMS: sum of squares; SMAX: sum of exp
-  longint      mx;         // SMAX: row max of the Q10 logits
-  longint      scale;      // RMS: 2^30 / rms; SMAX: 127 * 2^24 / sum
-  logic        div_second; // RMS runs two divisions
-  // iterative divider / square root
-  logic [47:0] dv_num;
-  logic [32:0] dv_rem;
-  logic [31:0] dv_den;
-  logic [47:0] dv_q;
-  logic [5:0]  dv_i;
-  logic [31:0] sq_op, sq_res, sq_one;
-  logic [4:0]  sq_i;
+  localparam int CH = N / LANES;   // beats per column block
+  localparam int SW = 13;          // stage in which a beat's bytes are written
+  localparam logic [1:0] K_OUT = 2'd0, K_RED1 = 2'd1, K_RED2 = 2'd2;
 
-  wire last_e   = (32'(e) == N - 1);
+  // ---------------- issue sequencer ----------------
+  typedef enum logic [1:0] {V_IDLE, V_WAIT, V_ISSUE, V_DRAIN} vstate_t;
+  vstate_t     state;
+  logic [1:0]  kind;               // kind of the beats being issued
+  logic [15:0] r;                  // row of the beats being issued
+  logic [15:0] red_next, out_next; // RMS/SMAX: next row to reduce / to output
+  logic [7:0]  blk, ch;
+  logic [15:0] boff;               // blk * rows
+  logic [15:0] hb, hoff;           // ROPE: block within the head, and hb * table rows
+  logic [15:0] trow;               // ROPE: table row of (r, hb = 0)
+  logic [15:0] col0;               // column of the beat's lane 0: blk*N + ch*LANES
+  logic [3:0]  dcnt;
+
+  wire reduce_op = (op == accel_pkg::OP_RMS) || (op == accel_pkg::OP_SMAX);
+  // ROPE table rows per (position, block-in-head): ceil(2*aux / N), 1 or 2 since aux <= N
+  wire tr2 = (32'(aux) * 2 > N);
+  wire [15:0] bph_tr = tr2 ? {src2[14:0], 1'b0} : src2;
+
+  wire last_ch  = (ch == 8'(CH - 1));
   wire last_blk = (blk == blocks - 8'd1);
+  wire pass_end = last_ch && last_blk;
   wire last_row = (r == rows - 16'd1);
-  // 16-bit row arithmetic: the controller has range-checked every extent at decode.
-  wire [15:0] row_a = src0 + 16'(blk) * rows + r;
-  wire [15:0] row_b = src1 + 16'(blk) * rows + r;
-  wire [15:0] row_d = dst  + 16'(blk) * rows + r;
-  wire [31:0] col   = 32'(blk) * N + 32'(e);
+  // this beat ends its item (an RMS/SMAX row's reduction or output, or a whole simple op)
+  wire item_end = pass_end && (reduce_op ? (kind != K_RED1 || op == accel_pkg::OP_RMS) : last_row);
+  wire last_item = !reduce_op || (kind == K_OUT && out_next == rows);
+  wire want_red = (red_next < rows) && (17'(red_next) <= 17'(out_next) + 17'd1);
 
-  // ROPE: rotate-half partner within a head of aux elements; table entry {sin16, cos16}.
-  wire [7:0]  half    = aux >> 1;
-  wire        lo_half = (8'(e) < half);
-  wire [7:0]  pair_i  = lo_half ? 8'(e) : 8'(e) - half;
-  wire [7:0]  partner = lo_half ? 8'(e) + half : 8'(e) - half;
-  wire [15:0] rope_rows_per_pos = 16'((32'(aux) * 2 + N - 1) / N);
-  wire [31:0] tbl_byte = 32'(pair_i) * 4;
-  // table entry for (position r, block-within-head hb): row src1 + (r*bph + hb)*rows_per_pos
-  wire [15:0] tbl_row  = src1 + (r * src2 + hb) * rope_rows_per_pos + 16'(tbl_byte / N);
+  // ---------------- divider / square root and the row-result hand-over ----------------
+  typedef enum logic [1:0] {D_IDLE, D_DIV, D_SQRT} dstate_t;
+  dstate_t     dstate;
+  logic        pend_valid;         // a row's reduction waits for the divider
+  logic [31:0] pend_acc;
+  logic [47:0] pend_mx;
+  logic        res_valid;          // a row's divider result waits for its output item
+  logic [30:0] res_k;              // RMS: inv = 2^30 / rms; SMAX: R = 127*2^24 / sum
+  logic [47:0] res_mx;
+  logic [30:0] oc_k;               // constants of the output item being issued
+  logic [47:0] oc_mx;
+  logic [31:0] dv_rem, dv_den, dv_bits;
+  logic [29:0] dv_q;               // quotient bits so far (the last two come from dv_qa/dv_qb)
+  logic [3:0]  dv_i;
+  logic        dv_second;          // RMS: the second division (2^30 / root)
+  logic [47:0] dv_mx;
+  logic [31:0] sq_op, sq_res, sq_one;
+  logic [2:0]  sq_i;
 
-  // Column scales: one uint16 per column; column c of a table at W row t is bytes 2c, 2c+1
-  // counted from row t. ROPE also needs its partner lane's scale (same block, maybe other row).
-  wire [31:0] col_p    = 32'(blk) * N + 32'(partner);
-  wire [31:0] cs_byte  = (col * 2) % N;
-  wire [31:0] csp_byte = (col_p * 2) % N;
-  assign w_raddr1 = cs0 + 16'((col * 2) / N);
-  assign w_raddr2 = (op == OP_ROPE) ? cs0 + 16'((col_p * 2) / N) : cs1 + 16'((col * 2) / N);
+  // restoring division, two quotient bits per cycle (remainder < divisor < 2^32)
+  wire [32:0] dv_r2a = {dv_rem, dv_bits[31]};
+  wire        dv_qa  = (dv_r2a >= 33'(dv_den));
+  wire [31:0] dv_ra  = dv_qa ? 32'(dv_r2a - 33'(dv_den)) : dv_r2a[31:0];
+  wire [32:0] dv_r2b = {dv_ra, dv_bits[30]};
+  wire        dv_qb  = (dv_r2b >= 33'(dv_den));
+  wire [31:0] dv_rb  = dv_qb ? 32'(dv_r2b - 33'(dv_den)) : dv_r2b[31:0];
+  wire [31:0] dv_qn  = {dv_q[29:0], dv_qa, dv_qb};
+  wire [31:0] dv_res = (dv_den == 32'd0) ? 32'd0 : dv_qn;   // golden udiv: x / 0 = 0
+  // digit-by-digit floor(sqrt), two of its 16 steps per cycle
+  wire [31:0] sq_ta   = sq_res + sq_one;
+  wire        sq_ga   = (sq_op >= sq_ta);
+  wire [31:0] sq_opa  = sq_ga ? sq_op - sq_ta : sq_op;
+  wire [31:0] sq_resa = sq_ga ? (sq_res >> 1) + sq_one : sq_res >> 1;
+  wire [31:0] sq_onea = sq_one >> 2;
+  wire [31:0] sq_tb   = sq_resa + sq_onea;
+  wire        sq_gb   = (sq_opa >= sq_tb);
+  wire [31:0] sq_opb  = sq_gb ? sq_opa - sq_tb : sq_opa;
+  wire [31:0] sq_resb = sq_gb ? (sq_resa >> 1) + sq_onea : sq_resa >> 1;
+  wire [31:0] sq_oneb = sq_onea >> 2;
 
+  // ---------------- addresses of the beat being issued (stage 0) ----------------
+  wire [15:0] row_a = src0 + boff + r;
+  wire [15:0] row_b = src1 + boff + r;
+  wire [15:0] row_d = dst + boff + r;
+  wire [15:0] trow_b = trow + hoff;
+  wire [15:0] cs0_row = cs0 + 16'({blk, 1'b0});
+  wire [15:0] cs1_row = cs1 + 16'({blk, 1'b0});
   always_comb begin
     a_raddr  = row_a;
-    c_raddr0 = row_a;
+    c_raddr0 = (op == accel_pkg::OP_RESADD) ? row_b : row_a;
     c_raddr1 = row_b;
-    w_raddr  = (op == OP_ROPE) ? tbl_row : 16'(32'(src1) + 32'(blk));
-    if (op == OP_RESADD) c_raddr0 = row_b;
-  end
-
-  // ---- element values this cycle ----
-  // x_c0 / x_c1 / xp are the ACC operands after the optional per-column scaling.
-  longint x_a, x_c0, x_c1, xp, g_w, z;
-  logic   col_ok;
-  always_comb begin
-    x_a  = longint'($signed(a_rdata[32'(e)*8 +: 8]));
-    x_c0 = longint'($signed(c_rdata0[32'(e)*32 +: 32]));
-    x_c1 = longint'($signed(c_rdata1[32'(e)*32 +: 32]));
-    xp   = longint'($signed(c_rdata0[32'(partner)*32 +: 32]));
-    if (flags[0]) begin
-      x_c0 = colscale(x_c0, w_rdata1[cs_byte*8 +: 16]);
-      xp   = colscale(xp, w_rdata2[csp_byte*8 +: 16]);
-    end
-    if (flags[1]) x_c1 = colscale(x_c1, w_rdata2[cs_byte*8 +: 16]);
-    g_w  = longint'($signed(w_rdata[32'(e)*8 +: 8]));
-    z    = rshift_round(x_c0 * longint'({48'd0, mult0}), shift0);
-    col_ok = (col <= 32'(r) + 32'(src2));
-  end
-
-  logic [7:0] out_byte;
-  always_comb begin
-    longint y, g, sg, silu, prod, cs, sn, p;
-    logic [15:0] cos_w, sin_w;
-    out_byte = 8'd0;
-    cos_w = w_rdata[(tbl_byte % N) * 8 +: 16];
-    sin_w = w_rdata[(tbl_byte % N) * 8 + 16 +: 16];
     case (op)
-      OP_REQ: out_byte = requant(x_c0, mult0, shift0);
-      OP_RMS: out_byte = requant(x_a * g_w * scale, mult0, shift0);
-      OP_ROPE: begin
-        cs = longint'($signed(cos_w));
-        sn = longint'($signed(sin_w));
-        y  = lo_half ? (x_c0 * cs - xp * sn) : (x_c0 * cs + xp * sn);
-        out_byte = (8'(e) < aux) ? requant(y, mult0, shift0) : 8'd0;
-      end
-      OP_SMAX: begin
-        p = (iexp_q15(z - mx) * scale + (64'sd1 <<< 23)) >>> 24;
-        if (p > 127) p = 127;
-        out_byte = col_ok ? p[7:0] : 8'd0;
-      end
-      OP_SWIGLU: begin
-        g = z;
-        if (g > SILU_CLAMP) g = SILU_CLAMP;
-        if (g < -SILU_CLAMP) g = -SILU_CLAMP;
-        sg = sigmoid_q15(g);
-        silu = rshift_round(g * sg, 6'd15);
-        prod = rshift_round(silu * x_c1, 6'd10);
-        out_byte = requant(prod, mult1, shift1);
-      end
-      // the accumulator term is first rounded into the residual's fixed point (shift1)
-      OP_RESADD: out_byte = sat8(rshift_round(x_a * longint'({48'd0, mult0})
-                     + rshift_round(x_c0 * longint'({48'd0, mult1}), shift1), shift0));
-      default: out_byte = 8'd0;
+      accel_pkg::OP_RMS:  begin w_raddr0 = src1 + 16'(blk); w_raddr1 = src1 + 16'(blk); end
+      accel_pkg::OP_ROPE: begin w_raddr0 = trow_b;          w_raddr1 = trow_b + 16'd1; end
+      default: begin w_raddr0 = cs1_row;         w_raddr1 = cs1_row + 16'd1; end
     endcase
+    w_raddr2 = cs0_row;
+    w_raddr3 = cs0_row + 16'd1;
   end
 
-  assign a_we    = (state == S_OUT);
-  assign a_waddr = row_d;
-  assign a_wbyte = e;
-  assign a_wdata = out_byte;
+  // ---------------- per-beat tags, one entry per stage ----------------
+  /* verilator lint_off UNUSEDSIGNAL */   // each tag is read only at the stages that need it
+  logic        t_valid [1:SW];
+  logic        t_first [1:SW];
+  logic        t_last  [1:SW];
+  logic [1:0]  t_kind  [1:SW];
+  logic [15:0] t_rowd  [1:SW];
+  logic [15:0] t_col0  [1:SW];
+  logic [7:0]  t_ch    [1:SW];
+  logic [16:0] t_vlim  [1:SW];
+  logic [47:0] t_mx    [1:SW];
+  logic [30:0] t_k     [1:SW];
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic [47:0] mx;                 // SMAX: running row max (max pass, stage 5)
+  logic [31:0] acc;                // RMS: sum of squares (stage 4); SMAX: sum of exp (stage 12)
+  wire [47:0] mx_use5 = (t_kind[5] == K_OUT) ? t_mx[5] : mx;
 
-  // step the (blk, e) element cursor; returns 1 at the end of a row
-  task automatic step_elem(output logic row_end);
-    row_end = 1'b0;
-    if (last_e) begin
-      e <= '0;
-      hb <= (hb == src2 - 16'd1) ? 16'd0 : hb + 16'd1;
-      if (last_blk) begin blk <= '0; hb <= '0; row_end = 1'b1; end
-      else blk <= blk + 8'd1;
-    end else e <= e + 1'b1;
+  always_ff @(posedge clk) begin
+    t_valid[1] <= (state == V_ISSUE);
+    t_kind[1]  <= kind;
+    t_first[1] <= (blk == 8'd0) && (ch == 8'd0);
+    t_last[1]  <= pass_end;
+    t_rowd[1]  <= row_d;
+    t_col0[1]  <= col0;
+    t_ch[1]    <= ch;
+    t_vlim[1]  <= 17'(r) + 17'(src2);
+    t_mx[1]    <= oc_mx;
+    t_k[1]     <= oc_k;
+    for (int s = 1; s < SW; s++) begin
+      t_valid[s+1] <= t_valid[s]; t_kind[s+1] <= t_kind[s]; t_first[s+1] <= t_first[s];
+      t_last[s+1] <= t_last[s]; t_rowd[s+1] <= t_rowd[s]; t_col0[s+1] <= t_col0[s];
+      t_ch[s+1] <= t_ch[s]; t_vlim[s+1] <= t_vlim[s]; t_k[s+1] <= t_k[s];
+      // from stage 6 on, a reduction beat carries the row max it was computed with
+      t_mx[s+1] <= (s == 5) ? mx_use5 : t_mx[s];
+    end
+  end
+
+  // ---------------- lanes ----------------
+  // lane l's outputs at bits [l*W +: W] (flat vectors: Yosys 0.23 reads no 2-D packed arrays)
+  logic [LANES*15-1:0] xsq3;
+  logic [LANES*48-1:0] z4;
+  logic [LANES-1:0]    vis4;
+  logic [LANES*16-1:0] e11;
+  logic [LANES*8-1:0]  byte13;
+  for (genvar l = 0; l < LANES; l++) begin : g_lane
+    vector_lane #(.N(N), .LANES(LANES)) u_lane (
+      .clk, .lane(8'(l)), .op, .flags, .aux, .mult0, .shift0, .mult1, .shift1,
+      .a_row(a_rdata), .c0_row(c_rdata0), .c1_row(c_rdata1),
+      .w0_row(w_rdata0), .w1_row(w_rdata1), .w2_row(w_rdata2), .w3_row(w_rdata3),
+      .s1_ch(t_ch[1]), .s1_col0(t_col0[1]), .s1_vis_lim(t_vlim[1]),
+      .s4_inv(t_k[4]), .s5_mx(mx_use5), .s11_r(t_k[11]),
+      .s3_xsq(xsq3[l*15 +: 15]), .s4_z(z4[l*48 +: 48]), .s4_vis(vis4[l]),
+      .s11_e(e11[l*16 +: 16]), .s13_byte(byte13[l*8 +: 8])
+    );
+  end
+
+  // ---------------- reductions across lanes: binary trees, one stage each ----------------
+  localparam logic [47:0] Z_NONE = 48'h8000_0000_0000;   // below every logit (|z| < 2^47)
+  // node i's children are 2i and 2i+1; the leaves LANES .. 2*LANES-1 are the lanes
+  logic [19:0] sq_tree [1:2*LANES-1];
+  logic [19:0] e_tree  [1:2*LANES-1];
+  logic [47:0] mx_tree [1:2*LANES-1];
+  always_comb begin
+    for (int l = 0; l < LANES; l++) begin
+      sq_tree[LANES + l] = 20'(xsq3[l*15 +: 15]);
+      e_tree[LANES + l]  = 20'(e11[l*16 +: 16]);
+      mx_tree[LANES + l] = vis4[l] ? z4[l*48 +: 48] : Z_NONE;
+    end
+    for (int i = LANES - 1; i >= 1; i--) begin
+      sq_tree[i] = sq_tree[2*i] + sq_tree[2*i+1];
+      e_tree[i]  = e_tree[2*i] + e_tree[2*i+1];
+      mx_tree[i] = ($signed(mx_tree[2*i]) > $signed(mx_tree[2*i+1])) ? mx_tree[2*i] : mx_tree[2*i+1];
+    end
+  end
+  logic [19:0] sq4, e12;           // chunk sums, registered
+  logic [47:0] cmax5;              // chunk max, registered
+  always_ff @(posedge clk) begin
+    sq4   <= sq_tree[1];
+    cmax5 <= mx_tree[1];
+    e12   <= e_tree[1];
+  end
+  wire        rms_red4  = t_valid[4] && (op == accel_pkg::OP_RMS) && (t_kind[4] == K_RED1);
+  wire        smax_max5 = t_valid[5] && (op == accel_pkg::OP_SMAX) && (t_kind[5] == K_RED1);
+  wire        smax_sum12 = t_valid[12] && (op == accel_pkg::OP_SMAX) && (t_kind[12] == K_RED2);
+  wire [31:0] acc_rms = (t_first[4] ? 32'd0 : acc) + 32'(sq4);
+  wire [31:0] acc_exp = (t_first[12] ? 32'd0 : acc) + 32'(e12);
+
+  // ---------------- write port (stage 13) ----------------
+  always_comb begin
+    a_we    = t_valid[SW] && (t_kind[SW] == K_OUT);   // reduction beats write nothing
+    a_waddr = t_rowd[SW];
+    a_wbe   = '0;
+    for (int l = 0; l < LANES; l++) a_wbe[32'(t_ch[SW]) * LANES + l] = 1'b1;
+    a_wdata = {CH{byte13}};
+  end
+
+  // ---------------- sequencer, reductions and divider ----------------
+  task automatic begin_pass();
+    blk <= '0; ch <= '0; boff <= '0; hb <= '0; hoff <= '0; col0 <= '0;
   endtask
 
   task automatic start_div(input logic [47:0] num, input logic [31:0] den);
-    dv_num <= num; dv_den <= den; dv_rem <= '0; dv_q <= '0; dv_i <= 6'd47;
-    state <= S_DIV;
-  endtask
-
-  task automatic begin_row(input logic [7:0] o);
-    acc <= 0; mx <= 64'sh8000_0000_0000_0000; blk <= '0; e <= '0; hb <= '0;
-    if (o == OP_RMS || o == OP_SMAX) state <= S_P1; else state <= S_OUT;
+    dv_rem <= 32'(num[47:32]); dv_bits <= num[31:0]; dv_den <= den; dv_q <= '0; dv_i <= '0;
+    dstate <= D_DIV;
   endtask
 
   always_ff @(posedge clk or negedge rst_n) begin
     if (!rst_n) begin
-      state <= S_IDLE; busy <= 1'b0; done <= 1'b0;
-      r <= '0; blk <= '0; hb <= '0; e <= '0; acc <= 0; mx <= 0; scale <= 0; div_second <= 1'b0;
-      dv_num <= '0; dv_rem <= '0; dv_den <= '0; dv_q <= '0; dv_i <= '0;
-      sq_op <= '0; sq_res <= '0; sq_one <= '0; sq_i <= '0;
+      state <= V_IDLE; busy <= 1'b0; done <= 1'b0; kind <= K_OUT;
+      r <= '0; red_next <= '0; out_next <= '0; blk <= '0; ch <= '0; boff <= '0; hb <= '0;
+      hoff <= '0; trow <= '0; col0 <= '0; dcnt <= '0;
+      mx <= '0; acc <= '0; pend_valid <= 1'b0; pend_acc <= '0; pend_mx <= '0;
+      res_valid <= 1'b0; res_k <= '0; res_mx <= '0; oc_k <= '0; oc_mx <= '0;
+      dstate <= D_IDLE; dv_rem <= '0; dv_den <= '0; dv_bits <= '0; dv_q <= '0; dv_i <= '0;
+      dv_second <= 1'b0; dv_mx <= '0; sq_op <= '0; sq_res <= '0; sq_one <= '0; sq_i <= '0;
     end else begin
-      logic row_end;
       done <= 1'b0;
-      case (state)
-        S_IDLE: if (start) begin
-          busy <= 1'b1; r <= '0; div_second <= 1'b0;
-          begin_row(op);
+
+      // ---- reductions (the beats in flight) ----
+      if (rms_red4) begin
+        acc <= acc_rms;
+        if (t_last[4]) begin pend_acc <= acc_rms; pend_mx <= '0; end
+      end
+      if (smax_max5)
+        mx <= (t_first[5] || $signed(cmax5) > $signed(mx)) ? cmax5 : mx;
+      if (smax_sum12) begin
+        acc <= acc_exp;
+        if (t_last[12]) begin pend_acc <= acc_exp; pend_mx <= t_mx[12]; end
+      end
+
+      // ---- divider: takes a pending row when its result slot is free ----
+      case (dstate)
+        D_IDLE: if (pend_valid && !res_valid) begin
+          pend_valid <= 1'b0;
+          dv_mx <= pend_mx; dv_second <= 1'b0;
+          // RMS: mean square in Q16, (ss << 16) / n; SMAX: 127 * 2^24 / sum. Both quotients
+          // are below 2^31, so the top 16 numerator bits start as the remainder.
+          if (op == accel_pkg::OP_RMS) start_div({pend_acc[31:0], 16'd0}, 32'(blocks) * N);
+          else start_div(48'd127 << 24, pend_acc);
         end
-        S_P1: begin  // RMS: sum of squares; SMAX: row max over the causal columns
-          if (op == OP_RMS) acc <= acc + x_a * x_a;
-          else if (col_ok && z > mx) mx <= z;
-          step_elem(row_end);
-          if (row_end) begin
-            if (op == OP_RMS) begin
-              // mean square in Q16: (ss << 16) / n, n = blocks * N
-              start_div(48'((acc + x_a * x_a) <<< 16), 32'(blocks) * N);
-              div_second <= 1'b0;
-            end else state <= S_P2;
-          end
-        end
-        S_P2: begin  // SMAX: sum of exp
-          if (col_ok) acc <= acc + iexp_q15(z - mx);
-          step_elem(row_end);
-          if (row_end) begin
-            // the sum is below 2^31: at most 4080 columns of exp <= 2^15
-            start_div(48'(127) << 24, 32'(col_ok ? acc + iexp_q15(z - mx) : acc));
-          end
-        end
-        S_DIV: begin  // restoring division, one quotient bit per cycle
-          logic [33:0] rem2;  // remainder < divisor < 2^32, so 34 bits never overflow
-          rem2 = {dv_rem, dv_num[dv_i]};
-          if (dv_den != 0 && rem2 >= 34'(dv_den)) begin
-            dv_rem <= 33'(rem2 - 34'(dv_den)); dv_q[dv_i] <= 1'b1;
-          end else dv_rem <= 33'(rem2);
-          dv_i <= dv_i - 6'd1;
-          if (dv_i == 6'd0) begin
-            logic [47:0] q;
-            q = dv_q;
-            if (dv_den != 0 && rem2 >= 34'(dv_den)) q[0] = 1'b1;
-            if (dv_den == 0) q = '0;
-            if (op == OP_RMS && !div_second) begin
-              sq_op <= q[31:0]; sq_res <= '0; sq_one <= 32'h4000_0000; sq_i <= 5'd0;
-              state <= S_SQRT;
-            end else begin
-              scale <= longint'({16'd0, q});
-              state <= S_OUT;
+        D_DIV: begin
+          dv_rem <= dv_rb; dv_bits <= dv_bits << 2; dv_q <= dv_qn[29:0]; dv_i <= dv_i + 4'd1;
+          if (dv_i == 4'd15) begin
+            if (op == accel_pkg::OP_RMS && !dv_second) begin
+              sq_op <= dv_res; sq_res <= '0; sq_one <= 32'h4000_0000; sq_i <= '0;
+              dstate <= D_SQRT;
+            end else begin   // both quotients are <= 2^30 (RMS) / < 2^31 (SMAX)
+              res_k <= dv_res[30:0]; res_mx <= dv_mx; res_valid <= 1'b1; dstate <= D_IDLE;
             end
           end
         end
-        S_SQRT: begin  // digit-by-digit floor(sqrt), two bits of the operand per cycle
-          if (sq_op >= sq_res + sq_one) begin
-            sq_op <= sq_op - (sq_res + sq_one);
-            sq_res <= (sq_res >> 1) + sq_one;
-          end else sq_res <= sq_res >> 1;
-          sq_one <= sq_one >> 2;
-          sq_i <= sq_i + 5'd1;
-          if (sq_i == 5'd15) begin
-            logic [31:0] root;
-            root = (sq_op >= sq_res + sq_one) ? (sq_res >> 1) + sq_one : sq_res >> 1;
-            if (root == 0) root = 32'd1;
-            start_div(48'h4000_0000, root);
-            div_second <= 1'b1;
+        D_SQRT: begin
+          sq_op <= sq_opb; sq_res <= sq_resb; sq_one <= sq_oneb; sq_i <= sq_i + 3'd1;
+          if (sq_i == 3'd7) begin
+            start_div(48'h0000_4000_0000, (sq_resb == 32'd0) ? 32'd1 : sq_resb);
+            dv_second <= 1'b1;
           end
         end
-        S_OUT: begin
-          step_elem(row_end);
-          if (row_end) begin
-            if (last_row) begin state <= S_IDLE; busy <= 1'b0; done <= 1'b1; end
-            else begin r <= r + 16'd1; begin_row(op); end
+        default: dstate <= D_IDLE;
+      endcase
+      // a row's last reduction beat hands its result over (after the divider took the last one)
+      if ((rms_red4 && t_last[4]) || (smax_sum12 && t_last[12])) pend_valid <= 1'b1;
+
+      // ---- issue sequencer ----
+      case (state)
+        V_IDLE: if (start) begin
+          busy <= 1'b1; state <= V_WAIT; red_next <= '0; out_next <= '0;
+        end
+        V_WAIT: begin
+          if (!reduce_op) begin
+            kind <= K_OUT; r <= '0; trow <= src1; begin_pass(); state <= V_ISSUE;
+          end else if (want_red) begin
+            kind <= K_RED1; r <= red_next; red_next <= red_next + 16'd1;
+            begin_pass(); state <= V_ISSUE;
+          end else if (res_valid) begin
+            kind <= K_OUT; r <= out_next; out_next <= out_next + 16'd1;
+            res_valid <= 1'b0; oc_k <= res_k; oc_mx <= res_mx;
+            begin_pass(); state <= V_ISSUE;
           end
         end
-        default: state <= S_IDLE;
+        V_ISSUE: begin
+          col0 <= col0 + 16'(LANES);
+          if (last_ch) begin
+            ch <= '0; blk <= blk + 8'd1; boff <= boff + rows;
+            if (hb == src2 - 16'd1) begin hb <= '0; hoff <= '0; end
+            else begin hb <= hb + 16'd1; hoff <= hoff + (tr2 ? 16'd2 : 16'd1); end
+            if (last_blk) begin
+              begin_pass();
+              if (item_end) begin
+                state <= last_item ? V_DRAIN : V_WAIT; dcnt <= '0;
+              end else if (reduce_op) kind <= K_RED2;   // SMAX: sum pass after the max pass
+              else begin r <= r + 16'd1; trow <= trow + bph_tr; end
+            end
+          end else ch <= ch + 8'd1;
+        end
+        V_DRAIN: begin   // the last beat is written in its stage SW
+          dcnt <= dcnt + 4'd1;
+          if (dcnt == 4'(SW - 1)) begin state <= V_IDLE; busy <= 1'b0; done <= 1'b1; end
+        end
+        default: state <= V_IDLE;
       endcase
     end
   end
+
+`ifndef SYNTHESIS
+  // a reduction result is never overwritten before the divider took it
+  always_ff @(posedge clk)
+    if ((rms_red4 && t_last[4]) || (smax_sum12 && t_last[12]))
+      assert (!pend_valid || (dstate == D_IDLE && !res_valid));
+  initial assert (N % LANES == 0 && LANES >= 1);
+`endif
 endmodule
