@@ -4,7 +4,8 @@ key blocks the group can see. Golden model only (fast, default suite).
 Reference: the one-group program (``per_group`` >= the key-block rows of the step), which is
 the unskipped program (every query row against all ceil((past+S)/N) key blocks, the masked
 columns zeroed by SMAX). Both run from the same device state; y and the KV cache must be equal
-bit for bit, and the grouped program must cost fewer cycles by the cycle model once S > N.
+bit for bit; the finest grouping must do fewer MACs once S > N, and the grouping the compiler
+chooses must cost no more cycles (cycle model) than either the finest or the unskipped one.
 The float reference (version 1's block) bounds the grouped result as tests/test_rtl_block.py
 does.
 """
@@ -97,12 +98,17 @@ def test_skipped_tiles_equal_the_unskipped_program(block, s, past):
     state = dev.asram.copy()
     args = (qb, session.layouts[0], session.rescales[0], session.hw, kv, s, past,
             plan.scratch_a, plan.x_dram, plan.y_dram)
-    skipped, unskipped = block_program(*args), block_program(*args, per_group=ONE_GROUP)
-    y_skip, a_skip = _run_from(dev, state, skipped, session, x_q[past:])
+    # finest: one key-block row of queries per group, so every fully masked tile is skipped;
+    # chosen: the grouping the cycle model picks (with a fast vector unit the fill/drain of
+    # more, smaller GEMMs can outweigh the skipped tiles, and it may pick one group)
+    finest, unskipped = block_program(*args, per_group=1), block_program(*args, per_group=ONE_GROUP)
+    chosen = block_program(*args)
+    y_skip, a_skip = _run_from(dev, state, finest, session, x_q[past:])
     y_full, a_full = _run_from(dev, state, unskipped, session, x_q[past:])
     assert (y_skip.view(np.uint8) != POISON).any()
     np.testing.assert_array_equal(y_skip, y_full)
     np.testing.assert_array_equal(a_skip[:plan.scratch_a], a_full[:plan.scratch_a])   # KV caches
+    np.testing.assert_array_equal(_run_from(dev, state, chosen, session, x_q[past:])[0], y_full)
 
     # the session's own step (it chooses the grouping) from the same cache gives the same bits
     y = session.run_block(0, x_q[None, past:], past)[0]
@@ -116,14 +122,14 @@ def test_skipped_tiles_equal_the_unskipped_program(block, s, past):
     assert cos_sim >= MIN_COSINE and rel <= MAX_REL, (cos_sim, rel)
 
     hw = session.hw
-    c_skip, c_full = run_cycles(skipped + [Insn(OP_HALT)], hw), run_cycles(unskipped + [Insn(OP_HALT)], hw)
-    assert c_skip.cycles <= c_full.cycles
+    def cycles(program):
+        return run_cycles(program + [Insn(OP_HALT)], hw)
+    c_skip, c_full = cycles(finest), cycles(unskipped)
+    assert cycles(chosen).cycles <= min(c_skip.cycles, c_full.cycles)   # the chooser never loses
     if s > N:   # at least two query groups, so masked tiles exist and are skipped
-        assert _macs(skipped) < _macs(unskipped)
-        assert c_skip.vector_busy < c_full.vector_busy
-        assert c_skip.cycles < c_full.cycles
+        assert _macs(finest) < _macs(unskipped)
     if s == 1:  # decode: the one-group program
-        assert skipped == unskipped
+        assert finest == chosen == unskipped
 
 
 def test_groups_shrink_to_fit_a_small_instruction_memory(block):
@@ -135,7 +141,8 @@ def test_groups_shrink_to_fit_a_small_instruction_memory(block):
     plan = session.plan
     args = (qb, session.layouts[0], session.rescales[0], session.hw, plan.kv[(0, 0)], s, 0,
             plan.scratch_a, plan.x_dram, plan.y_dram)
-    free, one = block_program(*args), block_program(*args, per_group=ONE_GROUP)
+    # the finest grouping is the longest program; the chooser, given room, may pick any
+    free, one = block_program(*args, per_group=1), block_program(*args, per_group=ONE_GROUP)
     assert len(free) > len(one)
     depth = len(one) + 1                   # room for the one-group program and its HALT only
     shallow = HwConfig(imem_depth=depth)
