@@ -11,12 +11,16 @@ profiled with ``benchmarks.counters.count_step`` (the PyTorch profiler's CUDA ac
 Printed with the reduction against v1 (the issue's goal is >= 90%). Nothing is estimated.
 
 Without a GPU there is no device kernel to count: the script says so and exits with status
-2. With ``--triton-calls`` it then also prints, labelled as such, the Triton launches that
-version 3 and 4 record in ``runtime.CALLS`` while running in the interpreter: that shows the
-design (5 per layer forward, 1 or 5 per layer per token), not a device count. That run says
-up front that it is the interpreter, shows a bar per (version, stage) on stderr with the time
-left estimated from each version's first counted call, and defaults to tiny at seq 8 (3 min
-10 s measured on 2 shared CPU cores); the per-layer counts do not depend on the size.
+2. With ``--triton-calls`` it then counts, labelled as such, what version 3 and 4 would
+launch, in the interpreter: the Triton calls they record in ``runtime.CALLS``, and the torch
+operators that run outside them and would each launch a kernel
+(``benchmarks.torch_op_launches``: views, bare allocations and ``item()`` left out). Their
+sum per step is ``launches``. That shows the design (per layer forward: v3 5 Triton calls
+plus its torch GEMMs, copies and residual adds; v4 5 fused calls), not a device count. That
+run says up front that it is the interpreter, shows a bar per (version, stage) on stderr with
+the time left estimated from each version's first counted call, and defaults to tiny at
+seq 8 (3 min 10 s measured on 2 shared CPU cores); the per-layer counts do not depend on the
+size.
 """
 from __future__ import annotations
 
@@ -26,20 +30,27 @@ import time
 
 import torch
 
-from version1_baseline.config import get_preset
+from version1_baseline.config import TinyLlamaConfig, get_preset
 
 from .counters import count_step
+from .torch_op_launches import count_torch_ops
 from .validation import (ArgumentParser, add_debug_flag, check_workload, check_writable_file,
                          cli_boundary)
 from .versions import build_model, load_spec, parse_names
 from .workloads import make_workload, resolve_dtype
 
 
-def _steps(name: str, preset: str, batch: int, seq: int, device, dtype, allow_interpreter):
-    """(model, forward_step, decode_step) for version ``name``."""
+def _config(preset: str | TinyLlamaConfig) -> TinyLlamaConfig:
+    return get_preset(preset) if isinstance(preset, str) else preset
+
+
+def _steps(name: str, preset: str | TinyLlamaConfig, batch: int, seq: int, device, dtype,
+           allow_interpreter):
+    """(model, forward_step, decode_step) for version ``name``; ``preset``: a preset's name
+    or a config (a shape no preset has, e.g. a test's smaller one)."""
     spec = load_spec(name, device, allow_interpreter=allow_interpreter)
     torch.manual_seed(0)
-    model = build_model(spec, get_preset(preset), None, device, dtype=dtype)
+    model = build_model(spec, _config(preset), None, device, dtype=dtype)
     forward = make_workload(model, "prefill", batch, seq, device, dtype).step
     decode = make_workload(model, "decode", batch, seq, device, dtype).step
     return model, forward, decode
@@ -61,8 +72,13 @@ def device_counts(versions, preset, batch, seq, device, dtype) -> dict:
     return rows
 
 
-def triton_calls(preset, batch, seq, out=None) -> dict:
-    """Triton launches recorded by runtime.CALLS in the interpreter (not device kernels).
+def triton_calls(preset: str | TinyLlamaConfig, batch, seq, out=None) -> dict:
+    """What v3 and v4 launch per step, counted in the interpreter (not device kernels).
+
+    -> ``{"triton_calls": rows, "torch_ops": rows, "launches": {version: {stage: n}}}``, where
+    a row is ``{version: {stage: {name: count}, stage_total: n}}`` for the stages ``forward``
+    and ``decode_token``: the Triton calls ``runtime.CALLS`` records, the torch operators
+    that would launch a kernel (``benchmarks.torch_op_launches``), and their sum.
 
     The interpreter runs every kernel program in Python, so each call takes seconds to
     minutes: one tqdm bar on ``out`` (stderr) advances per (version, stage), and each
@@ -75,12 +91,13 @@ def triton_calls(preset, batch, seq, out=None) -> dict:
     from .progress import interpreter_notice
 
     out = out or sys.stderr
+    label = preset if isinstance(preset, str) else "a custom config"
     print(f"kernel_count --triton-calls: v3 and v4 run in the Triton interpreter "
           f"(TRITON_INTERPRET=1, no GPU), hundreds of times slower than on a GPU; "
-          f"{preset}, batch {batch}, seq {seq}: 2 models to build, then 8 calls (a warm-up "
+          f"{label}, batch {batch}, seq {seq}: 2 models to build, then 8 calls (a warm-up "
           "and a counted call of forward and of decode per version). A rough time left "
           "follows each version's first counted call.", file=out, flush=True)
-    rows = {}
+    rows, ops = {}, {}
     # per version: build, then a warm-up and a counted call of forward and of decode
     with tqdm(total=2 * 5, desc="triton calls", unit="stage", file=out) as bar:
         for name in ("v3", "v4"):
@@ -88,7 +105,7 @@ def triton_calls(preset, batch, seq, out=None) -> dict:
             _, forward, decode = _steps(name, preset, batch, seq, torch.device("cpu"),
                                         torch.float32, True)
             bar.update()
-            counts = {}
+            counts, op_counts = {}, {}
             for key, step in (("forward", forward), ("decode_token", decode)):
                 bar.set_postfix_str(f"{name} {key} warm-up", refresh=True)
                 step()  # warm-up (the decode workload's own prefill already ran)
@@ -96,7 +113,7 @@ def triton_calls(preset, batch, seq, out=None) -> dict:
                 bar.set_postfix_str(f"{name} {key} counted", refresh=True)
                 runtime.CALLS.clear()
                 start = time.monotonic()
-                step()
+                op_counts[key] = count_torch_ops(step)
                 if key == "forward":
                     # Per version: v4's fused kernels run far slower in the interpreter
                     # than v3's (measured: 2 s vs ~25 s per tiny call on 2 cores), so one
@@ -106,8 +123,26 @@ def triton_calls(preset, batch, seq, out=None) -> dict:
                 bar.update()
                 counts[key] = dict(runtime.CALLS)
                 counts[f"{key}_total"] = sum(runtime.CALLS.values())
-            rows[name] = counts
-    return rows
+                op_counts[f"{key}_total"] = sum(op_counts[key].values())
+            rows[name], ops[name] = counts, op_counts
+    launches = {name: {key: rows[name][f"{key}_total"] + ops[name][f"{key}_total"]
+                       for key in ("forward", "decode_token")} for name in rows}
+    return {"triton_calls": rows, "torch_ops": ops, "launches": launches}
+
+
+def interpreter_record(preset: str | TinyLlamaConfig, batch: int, seq: int,
+                       counts: dict) -> dict:
+    """The JSON record of ``triton_calls``'s counts (``kernel_count.json`` without a GPU)."""
+    config = _config(preset)
+    return {"machine": "cpu (TRITON_INTERPRET)",
+            "preset": preset if isinstance(preset, str) else None,
+            "config": config.to_dict(), "num_layers": config.num_layers,
+            "batch_size": batch, "seq_len": seq,
+            "counted_by": "in the interpreter, NOT device kernels: triton_calls = "
+            "runtime.CALLS (Triton calls); torch_ops = aten operators outside Triton "
+            "calls that would launch a kernel (benchmarks.torch_op_launches: views, bare "
+            "allocations and ops returning no tensor left out); launches = their sum",
+            **counts}
 
 
 def _layers(preset: str) -> int:
@@ -137,7 +172,8 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--json", default=None, help="write the counts to this path")
     p.add_argument("--triton-calls", action="store_true",
-                   help="without a GPU: print the interpreter's Triton launch counts (v3, v4)")
+                   help="without a GPU: count in the interpreter what v3 and v4 launch (Triton "
+                        "calls and the torch operators that would launch a kernel)")
     args = p.parse_args(argv)
     # The interpreter needs a small default (minutes, not hours); a GPU keeps small/128.
     interpreter = args.triton_calls and not torch.cuda.is_available()
@@ -153,17 +189,15 @@ def main(argv=None) -> int:
         print("kernel_count: no GPU here, so there are no device kernels to count; "
               "no launch numbers are reported.", file=sys.stderr)
         if args.triton_calls:
-            rows = triton_calls(args.preset, args.batch_size, args.seq_len)
-            print(f"Triton launches recorded by runtime.CALLS under TRITON_INTERPRET "
-                  f"({args.preset}, batch {args.batch_size}, seq {args.seq_len}); these are "
-                  "Triton kernel calls, NOT device kernel counts (torch ops not included):")
-            print(json.dumps(rows, indent=2, sort_keys=True))
+            counts = triton_calls(args.preset, args.batch_size, args.seq_len)
+            print(f"Launches v3 and v4 make per step, counted under TRITON_INTERPRET "
+                  f"({args.preset}, batch {args.batch_size}, seq {args.seq_len}): Triton "
+                  "kernel calls (runtime.CALLS), torch operators that would launch a kernel, "
+                  "and their sum. These are NOT device kernel counts:")
+            print(json.dumps(counts, indent=2, sort_keys=True))
             if args.json:
-                _write(args.json, {"machine": "cpu (TRITON_INTERPRET)", "preset": args.preset,
-                                   "num_layers": _layers(args.preset),
-                                   "batch_size": args.batch_size, "seq_len": args.seq_len,
-                                   "counted_by": "runtime.CALLS: Triton calls in the "
-                                   "interpreter, NOT device kernels", "triton_calls": rows})
+                _write(args.json, interpreter_record(args.preset, args.batch_size,
+                                                     args.seq_len, counts))
         return 2
     device = torch.device("cuda")
     dtype = resolve_dtype(args.dtype, device)

@@ -13,7 +13,7 @@ ORDER = [
     ("v3-rmsnorm", "v3"), ("v3-online-softmax", "v3"), ("v3-compile-spill", "v3"),
     ("v3-compile-tc", "v3"),
     ("v4-launches", "v4"), ("v4-floor", "v4"),
-    ("hw-cycles", "hw"), ("hw-clock", "hw"), ("hw-link", "hw"), ("hw-wave", "hw"),
+    ("hw-cycles", "hw"), ("hw-param", "hw"), ("hw-link", "hw"), ("hw-wave", "hw"),
 ]
 RUNGS = dict(ORDER)
 
