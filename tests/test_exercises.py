@@ -19,6 +19,7 @@ from exercises import catalog
 from exercises.__main__ import main as exercises_main
 from exercises.checks import CHECKS, judge
 from exercises.hw_cycles import main as hw_cycles_main
+from exercises.hw_link import main as hw_link_main
 from exercises.hw_wave import main as hw_wave_main
 from exercises.skeleton import BEGIN, END, KERNEL_EXERCISES, regions, run_kernel_tests, skeleton
 from version1_baseline.config import TinyLlamaConfig
@@ -207,7 +208,7 @@ def test_v3_compile_table_checks():
 
 
 def test_hw_link(tmp_path):
-    run("-m", "exercises.hw_link", "--preset", "chip16", "--tokens", "2", "--out", str(tmp_path))
+    assert hw_link_main(["--preset", "chip16", "--tokens", "2", "--out", str(tmp_path)]) == 0
     exp = assert_checks("hw-link", tmp_path)
     assert exp.value > 0    # streaming moves the weights again on every decode call
 
