@@ -64,6 +64,13 @@ def test_every_check_is_listed():
     assert set(CHECKS) | set(KERNEL_EXERCISES) == set(catalog.RUNGS)
 
 
+def test_readme_links_every_exercise_in_the_order_to_take_them():
+    import re
+    text = (REPO / "README.md").read_text()
+    linked = re.findall(r"\]\(exercises/(v\d|hw)/([\w-]+)\.md\)", text)
+    assert linked == [(rung, eid) for eid, rung in catalog.ORDER]
+
+
 def test_cli_errors_are_clear(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no exercise"):
         exercises_main(["show", "v9-nothing"])
