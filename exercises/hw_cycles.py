@@ -102,11 +102,11 @@ def measure(preset: str, config_name: str, changes: dict, target: str) -> dict:
     from version1_baseline import get_preset
 
     base = get_config(config_name)
-    runs = {"baseline": run_block(preset, base, target)}
-    if changes:
-        changed = dataclasses.replace(base, name=f"{base.name}+" + ",".join(
+    configs = {"baseline": base}
+    if changes:     # built first: AccelConfig refuses a bad value before anything runs
+        configs["changed"] = dataclasses.replace(base, name=f"{base.name}+" + ",".join(
             f"{k}={v}" for k, v in changes.items()), **changes)
-        runs["changed"] = run_block(preset, changed, target)
+    runs = {side: run_block(preset, config, target) for side, config in configs.items()}
     return {"preset": preset, "seq_len": get_preset(preset).max_seq_len, "target": target,
             "counted_by": RTL_SOURCE if target == "rtl" else MODEL_SOURCE,
             "changes": changes, "runs": runs}

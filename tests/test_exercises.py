@@ -290,6 +290,18 @@ def test_hw_param_array_size(tmp_path, capsys):
     assert "no changed run" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "q=1"], "FIELD one of n, lanes"),
+    (["--set", "n=thirty"], "is not a number"),
+    (["--set", "n=24"], "n must be a power of two"),
+    (["--set", "n=32"], "hidden size 16 is not a multiple of the array size n=32"),
+])
+def test_hw_cycles_refuses_bad_changes(tmp_path, argv, message):
+    with pytest.raises(SystemExit, match=message):
+        hw_cycles_main(["--preset", "chip16", *argv, "--out", str(tmp_path)])
+    assert not (tmp_path / "cycles.json").exists()
+
+
 @pytest.mark.rtl
 def test_hw_wave(tmp_path):
     assert hw_wave_main(["--out", str(tmp_path)]) == 0
