@@ -15,8 +15,9 @@ Without a GPU there is no device kernel to count: the script says so and exits w
 launch, in the interpreter: the Triton calls they record in ``runtime.CALLS``, and the torch
 operators that run outside them and would each launch a kernel
 (``benchmarks.torch_op_launches``: views, bare allocations and ``item()`` left out). Their
-sum per step is ``launches``. That shows the design (per layer forward: v3 5 Triton calls
-plus its torch GEMMs, copies and residual adds; v4 5 fused calls), not a device count. That
+sum per step is ``launches``. That shows the design (per layer forward, measured on tiny: v3
+5 Triton calls + 11 torch ops (4 GEMMs, 4 clones, 2 KV-cache copies, 1 residual add); v4 5
+fused calls + its 2 KV-cache copies), not a device count. That
 run says up front that it is the interpreter, shows a bar per (version, stage) on stderr with
 the time left estimated from each version's first counted call, and defaults to tiny at
 seq 8 (3 min 10 s measured on 2 shared CPU cores); the per-layer counts do not depend on the
