@@ -10,10 +10,11 @@ load's. The block's output is checked bit-exact against the plain golden model o
 configuration.
 
 ``--target model`` (default): the golden model, with cycles counted by the cycle model
-(``hw_offload/cycle_model.py``) over the program it executed. The fuzzer holds that model
-equal to the RTL's counters, cycle for cycle, on the default build; it needs no Verilator
-build, so any ``AccelConfig`` runs in a second. ``--target rtl``: the Verilator test build
-(the default configuration, chip16, only).
+(``hw_offload/cycle_model.py``) over the program it executed (``make_device("cycle_model")``).
+The fuzzer holds that model equal to the RTL's counters, cycle for cycle; it needs no
+Verilator build, so any ``AccelConfig`` runs in a second. ``--target rtl``: the
+configuration's Verilator test build (cached per configuration; a configuration other than
+chip16 is built on first use, minutes).
 
 ``--set FIELD=VALUE`` (repeatable) changes fields of the ``--config`` configuration
 (``hw_offload.configs.AccelConfig``: n, lanes, a_rows, w_rows, acc_rows, ...). The block then
@@ -27,27 +28,14 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
+
 from hw_offload.configs import NAMED, AccelConfig, get_config
-from hw_offload.cycle_model import run_cycles
-from hw_offload.device_counters import Counters
-from hw_offload.golden import GoldenAccelerator
-from hw_offload.isa import Insn
+from hw_offload.golden_cycles import COUNTER_SOURCE
+from hw_offload.model_session import ModelSession, make_device
+from hw_offload.testing import POISON
 
-MODEL_SOURCE = "cycle model (hw_offload/cycle_model.py) over the golden model's executed program"
-RTL_SOURCE = "Verilator test build's counters (cycle-accurate RTL)"
-
-
-class CycleCountingGolden(GoldenAccelerator):
-    """The golden model whose runs report the cycle model's counters."""
-
-    def _run_program(self, max_cycles: int) -> Counters:
-        c = super()._run_program(max_cycles)
-        # straight-line programs (the ISA has no branches): the executed instructions are the
-        # ``instructions`` words from start_pc, HALT included
-        executed = [Insn.decode(w) for w in self.imem[self.start_pc:self.start_pc + c.instructions]]
-        for name, value in run_cycles(executed, self.config).to_dict().items():
-            setattr(c, name, value)
-        return c
+RTL_SOURCE = "Verilator test build of the configuration (cycle-accurate RTL counters)"
 
 
 def parse_changes(items: list[str]) -> dict[str, int | float]:
@@ -66,36 +54,40 @@ def parse_changes(items: list[str]) -> dict[str, int | float]:
     return changes
 
 
+def _prefill(device, qb, x_q: np.ndarray) -> tuple[np.ndarray, dict, dict, int]:
+    """Prefill of x_q (int8 (S, hidden)) through a model session, weights resident, output
+    poisoned first. The SRAM plan may split it into several device runs (a small
+    accumulator holds fewer tokens): -> (y_q, their summed counters, the weight load's
+    counters (None for the golden model's, which has no clock), how many runs)."""
+    session = ModelSession([qb], x_q.shape[0], 0, device=device, weights="resident",
+                           progress=False)
+    device.write_mem(session.plan.y_dram, np.full(x_q.size, POISON, dtype=np.uint8))
+    y_q = session.run_block(0, x_q[None], 0, keep_kv=False)[0]
+    runs = [r.counters.to_dict() for r in session.records if r.kind == "step"]
+    load = session.setup_records[0].counters.to_dict()
+    session.close()
+    total = {k: None if v is None else sum(r[k] for r in runs) for k, v in runs[0].items()}
+    return y_q, total, load, len(runs)
+
+
 def run_block(preset: str, config: AccelConfig, target: str) -> dict:
     """One prefill step of ``preset``'s first block on ``config``: counters and weight load."""
     from benchmarks.hw.bench_block import build_block
     from hw_offload.calibrate import quantize_block
     from hw_offload.quant import quantize
-    from hw_offload.testing import run_one_block
 
     cfg, layer, cos, sin, calib, x = build_block(preset)
-    if cfg.hidden_size % config.n:
-        raise SystemExit(f"error: preset {preset}'s hidden size {cfg.hidden_size} is not a "
-                         f"multiple of the array size n={config.n}; take a larger preset "
-                         "(tiny) or a smaller n")
     qb = quantize_block(layer, cfg, calib, cos, sin)
     x_q = quantize(x, qb.act_scales["x"])
-    if target == "rtl":
-        from hw_offload.driver import Accelerator
-        device = Accelerator("test")
-        if device.config != config.hw():
-            raise SystemExit(f"error: --target rtl runs the default Verilator build "
-                             f"({device.config}); configuration {config.name!r} differs: use "
-                             "--target model")
-    else:
-        device = CycleCountingGolden(config.hw())
-    y, counters, session = run_one_block(device, qb, x_q)
-    y_ref, _, _ = run_one_block(GoldenAccelerator(config.hw()), qb, x_q)
+    device = make_device("verilator" if target == "rtl" else "cycle_model", config,
+                         variant="test")
+    y, counters, load, runs = _prefill(device, qb, x_q)
+    y_ref = _prefill(make_device("golden", config), qb, x_q)[0]
     if (y != y_ref).any():
         raise RuntimeError(f"{target} output differs from the golden model on {config.name}")
-    return {"config": config.to_dict(), "counters": counters.to_dict(),
-            "weight_load_counters": session.setup_records[0].counters.to_dict(),
-            "block_time_us_at_clock": counters.cycles / config.clock_mhz}
+    return {"config": config.to_dict(), "counters": counters, "device_runs": runs,
+            "weight_load_counters": load,
+            "block_time_us_at_clock": counters["cycles"] / config.clock_mhz}
 
 
 def measure(preset: str, config_name: str, changes: dict, target: str) -> dict:
@@ -108,7 +100,7 @@ def measure(preset: str, config_name: str, changes: dict, target: str) -> dict:
             f"{k}={v}" for k, v in changes.items()), **changes)
     runs = {side: run_block(preset, config, target) for side, config in configs.items()}
     return {"preset": preset, "seq_len": get_preset(preset).max_seq_len, "target": target,
-            "counted_by": RTL_SOURCE if target == "rtl" else MODEL_SOURCE,
+            "counted_by": RTL_SOURCE if target == "rtl" else COUNTER_SOURCE,
             "changes": changes, "runs": runs}
 
 
@@ -132,7 +124,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "cycles.json").write_text(json.dumps(res, indent=2) + "\n")
     for side, r in res["runs"].items():
-        print(f"{side:9} {r['config']['name']:24} {json.dumps(r['counters'])}")
+        print(f"{side:9} {r['config']['name']:24} {r['device_runs']} run(s) "
+              f"{json.dumps(r['counters'])}")
     print(f"wrote {out / 'cycles.json'} ({res['counted_by']})")
     return 0
 

@@ -290,11 +290,23 @@ def test_hw_param_array_size(tmp_path, capsys):
     assert "no changed run" in capsys.readouterr().err
 
 
+def test_hw_param_small_accumulator_splits_the_prefill(tmp_path):
+    # A quarter of chip16's accumulator holds fewer tokens per device run: the SRAM plan
+    # splits tiny's prefill, and the check sums every run's counters.
+    assert hw_cycles_main(["--preset", "tiny", "--set", "acc_rows=4096",
+                           "--out", str(tmp_path)]) == 0
+    r = json.loads((tmp_path / "cycles.json").read_text())["runs"]
+    assert r["baseline"]["device_runs"] == 1 and r["changed"]["device_runs"] > 1
+    assert r["changed"]["counters"]["instructions"] > r["baseline"]["counters"]["instructions"]
+    exp = assert_checks("hw-param", tmp_path)
+    assert exp.value == r["baseline"]["counters"]["cycles"] / r["changed"]["counters"]["cycles"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--set", "q=1"], "FIELD one of n, lanes"),
     (["--set", "n=thirty"], "is not a number"),
     (["--set", "n=24"], "n must be a power of two"),
-    (["--set", "n=32"], "hidden size 16 is not a multiple of the array size n=32"),
+    (["--set", "n=32"], "hidden 16 not a multiple of the 32x32 array"),
 ])
 def test_hw_cycles_refuses_bad_changes(tmp_path, argv, message):
     with pytest.raises(SystemExit, match=message):
