@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import kernel_count
+from benchmarks.__main__ import main as bench_main
 from exercises import catalog
 from exercises.__main__ import main as exercises_main
 from exercises.checks import CHECKS, judge
@@ -252,8 +253,9 @@ def test_v4_launches_tiny_command(tmp_path):
 
 
 def test_v4_floor(tmp_path):
-    run("-m", "benchmarks", "run", "--versions", "v1", "--presets", "chip16", "--modes", "decode",
-        "--steps", "3", "--warmup", "1", "--no-progress", "--out", str(tmp_path))
+    assert bench_main(["run", "--versions", "v1", "--presets", "chip16", "--modes", "decode",
+                       "--steps", "3", "--warmup", "1", "--device", "cpu", "--no-progress",
+                       "--out", str(tmp_path)]) == 0
     r = json.loads((tmp_path / "results.json").read_text())
     exp = assert_checks("v4-floor", tmp_path)
     (row,) = [row for row in r["rows"] if row["mode"] == "decode"]
