@@ -39,7 +39,7 @@ RTL_SOURCE = "Verilator test build of the configuration (cycle-accurate RTL coun
 
 def parse_changes(items: list[str]) -> dict[str, int | float]:
     """``["n=32", "lanes=32"]`` -> ``{"n": 32, "lanes": 32}``, each an AccelConfig field."""
-    known = {f.name: f.type for f in dataclasses.fields(AccelConfig) if f.name != "name"}
+    known = [f.name for f in dataclasses.fields(AccelConfig) if f.name != "name"]
     changes: dict[str, int | float] = {}
     for item in items:
         field, sep, value = item.partition("=")
