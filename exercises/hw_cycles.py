@@ -12,8 +12,9 @@ runs when the SRAM plan splits the step) and the one-time weight load's.
 (``hw_offload/cycle_model.py``) over the program it executed (``make_device("cycle_model")``).
 The fuzzer holds that model equal to the RTL's counters, cycle for cycle; it needs no
 Verilator build, so any ``AccelConfig`` runs in a second. ``--target rtl``: the
-configuration's Verilator test build (cached per configuration; a configuration other than
-chip16 is built on first use, minutes), its output checked bit-exact against the golden model.
+configuration's Verilator test build (cached per configuration: other sizes than chip16's
+are built on first use, minutes; the memory timing is the harness's, so it needs no build),
+its output checked bit-exact against the golden model.
 
 ``--set FIELD=VALUE`` (repeatable) changes fields of the ``--config`` configuration
 (``hw_offload.configs.AccelConfig``: n, lanes, a_rows, w_rows, acc_rows, ...). The block then

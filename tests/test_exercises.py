@@ -264,16 +264,23 @@ def test_v4_floor(tmp_path):
 
 
 @pytest.mark.rtl
-def test_hw_cycles_on_the_rtl_equal_the_cycle_model(tmp_path):
-    # in this process (the runner's own CLI): no second start-up of torch
-    assert hw_cycles_main(["--preset", "chip16", "--target", "rtl", "--out", str(tmp_path / "rtl")]) == 0
-    assert hw_cycles_main(["--preset", "chip16", "--out", str(tmp_path / "model")]) == 0
+def test_hw_cycles_and_memory_latency_on_the_rtl_equal_the_cycle_model(tmp_path):
+    # The off-chip latency is the harness's memory model, not a build parameter: the
+    # default test build measures the changed configuration too. In this process (the
+    # runner's own CLI): no second start-up of torch.
+    change = ["--set", "mem_latency_cycles=100"]
+    assert hw_cycles_main(["--preset", "chip16", "--target", "rtl", *change,
+                           "--out", str(tmp_path / "rtl")]) == 0
+    assert hw_cycles_main(["--preset", "chip16", *change, "--out", str(tmp_path / "model")]) == 0
     exp = assert_checks("hw-cycles", tmp_path / "rtl")
     assert 0 < exp.value < 1
     assert CHECKS["hw-cycles"](tmp_path / "model").value == exp.value
-    rtl, model = (json.loads((tmp_path / t / "cycles.json").read_text())["runs"]["baseline"]
+    rtl, model = (json.loads((tmp_path / t / "cycles.json").read_text())["runs"]
                   for t in ("rtl", "model"))
-    assert rtl["counters"] == model["counters"]
+    for side in ("baseline", "changed"):
+        assert rtl[side]["counters"] == model[side]["counters"]
+    assert rtl["changed"]["counters"]["cycles"] > rtl["baseline"]["counters"]["cycles"]
+    assert_checks("hw-param", tmp_path / "rtl")
 
 
 def test_hw_param_array_size(tmp_path, capsys):
