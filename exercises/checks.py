@@ -233,7 +233,7 @@ def hw_param(run: Path) -> Expected:
     base, changed = _hw_run(run, "baseline"), _hw_run(run, "changed")
     return Expected(f"cycles.json runs.baseline.counters.cycles / runs.changed.counters.cycles "
                     f"({changed['config']['name']})",
-                    base["counters"]["cycles"] / changed["counters"]["cycles"], rel_tol=0.02)
+                    base["counters"]["cycles"] / changed["counters"]["cycles"], rel_tol=0.05)
 
 
 def hw_link(run: Path) -> Expected:
