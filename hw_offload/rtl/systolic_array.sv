@@ -6,6 +6,7 @@
 // whole output row appears LATENCY edges after injection, together with the tag that entered
 // with it. The bank bit travels with the activation, so the next tile's weights (loaded into
 // the other bank while this tile streams) switch in exactly where the wavefront is.
+// The PEs themselves are systolic_pe instances (systolic_pe.sv).
 module systolic_array #(
     parameter int N = 16,
     parameter int TAGW = 18
@@ -32,10 +33,9 @@ module systolic_array #(
 );
   localparam int LAT = 2 * N - 1;  // tag pipeline length (inject edge .. aligned output)
 
-  logic [7:0]  w     [2][N][N];
-  logic [7:0]  a_reg [N][N];
-  logic        b_reg [N][N];
-  logic [31:0] p_reg [N][N];
+  logic [7:0]  a_pe  [N][N];      // PE(r,c)'s registered activation, bank bit, partial sum
+  logic        b_pe  [N][N];
+  logic [31:0] p_pe  [N][N];
   logic [7:0]  skew_d [N][N];      // row r uses entries 0..r-1
   logic        skew_b [N][N];
   logic [31:0] dsk   [N][N];       // column c uses entries 0..N-2-c
@@ -45,12 +45,36 @@ module systolic_array #(
   logic [7:0] in_b [N];
   always_comb for (int r = 0; r < N; r++) in_b[r] = in_valid ? in_row[r*8 +: 8] : 8'd0;
 
-  always_ff @(posedge clk) begin
-    if (w_we) begin
-      for (int i = 0; i < N; i++) begin
-        if (w_transpose) w[w_bank][i][w_idx] <= w_row[i*8 +: 8];
-        else             w[w_bank][w_idx][i] <= w_row[i*8 +: 8];
+  // The PE grid. A PE's inputs come from its left / upper neighbour's registers, or, at the
+  // edges, from the input skew (column 0) and zero (row 0).
+  for (genvar r = 0; r < N; r++) begin : g_row
+    for (genvar c = 0; c < N; c++) begin : g_col
+      logic [7:0]  a_in;
+      logic        b_in;
+      logic [31:0] p_in;
+      if (c > 0) begin : g_from_left
+        assign a_in = a_pe[r][c-1];
+        assign b_in = b_pe[r][c-1];
+      end else if (r > 0) begin : g_from_skew
+        assign a_in = skew_d[r][r-1];
+        assign b_in = skew_b[r][r-1];
+      end else begin : g_from_input
+        assign a_in = in_b[0];
+        assign b_in = in_bank;
       end
+      if (r > 0) begin : g_from_above
+        assign p_in = p_pe[r-1][c];
+      end else begin : g_top_row
+        assign p_in = 32'd0;
+      end
+      // Row w_idx of a bank is written from w_row, or (transposed) its column w_idx.
+      wire w_sel = w_we && (w_transpose ? (32'(w_idx) == c) : (32'(w_idx) == r));
+      systolic_pe u_pe (
+        .clk, .en, .a_in, .b_in, .p_in,
+        .w_we({w_sel && w_bank, w_sel && !w_bank}),
+        .w_data(w_transpose ? w_row[r*8 +: 8] : w_row[c*8 +: 8]),
+        .a_out(a_pe[r][c]), .b_out(b_pe[r][c]), .p_out(p_pe[r][c])
+      );
     end
   end
 
@@ -64,26 +88,8 @@ module systolic_array #(
           skew_b[r][k] <= skew_b[r][k-1];
         end
       end
-      for (int r = 0; r < N; r++) begin
-        for (int c = 0; c < N; c++) begin
-          logic [7:0] a_in;
-          logic       b_in;
-          logic [31:0] p_in;
-          if (c == 0) begin
-            a_in = (r == 0) ? in_b[0] : skew_d[r][r-1];
-            b_in = (r == 0) ? in_bank : skew_b[r][r-1];
-          end else begin
-            a_in = a_reg[r][c-1];
-            b_in = b_reg[r][c-1];
-          end
-          p_in = (r == 0) ? 32'd0 : p_reg[r-1][c];
-          a_reg[r][c] <= a_in;
-          b_reg[r][c] <= b_in;
-          p_reg[r][c] <= p_in + 32'($signed(a_in) * $signed(w[b_in][r][c]));
-        end
-      end
       for (int c = 0; c < N - 1; c++) begin
-        dsk[c][0] <= p_reg[N-1][c];
+        dsk[c][0] <= p_pe[N-1][c];
         for (int k = 1; k < N - 1; k++) dsk[c][k] <= dsk[c][k-1];
       end
       tag_d[0] <= in_tag;
@@ -98,7 +104,7 @@ module systolic_array #(
 
   always_comb begin
     for (int c = 0; c < N; c++)
-      out_row[c*32 +: 32] = (c == N - 1) ? p_reg[N-1][c] : dsk[c][N-2-c];
+      out_row[c*32 +: 32] = (c == N - 1) ? p_pe[N-1][c] : dsk[c][N-2-c];
   end
   assign out_valid = tag_v[LAT-1] & en;
   assign out_tag   = tag_d[LAT-1];

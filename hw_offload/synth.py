@@ -1,0 +1,296 @@
+"""Generic-cell synthesis of the accelerator's units with Yosys: cells, flip-flops, logic depth.
+
+    python -m hw_offload.synth [--config NAME ...] [--module M ...] [--out DIR]
+
+For each named configuration (``configs.NAMED``) and each unit in ``TARGETS`` this runs Yosys's
+generic flow (``synth -top <unit>`` with the configuration's parameters), flattens the mapped
+netlist and reports:
+
+* ``cells``: generic gate cells (``$_AND_``, ``$_XOR_``, ``$_MUX_``, ... and flip-flops);
+* ``flip_flops``: the flip-flop cells among them (one per stored bit);
+* ``depth``: ``ltp -noff``, the longest combinational path between flip-flops / ports in
+  generic gates. It is the number the clock each configuration is priced at is judged by
+  (README, "Synthesis").
+
+This is **generic-cell synthesis: no cell library, no place and route**. Every gate counts as
+one level and one cell whatever its real size, and wires cost nothing; the numbers compare
+designs with each other, they are not a timing sign-off.
+
+Yosys must be on PATH (Debian: ``apt-get install yosys``; ``scripts/setup_env.sh`` installs it
+where it can). Yosys 0.23 (Debian 12) is the oldest version the RTL is kept readable by.
+A Yosys run that fails, or whose output cannot be parsed, raises ``SynthError``: no row is ever
+made up. ``HW_RTL_DIR`` (see ``build.rtl_dir``) synthesizes another copy of the RTL.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .build import RTL_FILES, rtl_dir
+from .configs import NAMED, get_config
+
+# The units synthesized on their own: the array (the PE grid with its skew and de-skew
+# registers) and the vector unit. Their memories are outside them (ports), so neither count
+# includes SRAM.
+TARGETS = ("systolic_array", "vector_unit")
+LABEL = "generic-cell synthesis: no cell library, no place and route"
+
+
+class YosysNotFoundError(RuntimeError):
+    """No ``yosys`` executable on PATH."""
+
+
+class SynthError(RuntimeError):
+    """Yosys failed, or its output did not say what we need; the message carries its log."""
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """One unit of one configuration, as Yosys's generic flow maps it."""
+
+    config: str
+    module: str
+    params: dict[str, int]
+    cells: int              # all generic cells, flip-flops included
+    flip_flops: int         # flip-flop cells (one bit each)
+    depth: int              # longest combinational path, in generic gate levels
+    seconds: float          # Yosys wall time on this machine
+    cells_by_type: dict[str, int]
+
+
+def find_yosys() -> str:
+    exe = shutil.which("yosys")
+    if not exe:
+        raise YosysNotFoundError("no `yosys` on PATH; install it (Debian/Ubuntu: "
+                                 "`apt-get install -y yosys`, or scripts/setup_env.sh as root)")
+    return exe
+
+
+def yosys_version(exe: str | None = None) -> str:
+    out = subprocess.run([exe or find_yosys(), "-V"], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def _strip_comments(text: str) -> str:
+    return re.sub(r"//[^\n]*", "", re.sub(r"/\*.*?\*/", "", text, flags=re.S))
+
+
+def _declarations(files: list[Path]) -> dict[str, Path]:
+    """Module and package name -> the file that declares it."""
+    found = {}
+    for f in files:
+        for name in re.findall(r"^\s*(?:module|package)\s+(\w+)", _strip_comments(f.read_text()),
+                               flags=re.M):
+            found[name] = f
+    return found
+
+
+def sources_of(top: str, src_dir: Path | None = None) -> list[Path]:
+    """The RTL files ``top`` needs: its own file and, transitively, every file declaring a
+    module or package its text names; packages first, then in ``build.RTL_FILES`` order.
+
+    Only these are read, so a unit can be synthesized while another file is not yet in the
+    subset Yosys reads.
+    """
+    d = Path(src_dir) if src_dir is not None else rtl_dir()
+    files = [d / f for f in RTL_FILES]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise SynthError(f"RTL files missing: {missing}")
+    decl = _declarations(files)
+    if top not in decl:
+        raise SynthError(f"no module {top!r} in {d} (declared there: {sorted(decl)})")
+    need, todo = set(), [decl[top]]
+    while todo:
+        f = todo.pop()
+        if f in need:
+            continue
+        need.add(f)
+        words = set(re.findall(r"\b\w+\b", _strip_comments(f.read_text())))
+        todo += [g for name, g in decl.items() if name in words and g not in need]
+    packages = {decl[n] for n in decl
+                if re.search(rf"^\s*package\s+{n}\b", decl[n].read_text(), flags=re.M)}
+    return sorted(need, key=lambda f: (f not in packages, files.index(f)))
+
+
+def module_parameters(top: str, files: list[Path]) -> set[str]:
+    """The parameter names ``top`` declares (so a configuration sets only those)."""
+    for f in files:
+        text = _strip_comments(f.read_text())
+        m = re.search(rf"^\s*module\s+{top}\b(.*?)\bendmodule\b", text, flags=re.M | re.S)
+        if m:
+            return set(re.findall(r"\bparameter\s+(?:int\s+|integer\s+)?(\w+)\s*=", m.group(1)))
+    raise SynthError(f"module {top!r} not found in {[str(f) for f in files]}")
+
+
+def yosys_script(top: str, files: list[str], params: dict[str, int], stat_json: str) -> str:
+    """Read, set parameters, map to generic cells, flatten, check, count, longest path.
+
+    The units keep their hierarchy while mapping (a PE is mapped once, not N*N times) and are
+    flattened afterwards, because ``ltp`` only follows paths inside one module. File names are
+    relative to Yosys's working directory (Yosys scripts have no quoting for paths with spaces).
+    """
+    lines = ["read_verilog -sv " + " ".join(files)]
+    lines += [f"chparam -set {k} {v} {top}" for k, v in sorted(params.items())]
+    lines += [f"synth -top {top}", "flatten", "check -assert",
+              f"tee -q -o {stat_json} stat -json", "ltp -noff"]
+    return "\n".join(lines) + "\n"
+
+
+_FF = re.compile(r"^\$_(?:DFF|DFFE|SDFF|SDFFE|SDFFCE|DFFSR|DFFSRE|ALDFF|ALDFFE|FF)_")
+_LATCH = re.compile(r"^\$_(?:DLATCH|DLATCHSR|SR)_")
+
+
+def parse_stat(stat_json: str, top: str) -> tuple[int, dict[str, int]]:
+    """(cell count, cells by type) of ``top`` from ``stat -json``."""
+    data = json.loads(stat_json)
+    mods = data.get("modules", {})
+    mod = mods.get("\\" + top) or mods.get(top)
+    if mod is None:
+        raise SynthError(f"stat -json has no module {top!r} (modules: {sorted(mods)})")
+    by_type = {str(k): int(v) for k, v in mod["num_cells_by_type"].items()}
+    cells = int(mod["num_cells"])
+    if cells != sum(by_type.values()) or cells <= 0:
+        raise SynthError(f"stat -json of {top}: {cells} cells, by type {by_type}")
+    unmapped = sorted(t for t in by_type if not t.startswith("$_"))
+    if unmapped:   # a submodule instance or a coarse cell left: the netlist is not generic gates
+        raise SynthError(f"{top}: cells not mapped to generic gates: {unmapped}")
+    return cells, by_type
+
+
+def parse_ltp(log: str, top: str) -> int:
+    """The length of ``ltp``'s longest path in ``top`` (gate levels)."""
+    m = re.findall(rf"^Longest topological path in \\?{re.escape(top)} \(length=(\d+)\):",
+                   log, flags=re.M)
+    if len(m) != 1:
+        raise SynthError(f"expected one `Longest topological path in {top}` line in the Yosys "
+                         f"log, found {len(m)}")
+    return int(m[0])
+
+
+def synthesize(top: str, params: dict[str, int], config: str = "", src_dir: Path | None = None,
+               timeout_s: float | None = None) -> SynthResult:
+    """Synthesize ``top`` with ``params`` (names it does not declare are left out)."""
+    exe = find_yosys()
+    files = sources_of(top, src_dir)
+    declared = module_parameters(top, files)
+    used = {k: int(v) for k, v in params.items() if k in declared}
+    with tempfile.TemporaryDirectory(prefix=f"synth-{top}-") as tmp_name:
+        tmp = Path(tmp_name)
+        for f in files:                   # a private copy: names Yosys can read unquoted
+            shutil.copy(f, tmp / f.name)
+        (tmp / "synth.ys").write_text(yosys_script(top, [f.name for f in files], used,
+                                                   "stat.json"))
+        t0 = time.time()
+        try:
+            proc = subprocess.run([exe, "-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=tmp,
+                                  capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise SynthError(f"yosys on {top} {used} ran past {timeout_s} s") from None
+        seconds = time.time() - t0
+        log_path, stat_json = tmp / "yosys.log", tmp / "stat.json"
+        log = log_path.read_text(errors="replace") if log_path.exists() else ""
+        if proc.returncode != 0:
+            tail = "\n".join((log + proc.stdout + proc.stderr).strip().splitlines()[-15:])
+            raise SynthError(f"yosys failed on {top} {used} (exit {proc.returncode}):\n{tail}")
+        if not stat_json.exists():
+            raise SynthError(f"yosys on {top} wrote no statistics; log tail:\n{log[-2000:]}")
+        cells, by_type = parse_stat(stat_json.read_text(), top)
+    depth = parse_ltp(log, top)
+    ffs = sum(n for t, n in by_type.items() if _FF.match(t))
+    latches = sum(n for t, n in by_type.items() if _LATCH.match(t))
+    if latches:
+        raise SynthError(f"{top} {used}: Yosys inferred {latches} latch cells. The RTL has no "
+                         f"latches by design, so Yosys read some always_comb differently from "
+                         f"Verilator (typically a local assigned on only some paths)")
+    if ffs <= 0 or depth <= 0:
+        raise SynthError(f"{top} {used}: implausible result: {ffs} flip-flops, depth {depth}")
+    return SynthResult(config=config, module=top, params=used, cells=cells, flip_flops=ffs,
+                       depth=depth, seconds=round(seconds, 1),
+                       cells_by_type=by_type)
+
+
+def markdown(results: list[SynthResult], command: str, version: str) -> str:
+    """The report: one row per configuration and unit, and the depth ratio per config."""
+    lines = [f"# Synthesis ({LABEL})", "",
+             f"`{command}` with {version} on {platform.node() or 'this machine'}, "
+             f"{time.strftime('%Y-%m-%d')}. Flow: `synth -top <unit>` (generic gates), `flatten`, "
+             "`stat`, `ltp -noff`. Every gate is one cell and one level whatever its size; "
+             "wires are free. The numbers compare designs; they are no timing sign-off.", "",
+             "| config | unit | parameters | cells | flip-flops | longest path (gate levels) "
+             "| yosys s |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    for r in results:
+        params = ", ".join(f"{k}={v}" for k, v in sorted(r.params.items()))
+        lines.append(f"| {r.config} | `{r.module}` | {params} | {r.cells:,} | {r.flip_flops:,} "
+                     f"| {r.depth} | {r.seconds:.0f} |")
+    by_cfg: dict[str, dict[str, SynthResult]] = {}
+    for r in results:
+        by_cfg.setdefault(r.config, {})[r.module] = r
+    ratios = [(c, u["vector_unit"].depth / u["systolic_array"].depth)
+              for c, u in by_cfg.items() if {"vector_unit", "systolic_array"} <= set(u)]
+    if ratios:
+        lines += ["", "Vector unit depth / array depth (goal of issue 17: at most 2): " +
+                  "; ".join(f"{c} {x:.1f}x" for c, x in ratios) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hw_offload.synth",
+                                description=f"Yosys {LABEL} of the array and the vector unit")
+    p.add_argument("--config", action="append", default=None, metavar="NAME",
+                   help=f"named configuration (repeatable; default: all of {sorted(NAMED)})")
+    p.add_argument("--module", action="append", default=None, choices=TARGETS,
+                   help="unit to synthesize (repeatable; default: all)")
+    p.add_argument("--out", default=None,
+                   help="also write synth.md and synth.json here (the committed run: "
+                        "benchmarks/results/cpu-2core/hw)")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per Yosys run")
+    a = p.parse_args(argv)
+    try:
+        cfgs = [get_config(n) for n in (a.config or sorted(NAMED))]
+        exe = find_yosys()
+    except (KeyError, YosysNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    version = yosys_version(exe)
+    targets = tuple(a.module or TARGETS)
+    results = []
+    try:
+        for cfg in cfgs:
+            for t in targets:
+                r = synthesize(t, cfg.verilator_params(), config=cfg.name, timeout_s=a.timeout)
+                print(f"{cfg.name:8s} {t:15s} cells {r.cells:9,d}  flip-flops {r.flip_flops:8,d}  "
+                      f"depth {r.depth:4d}  ({r.seconds:.0f} s)", flush=True)
+                results.append(r)
+    except SynthError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    command = "python -m hw_offload.synth" + "".join(f" {x}" for x in (argv if argv is not None
+                                                                        else sys.argv[1:]))
+    md = markdown(results, command, version)
+    print()
+    print(md)
+    if a.out:
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "synth.md").write_text(md)
+        (out / "synth.json").write_text(json.dumps(
+            {"label": LABEL, "yosys": version, "command": command, "machine": platform.node(),
+             "date": time.strftime("%Y-%m-%d"), "results": [asdict(r) for r in results]},
+            indent=1) + "\n")
+        print(f"wrote {out / 'synth.md'} and {out / 'synth.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
