@@ -63,4 +63,10 @@ if [ -n "$OPTIONAL_EXTRAS" ]; then
         fi
     fi
 fi
+
+# The hw extra's system tool: Yosys, for hw_offload.synth (not a PyPI package).
+if [[ ",$EXTRAS,$OPTIONAL_EXTRAS," == *",hw,"* ]]; then
+    source "$ROOT/scripts/yosys_setup.sh"
+    ensure_yosys
+fi
 export PY
