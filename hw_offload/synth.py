@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import shutil
@@ -32,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .build import RTL_FILES, rtl_dir
@@ -42,7 +43,20 @@ from .configs import NAMED, get_config
 # registers) and the vector unit. Their memories are outside them (ports), so neither count
 # includes SRAM.
 TARGETS = ("systolic_array", "vector_unit")
+OTHER_UNITS = ("gemm_unit",)   # the array with its tile sequencer; on request (--module)
 LABEL = "generic-cell synthesis: no cell library, no place and route"
+
+# The clock estimate's assumptions (README, "Synthesis"): one generic gate level costs GATE_PS
+# (a 2-input gate or mux with its wire in a 28-40 nm standard-cell library, on the slow side),
+# and a register stage REG_PS (clock-to-Q + setup + skew and jitter). An estimate, not a timing
+# analysis: the real numbers need a cell library and place and route.
+GATE_PS = 50.0
+REG_PS = 200.0
+
+
+def estimated_fmax_mhz(depth: int, gate_ps: float = GATE_PS, reg_ps: float = REG_PS) -> float:
+    """The clock a path of ``depth`` generic gate levels allows under the stated assumptions."""
+    return 1e6 / (depth * gate_ps + reg_ps)
 
 
 class YosysNotFoundError(RuntimeError):
@@ -132,6 +146,12 @@ def module_parameters(top: str, files: list[Path]) -> set[str]:
     raise SynthError(f"module {top!r} not found in {[str(f) for f in files]}")
 
 
+def parameters_for(top: str, params: dict[str, int], src_dir: Path | None = None) -> dict[str, int]:
+    """The entries of ``params`` (e.g. ``AccelConfig.verilator_params()``) that ``top`` declares."""
+    declared = module_parameters(top, sources_of(top, src_dir))
+    return {k: int(v) for k, v in params.items() if k in declared}
+
+
 def yosys_script(top: str, files: list[str], params: dict[str, int], stat_json: str) -> str:
     """Read, set parameters, map to generic cells, flatten, check, count, longest path.
 
@@ -182,8 +202,7 @@ def synthesize(top: str, params: dict[str, int], config: str = "", src_dir: Path
     """Synthesize ``top`` with ``params`` (names it does not declare are left out)."""
     exe = find_yosys()
     files = sources_of(top, src_dir)
-    declared = module_parameters(top, files)
-    used = {k: int(v) for k, v in params.items() if k in declared}
+    used = parameters_for(top, params, src_dir)
     with tempfile.TemporaryDirectory(prefix=f"synth-{top}-") as tmp_name:
         tmp = Path(tmp_name)
         for f in files:                   # a private copy: names Yosys can read unquoted
@@ -222,26 +241,61 @@ def synthesize(top: str, params: dict[str, int], config: str = "", src_dir: Path
 def markdown(results: list[SynthResult], command: str, version: str) -> str:
     """The report: one row per configuration and unit, and the depth ratio per config."""
     lines = [f"# Synthesis ({LABEL})", "",
-             f"`{command}` with {version} on {platform.node() or 'this machine'}, "
+             f"`{command}` with {version} on {platform.node() or 'this machine'} "
+             f"({os.cpu_count()} CPUs), "
              f"{time.strftime('%Y-%m-%d')}. Flow: `synth -top <unit>` (generic gates), `flatten`, "
              "`stat`, `ltp -noff`. Every gate is one cell and one level whatever its size; "
              "wires are free. The numbers compare designs; they are no timing sign-off.", "",
-             "| config | unit | parameters | cells | flip-flops | longest path (gate levels) "
-             "| yosys s |",
-             "|---|---|---|---:|---:|---:|---:|"]
+             "| config | unit | parameters | cells | flip-flops | longest path (gate levels) |",
+             "|---|---|---|---:|---:|---:|"]
     for r in results:
         params = ", ".join(f"{k}={v}" for k, v in sorted(r.params.items()))
         lines.append(f"| {r.config} | `{r.module}` | {params} | {r.cells:,} | {r.flip_flops:,} "
-                     f"| {r.depth} | {r.seconds:.0f} |")
+                     f"| {r.depth} |")
     by_cfg: dict[str, dict[str, SynthResult]] = {}
     for r in results:
         by_cfg.setdefault(r.config, {})[r.module] = r
     ratios = [(c, u["vector_unit"].depth / u["systolic_array"].depth)
               for c, u in by_cfg.items() if {"vector_unit", "systolic_array"} <= set(u)]
     if ratios:
-        lines += ["", "Vector unit depth / array depth (goal of issue 17: at most 2): " +
+        lines += ["", "Vector unit depth / array depth (issue 17's goal: at most 2): " +
                   "; ".join(f"{c} {x:.1f}x" for c, x in ratios) + "."]
+    lines += ["", f"**Clock check (an estimate)**: a path of d generic gate levels is assumed to "
+              f"take d x {GATE_PS:g} ps + {REG_PS:g} ps of register overhead (README, "
+              f"\"Synthesis\"). The memories are outside these units: an SRAM read in front of "
+              f"a path adds its access time.", "",
+              "| config | deepest unit synthesized | depth | estimated f_max (MHz) "
+              "| priced at (MHz) | supported by the estimate |",
+              "|---|---|---:|---:|---:|---|"]
+    for c, units in by_cfg.items():
+        deepest = max(units.values(), key=lambda r: r.depth)
+        fmax = estimated_fmax_mhz(deepest.depth)
+        clock = NAMED[c].clock_mhz if c in NAMED else float("nan")
+        verdict = "yes" if clock <= fmax else "**no**"
+        if set(TARGETS) - set(units):
+            verdict += f" (only {', '.join(sorted(units))} synthesized)"
+        lines.append(f"| {c} | `{deepest.module}` | {deepest.depth} | {fmax:.0f} | {clock:g} "
+                     f"| {verdict} |")
     return "\n".join(lines) + "\n"
+
+
+README = Path(__file__).resolve().parent / "README.md"
+README_BEGIN = ("<!-- synth:begin (generated by `python -m hw_offload.synth --out "
+                "benchmarks/results/cpu-2core/hw --update-readme`; do not edit) -->")
+README_END = "<!-- synth:end -->"
+
+
+def sync_readme(report_md: str, readme: Path = README) -> bool:
+    """Put the report (without its title) between the README's markers; True if it changed."""
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise SynthError(f"{readme} lacks the markers {README_BEGIN!r} / {README_END!r}")
+    head, rest = text.split(README_BEGIN, 1)
+    body = report_md.split("\n", 1)[1].strip()
+    new = f"{head}{README_BEGIN}\n{body}\n{README_END}{rest.split(README_END, 1)[1]}"
+    if new != text:
+        readme.write_text(new)
+    return new != text
 
 
 def main(argv=None) -> int:
@@ -249,11 +303,14 @@ def main(argv=None) -> int:
                                 description=f"Yosys {LABEL} of the array and the vector unit")
     p.add_argument("--config", action="append", default=None, metavar="NAME",
                    help=f"named configuration (repeatable; default: all of {sorted(NAMED)})")
-    p.add_argument("--module", action="append", default=None, choices=TARGETS,
+    p.add_argument("--module", action="append", default=None, choices=TARGETS + OTHER_UNITS,
                    help="unit to synthesize (repeatable; default: all)")
     p.add_argument("--out", default=None,
                    help="also write synth.md and synth.json here (the committed run: "
                         "benchmarks/results/cpu-2core/hw)")
+    p.add_argument("--update-readme", action="store_true",
+                   help="copy the report into hw_offload/README.md (with --out, when refreshing "
+                        "the committed run)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per Yosys run")
     a = p.parse_args(argv)
     try:
@@ -264,11 +321,17 @@ def main(argv=None) -> int:
         return 2
     version = yosys_version(exe)
     targets = tuple(a.module or TARGETS)
-    results = []
+    results, done = [], {}
     try:
         for cfg in cfgs:
             for t in targets:
-                r = synthesize(t, cfg.verilator_params(), config=cfg.name, timeout_s=a.timeout)
+                # a unit whose parameters repeat (the SRAM sizes are not the units') is not re-run
+                key = (t, tuple(sorted(parameters_for(t, cfg.verilator_params()).items())))
+                if key in done:
+                    r = replace(done[key], config=cfg.name)
+                else:
+                    r = done[key] = synthesize(t, cfg.verilator_params(), config=cfg.name,
+                                               timeout_s=a.timeout)
                 print(f"{cfg.name:8s} {t:15s} cells {r.cells:9,d}  flip-flops {r.flip_flops:8,d}  "
                       f"depth {r.depth:4d}  ({r.seconds:.0f} s)", flush=True)
                 results.append(r)
@@ -289,6 +352,8 @@ def main(argv=None) -> int:
              "date": time.strftime("%Y-%m-%d"), "results": [asdict(r) for r in results]},
             indent=1) + "\n")
         print(f"wrote {out / 'synth.md'} and {out / 'synth.json'}")
+    if a.update_readme and sync_readme(md):
+        print(f"updated the synthesis table in {README}")
     return 0
 
 
