@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -238,7 +239,24 @@ def synthesize(top: str, params: dict[str, int], config: str = "", src_dir: Path
                        cells_by_type=by_type)
 
 
-def markdown(results: list[SynthResult], command: str, version: str) -> str:
+@dataclass(frozen=True)
+class SynthFailure:
+    """A unit Yosys could not synthesize (``--keep-going``): reported, never given numbers."""
+
+    config: str
+    module: str
+    params: dict[str, int]
+    error: str              # Yosys's first ERROR line, or SynthError's first line
+
+
+def _first_error(e: SynthError) -> str:
+    msg = str(e)
+    m = re.search(r"^.*ERROR: .*$", msg, flags=re.M)
+    return (m.group(0) if m else msg.splitlines()[0]).strip()
+
+
+def markdown(results: list[SynthResult], command: str, version: str,
+             failures: list[SynthFailure] = ()) -> str:
     """The report: one row per configuration and unit, and the depth ratio per config."""
     lines = [f"# Synthesis ({LABEL})", "",
              f"`{command}` with {version} on {platform.node() or 'this machine'} "
@@ -248,10 +266,20 @@ def markdown(results: list[SynthResult], command: str, version: str) -> str:
              "wires are free. The numbers compare designs; they are no timing sign-off.", "",
              "| config | unit | parameters | cells | flip-flops | longest path (gate levels) |",
              "|---|---|---|---:|---:|---:|"]
-    for r in results:
+    order = list(dict.fromkeys([r.config for r in results] + [f.config for f in failures]))
+    units = TARGETS + OTHER_UNITS
+    for r in sorted([*results, *failures], key=lambda r: (
+            order.index(r.config), units.index(r.module) if r.module in units else len(units))):
         params = ", ".join(f"{k}={v}" for k, v in sorted(r.params.items()))
-        lines.append(f"| {r.config} | `{r.module}` | {params} | {r.cells:,} | {r.flip_flops:,} "
-                     f"| {r.depth} |")
+        if isinstance(r, SynthFailure):
+            lines.append(f"| {r.config} | `{r.module}` | {params} | not synthesized: Yosys "
+                         f"failed (`{r.error.replace('|', '/')}`) | | |")
+        else:
+            lines.append(f"| {r.config} | `{r.module}` | {params} | {r.cells:,} | "
+                         f"{r.flip_flops:,} | {r.depth} |")
+    if failures:
+        lines += ["", f"{len(failures)} unit(s) not synthesized (the command exited 1); the "
+                  "reason shown is Yosys's first error."]
     by_cfg: dict[str, dict[str, SynthResult]] = {}
     for r in results:
         by_cfg.setdefault(r.config, {})[r.module] = r
@@ -267,16 +295,63 @@ def markdown(results: list[SynthResult], command: str, version: str) -> str:
               "| config | deepest unit synthesized | depth | estimated f_max (MHz) "
               "| priced at (MHz) | supported by the estimate |",
               "|---|---|---:|---:|---:|---|"]
-    for c, units in by_cfg.items():
+    failed: dict[str, list[str]] = {}
+    for f in failures:
+        failed.setdefault(f.config, []).append(f.module)
+    for c in dict.fromkeys([r.config for r in results] + [f.config for f in failures]):
+        units = by_cfg.get(c, {})
+        clock = NAMED[c].clock_mhz if c in NAMED else float("nan")
+        missing = sorted(set(TARGETS) - set(units))
+        if not units:
+            lines.append(f"| {c} | none | | | {clock:g} | **unknown**: nothing synthesized |")
+            continue
         deepest = max(units.values(), key=lambda r: r.depth)
         fmax = estimated_fmax_mhz(deepest.depth)
-        clock = NAMED[c].clock_mhz if c in NAMED else float("nan")
         verdict = "yes" if clock <= fmax else "**no**"
-        if set(TARGETS) - set(units):
-            verdict += f" (only {', '.join(sorted(units))} synthesized)"
+        if c in failed:
+            verdict = (f"**unknown**: {', '.join(sorted(failed[c]))} not synthesized" +
+                       ("" if clock <= fmax else "; already **no** by the units synthesized"))
+        elif missing:
+            verdict += f" for {', '.join(sorted(units))} ({', '.join(missing)} not run)"
         lines.append(f"| {c} | `{deepest.module}` | {deepest.depth} | {fmax:.0f} | {clock:g} "
                      f"| {verdict} |")
     return "\n".join(lines) + "\n"
+
+
+def run_units(cfg_names: list[str], targets: tuple[str, ...], jobs: int = 1,
+              timeout_s: float | None = None) -> list[SynthResult | SynthFailure]:
+    """Every (configuration, unit), in that order; a unit whose parameters repeat is run once
+    (the SRAM sizes that tell some configurations apart are not the units' parameters), and
+    up to ``jobs`` Yosys runs at a time. A failure is returned (and printed in full), not
+    raised, so the caller decides whether to go on."""
+    planned, unique = [], {}
+    for name in cfg_names:
+        for t in targets:
+            try:
+                used = parameters_for(t, get_config(name).verilator_params())
+            except SynthError as e:
+                print(f"error: {name} {t}: {e}", file=sys.stderr)
+                planned.append((name, t, SynthFailure(name, t, {}, _first_error(e))))
+                continue
+            key = (t, tuple(sorted(used.items())))
+            unique.setdefault(key, (t, used, name))
+            planned.append((name, t, key))
+
+    def one(t: str, used: dict[str, int], name: str) -> SynthResult | SynthFailure:
+        try:
+            r = synthesize(t, used, config=name, timeout_s=timeout_s)
+        except SynthError as e:
+            print(f"error: {name} {t}: {e}", file=sys.stderr)
+            return SynthFailure(name, t, used, _first_error(e))
+        print(f"{name:8s} {t:15s} cells {r.cells:9,d}  flip-flops {r.flip_flops:8,d}  "
+              f"depth {r.depth:4d}  ({r.seconds:.0f} s)", flush=True)
+        return r
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:   # threads wait on yosys
+        futures = {k: pool.submit(one, *v) for k, v in unique.items()}
+        done = {k: f.result() for k, f in futures.items()}
+    return [replace(done[p], config=name) if isinstance(p, tuple) else p
+            for name, _, p in planned]
 
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -308,11 +383,17 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None,
                    help="also write synth.md and synth.json here (the committed run: "
                         "benchmarks/results/cpu-2core/hw)")
+    p.add_argument("--keep-going", action="store_true",
+                   help="after a unit fails, go on and list it in the report as not "
+                        "synthesized (the exit status is still 1)")
     p.add_argument("--update-readme", action="store_true",
                    help="copy the report into hw_offload/README.md (with --out, when refreshing "
                         "the committed run)")
+    p.add_argument("--jobs", type=int, default=1, help="Yosys runs at a time (one core each)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per Yosys run")
     a = p.parse_args(argv)
+    if a.jobs < 1:
+        p.error(f"--jobs must be at least 1, got {a.jobs}")
     try:
         cfgs = [get_config(n) for n in (a.config or sorted(NAMED))]
         exe = find_yosys()
@@ -321,26 +402,14 @@ def main(argv=None) -> int:
         return 2
     version = yosys_version(exe)
     targets = tuple(a.module or TARGETS)
-    results, done = [], {}
-    try:
-        for cfg in cfgs:
-            for t in targets:
-                # a unit whose parameters repeat (the SRAM sizes are not the units') is not re-run
-                key = (t, tuple(sorted(parameters_for(t, cfg.verilator_params()).items())))
-                if key in done:
-                    r = replace(done[key], config=cfg.name)
-                else:
-                    r = done[key] = synthesize(t, cfg.verilator_params(), config=cfg.name,
-                                               timeout_s=a.timeout)
-                print(f"{cfg.name:8s} {t:15s} cells {r.cells:9,d}  flip-flops {r.flip_flops:8,d}  "
-                      f"depth {r.depth:4d}  ({r.seconds:.0f} s)", flush=True)
-                results.append(r)
-    except SynthError as e:
-        print(f"error: {e}", file=sys.stderr)
+    outcomes = run_units([c.name for c in cfgs], targets, a.jobs, a.timeout)
+    failures = [o for o in outcomes if isinstance(o, SynthFailure)]
+    results = [o for o in outcomes if isinstance(o, SynthResult)]
+    if failures and not a.keep_going:
         return 1
     command = "python -m hw_offload.synth" + "".join(f" {x}" for x in (argv if argv is not None
                                                                         else sys.argv[1:]))
-    md = markdown(results, command, version)
+    md = markdown(results, command, version, failures)
     print()
     print(md)
     if a.out:
@@ -349,12 +418,13 @@ def main(argv=None) -> int:
         (out / "synth.md").write_text(md)
         (out / "synth.json").write_text(json.dumps(
             {"label": LABEL, "yosys": version, "command": command, "machine": platform.node(),
-             "date": time.strftime("%Y-%m-%d"), "results": [asdict(r) for r in results]},
+             "date": time.strftime("%Y-%m-%d"), "results": [asdict(r) for r in results],
+             "failures": [asdict(f) for f in failures]},
             indent=1) + "\n")
         print(f"wrote {out / 'synth.md'} and {out / 'synth.json'}")
     if a.update_readme and sync_readme(md):
         print(f"updated the synthesis table in {README}")
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -63,13 +63,33 @@ def test_array_synthesis_counts_are_the_arrays():
 
 
 @needs_yosys
-def test_a_failed_yosys_run_is_an_error_not_a_row(tmp_path):
+def test_a_failed_yosys_run_is_an_error_not_a_row(tmp_path, monkeypatch, capsys):
     rtl = tmp_path / "rtl"
     shutil.copytree(build.RTL_DIR, rtl)
     f = rtl / "systolic_pe.sv"
     f.write_text(f.read_text().replace("p_out <= p_in +", "p_out <= p_in + +;"))
     with pytest.raises(synth.SynthError, match="yosys failed on systolic_pe"):
         synth.synthesize("systolic_pe", {}, src_dir=rtl)
+    # the command: exit 1 and no report; with --keep-going a report whose row says why
+    monkeypatch.setenv("HW_RTL_DIR", str(rtl))
+    out = tmp_path / "out"
+    args = ["--config", "chip16", "--config", "edge16", "--module", "systolic_array"]
+    assert synth.main(args + ["--out", str(out)]) == 1 and not out.exists()
+    assert synth.main(args + ["--out", str(out), "--keep-going"]) == 1
+    md = (out / "synth.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| chip16 | `systolic_array`")]
+    assert len(rows) == 1 and "not synthesized" in rows[0] and "ERROR" in rows[0], rows
+    assert "**unknown**" in md and "yes" not in md.split("Clock check")[1]
+
+
+def test_clock_check_follows_the_deepest_unit():
+    def unit(module, depth):
+        return synth.SynthResult("chip16", module, {"N": 16}, 1000, 100, depth, 1.0, {})
+    ok = synth.markdown([unit("systolic_array", 40), unit("vector_unit", 80)], "c", "v")
+    assert "| chip16 | `vector_unit` | 80 | 238 | 200 | yes |" in ok     # 1e6 / (80*50+200)
+    deep = synth.markdown([unit("systolic_array", 40), unit("vector_unit", 1081)], "c", "v")
+    assert "| chip16 | `vector_unit` | 1081 | 18 | 200 | **no** |" in deep
+    assert "chip16 2.0x" in ok and "chip16 27.0x" in deep
 
 
 def test_parsers_refuse_output_without_the_numbers():
