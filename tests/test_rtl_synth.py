@@ -110,3 +110,24 @@ def test_unknown_config_is_a_one_line_error_exit_2(capsys):
     assert synth.main(["--config", "chip99"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "chip99" in err and "chip16" in err
+
+
+def test_readme_synthesis_table_is_the_committed_run():
+    committed = build.HW_DIR.parent / "benchmarks" / "results" / "cpu-2core" / "hw" / "synth.md"
+    text = synth.README.read_text()
+    part = text.split(synth.README_BEGIN, 1)[1].split(synth.README_END, 1)[0].strip()
+    assert part == committed.read_text().split("\n", 1)[1].strip(), (
+        "hw_offload/README.md's synthesis table differs from the committed synth.md: rerun "
+        "`python -m hw_offload.synth --out benchmarks/results/cpu-2core/hw --update-readme`")
+    assert synth.LABEL in committed.read_text()
+
+
+def test_sync_readme_replaces_only_the_marked_part(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{synth.README_BEGIN}\nold\n{synth.README_END}\noutro\n")
+    assert synth.sync_readme("# title\n\n| new |\n", readme)
+    assert readme.read_text() == f"intro\n{synth.README_BEGIN}\n| new |\n{synth.README_END}\noutro\n"
+    assert not synth.sync_readme("# title\n\n| new |\n", readme)
+    readme.write_text("no markers")
+    with pytest.raises(synth.SynthError, match="markers"):
+        synth.sync_readme("# t\nx\n", readme)
