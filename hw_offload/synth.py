@@ -1,6 +1,7 @@
 """Generic-cell synthesis of the accelerator's units with Yosys: cells, flip-flops, logic depth.
 
-    python -m hw_offload.synth [--config NAME ...] [--module M ...] [--out DIR]
+    python -m hw_offload.synth [--config NAME ...] [--module UNIT ...] [--jobs 2]
+                               [--keep-going] [--out DIR [--update-readme]]
 
 For each named configuration (``configs.NAMED``) and each unit in ``TARGETS`` this runs Yosys's
 generic flow (``synth -top <unit>`` with the configuration's parameters), flattens the mapped
@@ -19,7 +20,8 @@ designs with each other, they are not a timing sign-off.
 Yosys must be on PATH (Debian: ``apt-get install yosys``; ``scripts/setup_env.sh`` installs it
 where it can). Yosys 0.23 (Debian 12) is the oldest version the RTL is kept readable by.
 A Yosys run that fails, or whose output cannot be parsed, raises ``SynthError``: no row is ever
-made up. ``HW_RTL_DIR`` (see ``build.rtl_dir``) synthesizes another copy of the RTL.
+made up (``--keep-going`` lists such a unit as not synthesized, with Yosys's error, and still
+exits 1). ``HW_RTL_DIR`` (see ``build.rtl_dir``) synthesizes another copy of the RTL.
 """
 from __future__ import annotations
 
