@@ -26,6 +26,7 @@ exits 1). ``HW_RTL_DIR`` (see ``build.rtl_dir``) synthesizes another copy of the
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -200,12 +201,38 @@ def parse_ltp(log: str, top: str) -> int:
     return int(m[0])
 
 
+# Results of earlier runs, keyed by everything that decides them (git-ignored, like the
+# Verilator builds): a table re-run after another unit changed re-synthesizes only that unit.
+CACHE_DIR = Path(__file__).resolve().parent / "sim" / "build" / "synth-cache"
+CACHE_VERSION = 1   # bump when the flow or the parsing changes
+
+
+def cache_key(top: str, files: list[Path], used: dict[str, int], version: str) -> str:
+    """sha256 over the flow, Yosys's version, the unit, its parameters and its sources."""
+    h = hashlib.sha256(f"{CACHE_VERSION}|{version}|{top}|{sorted(used.items())}".encode())
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:24]
+
+
 def synthesize(top: str, params: dict[str, int], config: str = "", src_dir: Path | None = None,
-               timeout_s: float | None = None) -> SynthResult:
-    """Synthesize ``top`` with ``params`` (names it does not declare are left out)."""
+               timeout_s: float | None = None, cache: bool = False) -> SynthResult:
+    """Synthesize ``top`` with ``params`` (names it does not declare are left out).
+
+    ``cache``: reuse the result of an identical earlier run from ``CACHE_DIR`` (same sources,
+    parameters, Yosys and flow) and store new ones there. Failures are never cached.
+    """
     exe = find_yosys()
     files = sources_of(top, src_dir)
     used = parameters_for(top, params, src_dir)
+    if cache:
+        entry = CACHE_DIR / f"{top}-{cache_key(top, files, used, yosys_version(exe))}.json"
+        if entry.exists():
+            return replace(SynthResult(**json.loads(entry.read_text())), config=config)
+        r = synthesize(top, used, config, src_dir, timeout_s, cache=False)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        entry.write_text(json.dumps(asdict(r)))
+        return r
     with tempfile.TemporaryDirectory(prefix=f"synth-{top}-") as tmp_name:
         tmp = Path(tmp_name)
         for f in files:                   # a private copy: names Yosys can read unquoted
@@ -321,7 +348,8 @@ def markdown(results: list[SynthResult], command: str, version: str,
 
 
 def run_units(cfg_names: list[str], targets: tuple[str, ...], jobs: int = 1,
-              timeout_s: float | None = None) -> list[SynthResult | SynthFailure]:
+              timeout_s: float | None = None, cache: bool = True
+              ) -> list[SynthResult | SynthFailure]:
     """Every (configuration, unit), in that order; a unit whose parameters repeat is run once
     (the SRAM sizes that tell some configurations apart are not the units' parameters), and
     up to ``jobs`` Yosys runs at a time. A failure is returned (and printed in full), not
@@ -341,7 +369,7 @@ def run_units(cfg_names: list[str], targets: tuple[str, ...], jobs: int = 1,
 
     def one(t: str, used: dict[str, int], name: str) -> SynthResult | SynthFailure:
         try:
-            r = synthesize(t, used, config=name, timeout_s=timeout_s)
+            r = synthesize(t, used, config=name, timeout_s=timeout_s, cache=cache)
         except SynthError as e:
             print(f"error: {name} {t}: {e}", file=sys.stderr)
             return SynthFailure(name, t, used, _first_error(e))
@@ -392,6 +420,8 @@ def main(argv=None) -> int:
                    help="copy the report into hw_offload/README.md (with --out, when refreshing "
                         "the committed run)")
     p.add_argument("--jobs", type=int, default=1, help="Yosys runs at a time (one core each)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="re-run Yosys even where an identical earlier run is cached")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per Yosys run")
     a = p.parse_args(argv)
     if a.jobs < 1:
@@ -404,7 +434,7 @@ def main(argv=None) -> int:
         return 2
     version = yosys_version(exe)
     targets = tuple(a.module or TARGETS)
-    outcomes = run_units([c.name for c in cfgs], targets, a.jobs, a.timeout)
+    outcomes = run_units([c.name for c in cfgs], targets, a.jobs, a.timeout, not a.no_cache)
     failures = [o for o in outcomes if isinstance(o, SynthFailure)]
     results = [o for o in outcomes if isinstance(o, SynthResult)]
     if failures and not a.keep_going:

@@ -131,3 +131,17 @@ def test_sync_readme_replaces_only_the_marked_part(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(synth.SynthError, match="markers"):
         synth.sync_readme("# t\nx\n", readme)
+
+
+@needs_yosys
+def test_cache_reuses_only_an_identical_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(synth, "CACHE_DIR", tmp_path / "cache")
+    rtl = tmp_path / "rtl"
+    shutil.copytree(build.RTL_DIR, rtl)
+    first = synth.synthesize("systolic_pe", {}, src_dir=rtl, cache=True)
+    (entry,) = (tmp_path / "cache").iterdir()
+    entry.write_text(entry.read_text().replace(f'"cells": {first.cells}', '"cells": 7'))
+    assert synth.synthesize("systolic_pe", {}, src_dir=rtl, cache=True).cells == 7
+    pe = rtl / "systolic_pe.sv"
+    pe.write_text(pe.read_text() + "\n// any change to a source is another run\n")
+    assert synth.synthesize("systolic_pe", {}, src_dir=rtl, cache=True).cells == first.cells
