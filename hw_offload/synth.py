@@ -165,7 +165,8 @@ def yosys_script(top: str, files: list[str], params: dict[str, int], stat_json: 
     """
     lines = ["read_verilog -sv " + " ".join(files)]
     lines += [f"chparam -set {k} {v} {top}" for k, v in sorted(params.items())]
-    lines += [f"synth -top {top}", "flatten", "check -assert",
+    # Yosys may name the elaborated top `$paramod\\<top>\\<params>`: give it back its name.
+    lines += [f"synth -top {top}", "flatten", f"rename -top {top}", "check -assert",
               f"tee -q -o {stat_json} stat -json", "ltp -noff"]
     return "\n".join(lines) + "\n"
 
