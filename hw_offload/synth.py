@@ -83,6 +83,7 @@ class SynthResult:
     depth: int              # longest combinational path, in generic gate levels
     seconds: float          # Yosys wall time on this machine
     cells_by_type: dict[str, int]
+    cached: bool = False    # taken from an identical earlier run (same sources, params, Yosys)
 
 
 def find_yosys() -> str:
@@ -229,7 +230,8 @@ def synthesize(top: str, params: dict[str, int], config: str = "", src_dir: Path
     if cache:
         entry = CACHE_DIR / f"{top}-{cache_key(top, files, used, yosys_version(exe))}.json"
         if entry.exists():
-            return replace(SynthResult(**json.loads(entry.read_text())), config=config)
+            return replace(SynthResult(**json.loads(entry.read_text())), config=config,
+                           cached=True)
         r = synthesize(top, used, config, src_dir, timeout_s, cache=False)
         entry.parent.mkdir(parents=True, exist_ok=True)
         entry.write_text(json.dumps(asdict(r)))
@@ -317,7 +319,12 @@ def markdown(results: list[SynthResult], command: str, version: str,
               for c, u in by_cfg.items() if {"vector_unit", "systolic_array"} <= set(u)]
     if ratios:
         lines += ["", "Vector unit depth / array depth (issue 17's goal: at most 2): " +
-                  "; ".join(f"{c} {x:.1f}x" for c, x in ratios) + "."]
+                  "; ".join(f"{c} {x:.2f}x" for c, x in ratios) + "."]
+    reused = {(r.module, tuple(sorted(r.params.items()))) for r in results if r.cached}
+    if reused:
+        lines += ["", f"{len(reused)} of the unit / parameter sets above were taken from the "
+                  "cache of identical earlier runs of this flow (same sources, parameters and "
+                  "Yosys; `--no-cache` re-runs them)."]
     lines += ["", f"**Clock check (an estimate)**: a path of d generic gate levels is assumed to "
               f"take d x {GATE_PS:g} ps + {REG_PS:g} ps of register overhead (README, "
               f"\"Synthesis\"). The memories are outside these units: an SRAM read in front of "

@@ -89,7 +89,7 @@ def test_clock_check_follows_the_deepest_unit():
     assert "| chip16 | `vector_unit` | 80 | 238 | 200 | yes |" in ok     # 1e6 / (80*50+200)
     deep = synth.markdown([unit("systolic_array", 40), unit("vector_unit", 1081)], "c", "v")
     assert "| chip16 | `vector_unit` | 1081 | 18 | 200 | **no** |" in deep
-    assert "chip16 2.0x" in ok and "chip16 27.0x" in deep
+    assert "chip16 2.00x" in ok and "chip16 27.02x" in deep
 
 
 def test_parsers_refuse_output_without_the_numbers():
