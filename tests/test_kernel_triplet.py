@@ -16,7 +16,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 # Kernel files that hold shared device helpers, not a kernel with a functional entry point.
-HELPERS = {"__init__", "dot", "compute_dtype", "norm_prologue"}
+HELPERS = {"__init__", "dot", "compute_dtype", "norm_prologue", "softmax_base2"}
 # (package, kernel file, functional entry point, test file)
 KERNELS = [
     ("version3_triton", "rms_norm", "rms_norm", "test_kernel_rms_norm"),
