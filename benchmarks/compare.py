@@ -13,14 +13,14 @@ import torch
 
 from version1_baseline import TinyLlama, get_preset
 
-from .counters import count_step, peak_memory
 from .environment import synchronize
 from .gate import check_against_v1
 from .kernel_points import profile_kernels, runs_in_interpreter
-from .noise import WINDOW_S, LoadWatch, busy_reasons
+from .noise import WINDOW_S, LoadWatch
 from .roofline import minimum_bytes
-from .schema import validate_kernels
-from .timing import summarize, time_interleaved
+from .runner import result_from_times
+from .schema import RunResult, validate_kernels
+from .timing import time_interleaved
 from .validation import check_workload
 from .versions import Unavailable, build_model, describe_run, load_spec
 from .workloads import UNTIMED_STEPS, dtype_label, make_workload
@@ -28,6 +28,9 @@ from .workloads import UNTIMED_STEPS, dtype_label, make_workload
 
 @dataclass
 class Row:
+    """One line of the speedup table (results.json / .csv rows): a measured row's numbers
+    come from a ``RunResult`` (``take``), with the table's own columns (status, speedup,
+    gate error, achieved rates, kernels) beside them."""
     version: str
     preset: str
     mode: str
@@ -74,6 +77,22 @@ class Row:
     git_sha: str = ""
     timestamp: str = ""
     quick: bool = False
+
+    def take(self, result: RunResult) -> None:
+        """Fill this row's measured columns from ``result`` (``runner.result_from_times``).
+
+        The row is the speedup table's view of a ``RunResult``: times, throughput, counts,
+        peak memory and noise flags are copied, never computed here, so a row and a
+        per-version run of the same timings agree field by field.
+        """
+        t = result.step_time_ms
+        self.median_ms, self.p10_ms, self.p90_ms, self.repeats = (
+            t["median"], t["p10"], t["p90"], t["n"])
+        self.tokens_per_s = result.tokens_per_s
+        self.peak_memory_bytes = result.peak_memory_bytes
+        self.kernel_launches_per_step = result.kernel_launches_per_step
+        self.ops_per_step = result.ops_per_step
+        self.load, self.busy = result.load, result.busy
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -244,17 +263,11 @@ def run_preset(names: list[str], preset: str, modes: list[str], device: torch.de
                 out.append(row)
                 step(1)
                 continue
-            stats = summarize(times[name])
-            row.median_ms, row.p10_ms, row.p90_ms, row.repeats = (
-                stats["median"], stats["p10"], stats["p90"], stats["n"])
-            row.tokens_per_s = works[name].tokens_per_step / (stats["median"] / 1e3)
-            row.load = watch.record
-            row.busy = busy_reasons(watch.record, stats["p10"], stats["p90"])
             say(f"{preset}/{mode}: counting {name}")
-            counts = count_step(works[name].step, device)
-            row.kernel_launches_per_step = counts["kernel_launches_per_step"]
-            row.ops_per_step = counts["ops_per_step"]
-            row.peak_memory_bytes, _ = peak_memory(works[name].step, device)
+            row.take(result_from_times(
+                models[name][1], works[name], times[name], version=name, preset=preset,
+                batch_size=batch, seq_len=seq, device=device, dtype=settings.dtype,
+                warmup=settings.warmup, extra=row.extra, load=watch.record))
             if not runs_in_interpreter(row.extra):   # interpreter times place nothing
                 row.kernels, row.kernel_step_ms = profile_kernels(works[name].step, device)
             synchronize(device)

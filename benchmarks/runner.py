@@ -42,24 +42,24 @@ def run_workload(model: torch.nn.Module, *, version: str, preset: str, mode: str
     with LoadWatch(load_window_s) as watch:
         seconds = time_repeats(work.step, device, warmup=warmup, repeats=steps,
                                on_step=(lambda done: on_step(done, work)) if on_step else None)
-    result = result_from_times(model, work, seconds, version=version, preset=preset,
-                               batch_size=batch_size, seq_len=seq_len, device=device,
-                               dtype=dtype, warmup=warmup, count=count,
-                               extra=describe(model) if describe else {})
-    result.load = watch.record
-    result.busy = busy_reasons(watch.record, result.step_time_ms["p10"],
-                               result.step_time_ms["p90"])
-    return result
+    return result_from_times(model, work, seconds, version=version, preset=preset,
+                             batch_size=batch_size, seq_len=seq_len, device=device,
+                             dtype=dtype, warmup=warmup, count=count,
+                             extra=describe(model) if describe else {}, load=watch.record)
 
 
 def result_from_times(model: torch.nn.Module, work: Workload, seconds: list[float], *,
                       version: str, preset: str, batch_size: int, seq_len: int,
                       device: torch.device, dtype: torch.dtype, warmup: int, count: bool = True,
-                      extra: dict | None = None) -> RunResult:
+                      extra: dict | None = None, load: dict | None = None) -> RunResult:
     """The ``RunResult`` of a workload already timed (alone or interleaved with others).
 
-    Counting steps (profiler: kernels/ops, peak memory) run after timing so that profiler
+    The one home of a measurement's counting (profiler: kernels/ops, peak memory) and noise
+    flags: ``run_workload``, the side-by-side harness (``benchmarks.compare``) and the
+    ablation all build their records here. Counting steps run after timing so that profiler
     overhead never enters a time; the losses are read before they add steps of their own.
+    ``load``: the ``LoadWatch.record`` around the timed repeats (None: not watched); the
+    result keeps it and the ``busy_reasons`` of it and of the times' spread.
     """
     losses = work.loss_values()
     counts = count_step(work.step, device) if count else {
@@ -82,4 +82,5 @@ def result_from_times(model: torch.nn.Module, work: Workload, seconds: list[floa
         first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
         loss_floor=work.loss_floor,
         notes=notes, extra=extra or {}, timestamp=run_timestamp(),
+        load=load or {}, busy=busy_reasons(load, times["p10"], times["p90"]),
     )

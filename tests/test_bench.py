@@ -5,9 +5,11 @@ import json
 import pytest
 import torch
 
-from benchmarks import compare, versions
+from benchmarks import compare, runner, versions
 from benchmarks.__main__ import main as bench_main
-from version1_baseline import TinyLlama
+from benchmarks.compare import BenchSettings, run_preset
+from benchmarks.workloads import make_workload
+from version1_baseline import TinyLlama, get_preset
 from version1_baseline.spec import VersionSpec
 
 
@@ -187,3 +189,33 @@ def test_roofline_minimum_bytes_by_hand():
     assert minimum_bytes(cfg, "prefill", 3, 5) == params * 4 + kv + 15 * 10 * 4 + 15 * 8
     assert minimum_bytes(cfg, "decode", 3, 5) == params * 4 + kv + 3 * 10 * 4 + 3 * 8
     assert minimum_bytes(cfg, "train", 3, 5) == params * 4 * 3 + params * 4 * 7 + 15 * 10 * 4 * 2
+
+
+def test_side_by_side_row_is_the_runner_result_of_the_same_timings(monkeypatch):
+    """One home for a measurement's numbers: the speedup table's row copies
+    ``runner.result_from_times`` (times, tokens/s, counts, peak memory, noise flags) and
+    computes none of them itself."""
+    seconds = [0.010, 0.030, 0.020]    # p90/p10 near 3: the spread flag must come through
+    monkeypatch.setattr(compare, "time_interleaved",
+                        lambda steps, device, warmup, repeats: {"v1": list(seconds)})
+    # Sentinel counters in runner: a row counted by any other code path cannot carry them.
+    monkeypatch.setattr(runner, "count_step", lambda step, device: {
+        "kernel_launches_per_step": 7, "ops_per_step": 11})
+    monkeypatch.setattr(runner, "peak_memory", lambda step, device: (12345, "sentinel"))
+    settings = BenchSettings(steps=3, warmup=0, seq_len=8, load_window_s=0.05)
+    (row,) = run_preset(["v1"], "chip16", ["prefill"], torch.device("cpu"), settings)
+
+    model = TinyLlama(get_preset("chip16"))
+    work = make_workload(model, "prefill", row.batch_size, row.seq_len, torch.device("cpu"), torch.float32)
+    result = runner.result_from_times(
+        model, work, seconds, version="v1", preset="chip16", batch_size=row.batch_size,
+        seq_len=row.seq_len, device=torch.device("cpu"), dtype=torch.float32, warmup=0, load=row.load)
+    t = result.step_time_ms
+    assert (row.median_ms, row.p10_ms, row.p90_ms, row.repeats) == (
+        t["median"], t["p10"], t["p90"], t["n"]) and row.repeats == 3
+    assert row.tokens_per_s == result.tokens_per_s > 0
+    assert (row.kernel_launches_per_step, row.ops_per_step, row.peak_memory_bytes) == (
+        result.kernel_launches_per_step, result.ops_per_step, result.peak_memory_bytes) == (
+        7, 11, 12345)
+    assert set(row.load) == {"before", "after"} and row.load == result.load
+    assert row.busy == result.busy and any(b.startswith("spread") for b in row.busy)
