@@ -22,14 +22,16 @@ the timing rules in ISA.md and the unit descriptions, not from a trace of the RT
   result once it has settled in the pipeline and the previous row's result has been taken,
   and an output item waits for its row's divider result (``vector_busy_cycles``).
 * GEMM: the tile sequencer of gemm_unit.sv (loader and injector, two weight banks, a bank
-  reusable N cycles after its last row entered the array, 2N-1 cycles of array latency),
-  stepped cycle by cycle in ``gemm_busy_cycles``.
+  reusable N cycles after its last row entered the array, synchronous SRAM reads one cycle
+  before the array uses a row, 2N-1 cycles of array latency, and with B in the activation
+  SRAM one A port that the injector has first), stepped cycle by cycle in
+  ``gemm_busy_cycles``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .isa import (MEM_ACC, OP_GEMM, OP_HALT, OP_LOAD, OP_RMS, OP_SMAX, OP_STORE, VECTOR_OPS,
+from .isa import (GEMM_B_FROM_A, MEM_ACC, OP_GEMM, OP_HALT, OP_LOAD, OP_RMS, OP_SMAX, OP_STORE, VECTOR_OPS,
                   HwConfig, Insn)
 from .mem_timing import MemoryTiming, default_timing
 
@@ -59,46 +61,53 @@ class CycleCounts:
                     dma_busy=self.dma_busy, stall=self.stall)
 
 
-def gemm_busy_cycles(m: int, kb: int, nb: int, n: int) -> int:
-    """Cycles gemm_unit is busy for C[m x nb*n] = A[m x kb*n] * B[kb*n x nb*n].
+def gemm_busy_cycles(m: int, kb: int, nb: int, n: int, b_from_a: bool = False) -> int:
+    """Cycles gemm_unit is busy for C[m x nb*n] = A[m x kb*n] * B[kb*n x nb*n]; ``b_from_a``:
+    B is read from the activation SRAM, through the one A port the injector also uses.
 
     Steps the sequencer's state (not its data) one cycle at a time; every assignment uses the
-    values of the previous cycle, as the RTL's non-blocking assignments do. O(m * kb * nb).
+    values of the previous cycle, as the RTL's non-blocking assignments do. The array acts on
+    a row one cycle after the sequencer put its address out (synchronous SRAM reads), and the
+    loader starts in the start cycle. O(m * kb * nb).
     """
     tiles, lat = kb * nb, 2 * n - 1
     now = 0
-    ld_busy, ld_tile, ld_j = False, 0, 0
+    ld_busy, ld_tile, ld_j = True, 0, 0
     inj_busy, inj_tile, inj_m = False, 0, 0
     loaded, free_at = [False, False], [0, 0]
-    last_inject = -(1 << 40)          # the array holds a row for `lat` cycles after injection
+    last_read = -(1 << 40)            # last cycle the injector read an A row
     while True:
-        inflight = now - last_inject <= lat
-        if inj_tile == tiles and not inj_busy and not inflight:
+        # the row read at last_read enters the array at last_read + 1 and holds it `lat` cycles
+        if inj_tile == tiles and not inj_busy and now - last_read > lat + 1:
             return now + 1            # this cycle is still busy; done is raised at its end
         ld_bank, inj_bank = ld_tile & 1, inj_tile & 1
+        ld_rd = ld_busy and not (b_from_a and inj_busy)   # the injector has the A port first
+        ld_fin = ld_rd and ld_j == n - 1
+        # a bank whose last row is read this cycle is ready for the injector from the next one
+        ready = [loaded[b] or (ld_fin and ld_bank == b) for b in (0, 1)]
         nxt_loaded = list(loaded)
-        # loader: N cycles per tile into the idle bank, after that bank's reuse time
+        # loader: N row reads per tile into the idle bank, after that bank's reuse time
         if ld_busy:
-            if ld_j == n - 1:
+            if ld_fin:
                 ld_busy = False
                 nxt_loaded[ld_bank] = True
                 ld_tile += 1
-            else:
+            elif ld_rd:
                 ld_j += 1
         elif ld_tile < tiles and not loaded[ld_bank] and now >= free_at[ld_bank]:
             ld_busy, ld_j = True, 0
-        # injector: m rows per tile; chains into the next tile when its bank is already loaded
+        # injector: m rows per tile; chains into the next tile when its bank is ready
         if inj_busy:
-            last_inject = now
+            last_read = now
             if inj_m == m - 1:
-                inj_busy = inj_tile + 1 < tiles and loaded[1 - inj_bank]
+                inj_busy = inj_tile + 1 < tiles and ready[1 - inj_bank]
                 inj_m = 0
                 nxt_loaded[inj_bank] = False
                 free_at[inj_bank] = now + n
                 inj_tile += 1
             else:
                 inj_m += 1
-        elif inj_tile < tiles and loaded[inj_bank]:
+        elif inj_tile < tiles and ready[inj_bank]:
             inj_busy, inj_m = True, 0
         loaded = nxt_loaded
         now += 1
@@ -146,7 +155,8 @@ def insn_cycles(i: Insn, cfg: HwConfig, timing: MemoryTiming | None = None,
         beats = i.rows * (4 if (i.flags & 3) == MEM_ACC else 1)
         c.dma_busy = (timing.load_busy if i.op == OP_LOAD else timing.store_busy)(beats, cfg.n)
     elif i.op == OP_GEMM:
-        c.array_busy = gemm_busy_cycles(i.rows, i.blocks, i.aux, cfg.n)
+        c.array_busy = gemm_busy_cycles(i.rows, i.blocks, i.aux, cfg.n,
+                                        b_from_a=bool(i.flags & GEMM_B_FROM_A))
         c.stall += DONE_HANDOVER
     elif i.op in VECTOR_OPS:
         c.vector_busy = vector_busy_cycles(i, cfg.n, lanes)

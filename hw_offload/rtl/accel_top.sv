@@ -118,7 +118,7 @@ module accel_top
   // range-checked at decode, which Verilator would otherwise flag as unused.
   /* verilator lint_off UNUSEDSIGNAL */
   logic gemm_busy, gemm_done, vec_busy, vec_done;
-  logic [15:0] g_a_raddr, g_b_raddr, g_c_raddr, g_c_waddr;
+  logic [15:0] g_a_raddr, g_w_raddr, g_c_raddr, g_c_waddr;
   logic g_c_we;
   logic [N*32-1:0] g_c_wdata;
   logic [15:0] v_a_raddr, v_c_raddr0, v_c_raddr1, v_w_raddr0, v_w_raddr1, v_w_raddr2, v_w_raddr3;
@@ -127,13 +127,18 @@ module accel_top
   logic [N-1:0] v_a_wbe;
   logic [N*8-1:0] v_a_wdata;
 
-  // read ports of the GEMM unit and the DMA (combinational; only one unit is active at a time)
+  // The read ports the GEMM unit shares with the DMA (A, ACC) and its own W port: synchronous,
+  // address in cycle t, data from these read-data registers (the SRAM's output register) in
+  // t+1. Only one of the two units is active at a time.
   wire [15:0] a_r0 = gemm_busy ? g_a_raddr : dma_rd_row;
   wire [15:0] c_r0 = gemm_busy ? g_c_raddr : dma_rd_row;
-  wire [N*8-1:0]  a_rd0 = asram[a_r0[AW-1:0]];
-  wire [N*8-1:0]  a_rd1 = asram[g_b_raddr[AW-1:0]];
-  wire [N*8-1:0]  w_rd0 = wsram[g_b_raddr[WW-1:0]];
-  wire [N*32-1:0] c_rd0 = accm[c_r0[CW-1:0]];
+  logic [N*8-1:0]  a_rd0, w_rd0;
+  logic [N*32-1:0] c_rd0;
+  always_ff @(posedge clk) begin
+    a_rd0 <= asram[a_r0[AW-1:0]];
+    w_rd0 <= wsram[g_w_raddr[WW-1:0]];
+    c_rd0 <= accm[c_r0[CW-1:0]];
+  end
 
   // the vector unit's read ports are synchronous: address in cycle t, data from these
   // read-data registers in t+1 (W: gain/RoPE table/cs1 rows 0-1, cs0 rows 2-3)
@@ -153,10 +158,10 @@ module accel_top
     .clk, .rst_n, .start(gemm_start),
     .m_rows(ir.rows), .kb_n(ir.blocks), .nb_n(ir.aux), .c_base(ir.dst), .a_base(ir.src0),
     .b_base(ir.src1), .accumulate((ir.flags & GEMM_ACCUMULATE) != 8'h00),
-    .transpose_b((ir.flags & GEMM_TRANSPOSE_B) != 8'h00),
+    .transpose_b((ir.flags & GEMM_TRANSPOSE_B) != 8'h00), .b_from_a(gemm_b_from_a),
     .busy(gemm_busy), .done(gemm_done),
     .a_raddr(g_a_raddr), .a_rdata(a_rd0),
-    .b_raddr(g_b_raddr), .b_rdata(gemm_b_from_a ? a_rd1 : w_rd0),
+    .w_raddr(g_w_raddr), .w_rdata(w_rd0),
     .c_raddr(g_c_raddr), .c_rdata(c_rd0),
     .c_we(g_c_we), .c_waddr(g_c_waddr), .c_wdata(g_c_wdata)
   );
@@ -189,9 +194,12 @@ module accel_top
   );
 
   // The DMA reads A / ACC as a synchronous-SRAM client: the line it addresses on the shared
-  // read port arrives a cycle later (the register a synchronous SRAM has at its output).
-  always_ff @(posedge clk)
-    dma_rline <= (dma_rd_mem == MEM_ACC) ? c_rd0[32'(dma_rd_q)*N*8 +: N*8] : a_rd0;
+  // read port arrives a cycle later, from the port's read-data register (a_rd0 / c_rd0).
+  logic [1:0] dma_rd_q_d, dma_rd_mem_d;
+  always_ff @(posedge clk) begin
+    dma_rd_q_d <= dma_rd_q; dma_rd_mem_d <= dma_rd_mem;
+  end
+  assign dma_rline = (dma_rd_mem_d == MEM_ACC) ? c_rd0[32'(dma_rd_q_d)*N*8 +: N*8] : a_rd0;
 
   // ---------------- host interface (host_axil.sv) ----------------
   logic        hw_en, hr_en;

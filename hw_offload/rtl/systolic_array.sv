@@ -29,6 +29,7 @@ module systolic_array #(
     output logic              out_valid,
     output logic [TAGW-1:0]   out_tag,
     output logic [N*32-1:0]   out_row,
+    output logic [TAGW-1:0]   next_tag,     // the tag out_tag shows next cycle (a read ahead)
     output logic              inflight      // some tag still travelling
 );
   localparam int LAT = 2 * N - 1;  // tag pipeline length (inject edge .. aligned output)
@@ -108,5 +109,6 @@ module systolic_array #(
   end
   assign out_valid = tag_v[LAT-1] & en;
   assign out_tag   = tag_d[LAT-1];
+  assign next_tag  = tag_d[LAT-2];
   assign inflight  = |tag_v;
 endmodule
