@@ -14,7 +14,7 @@ import pytest
 from hw_offload.cycle_model import run_cycles
 from hw_offload.driver import Accelerator
 from hw_offload.fuzz import check, env_seed, fuzz, make_program
-from hw_offload.isa import OP_GEMM, OP_HALT, Insn
+from hw_offload.isa import GEMM_B_FROM_A, GEMM_TRANSPOSE_B, OP_GEMM, OP_HALT, Insn, encode_program
 
 pytestmark = pytest.mark.rtl
 
@@ -81,12 +81,13 @@ def _plus_one(c):
     return c
 
 
-def test_cycle_model_gemm_matches_rtl_around_the_bank_reuse_limit(rtl):
-    """GEMM cycles for M around N and 2N+1 (where the weight loader stops being hidden)."""
+@pytest.mark.parametrize("flags", [0, GEMM_B_FROM_A, GEMM_B_FROM_A | GEMM_TRANSPOSE_B])
+def test_cycle_model_gemm_matches_rtl_around_the_bank_reuse_limit(rtl, flags):
+    """GEMM cycles for M around N and 2N+1 (where the weight loader stops being hidden), with
+    B in the weight SRAM and in the activation SRAM (loader and injector share the A port)."""
     n = rtl.config.n
     for m in (1, n - 1, n, n + 1, 2 * n, 2 * n + 1, 2 * n + 2):
-        prog = [Insn(OP_GEMM, rows=m, blocks=2, aux=3), Insn(OP_HALT)]
-        from hw_offload.isa import encode_program
+        prog = [Insn(OP_GEMM, flags=flags, rows=m, blocks=2, aux=3), Insn(OP_HALT)]
         rtl.write_program(encode_program(prog))
         got = rtl.run(100_000)
         want = run_cycles(prog, rtl.config)
