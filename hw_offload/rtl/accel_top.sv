@@ -7,6 +7,11 @@
 // DRAM there directly). The host controls the accelerator through an AXI4-Lite slave
 // (s_axil_*, host_axil.sv): the registers at byte address 4 * index, the instruction memory
 // at IMEM_BASE. `irq` is high from the end of a run (STATUS.done) until the next start.
+//
+// Memories: every SRAM read is synchronous (address in cycle t, data from the port's read-data
+// register in t+1). The GEMM unit reads each SRAM through one port: A (shared with the DMA's
+// reads; B rows too when the GEMM takes B from A), W, and ACC (shared with the DMA; the old C
+// row of an accumulate, read a cycle before its write). ISA.md, "Memories", lists every port.
 module accel_top
   import accel_pkg::*;
 #(

@@ -122,9 +122,9 @@ module gemm_unit #(
     .next_tag(arr_next_tag), .inflight(arr_inflight)
   );
 
-  // Accumulator write-back: int32 wrap-around add. The old row was read in the cycle before
-  // (rows of one C block come out at least N cycles apart, so that read never misses the
-  // previous write of the same row).
+  // Accumulator write-back: int32 wrap-around add. The old row was read in the cycle before;
+  // two writes of one C row are at least 2 cycles apart (M-1 other rows, or for M = 1 a tile
+  // load, lie between them), so that read never misses the previous write of the same row.
   assign c_raddr = arr_next_tag[15:0];
   assign c_we    = arr_out_valid;
   assign c_waddr = arr_out_tag[15:0];
