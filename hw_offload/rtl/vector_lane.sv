@@ -8,9 +8,10 @@
 // "Vector unit datapath widths"); only ROPE's product with mult0 can pass 2^63, and it wraps
 // modulo 2^64 like the golden model's int64.
 //
-// Multipliers are shared between the ops (one op runs at a time): stage 2 has two 32 x 17
-// (column scales, or SMAX's score * mult0), stage 4 a 33 x 17 and a 33 x 16 (RMS: x*g * inv),
-// stage 6 a 51 x 17 (ROPE and RMS * mult0), and SWIGLU / SMAX one each in stages 6-11.
+// Multipliers are shared between the ops (one op runs at a time; the operands are chosen,
+// not the products): stage 2 has two 32 x 17 (column scales, or SMAX's score * mult0), stage 4
+// a 33 x 17 and a 33 x 16 (ROPE x_p*sin, RMS x*g * inv), stage 9 a 51 x 17 (SWIGLU * mult1,
+// ROPE and RMS * mult0), and SWIGLU / SMAX one each in stages 7, 8 and 11.
 // Products are written without casts on their operands: SystemVerilog extends the operands to
 // the result's width, and Yosys keeps the multiplier at the operands' own widths. Verilator's
 // WIDTHEXPAND warning for exactly that is off in this file.
@@ -143,13 +144,18 @@ module vector_lane
   logic               s5_vis, s5_act, s5_lo;
   always_ff @(posedge clk) begin
     logic signed [16:0] b;
+    logic signed [32:0] m2a;
+    logic signed [15:0] m2b;
     case (op)
       accel_pkg::OP_ROPE:   b = 17'(s4_cos);
       accel_pkg::OP_RESADD: b = $signed({1'b0, mult1});
       default:   b = $signed({1'b0, mult0});
     endcase
     s5_m1 <= s4_x0 * b;
-    s5_m2 <= (op == accel_pkg::OP_RMS) ? $signed({2'b0, s4_inv}) * s4_xg : s4_xp * s4_sin;
+    // one 33 x 16 multiplier for both ops: the operands are chosen, not the products
+    m2a = (op == accel_pkg::OP_RMS) ? $signed({2'b0, s4_inv}) : s4_xp;
+    m2b = (op == accel_pkg::OP_RMS) ? s4_xg : s4_sin;
+    s5_m2 <= m2a * m2b;
     s5_x1 <= s4_x1; s5_am <= s4_am; s5_z <= s4_z;
     s5_vis <= s4_vis; s5_act <= s4_act; s5_lo <= s4_lo;
   end
@@ -177,7 +183,7 @@ module vector_lane
     s6_x1 <= s5_x1; s6_vis <= s5_vis; s6_act <= s5_act;
   end
 
-  // ---------------- stage 6: ROPE * mult0; sigmoid; i-exp quotient ----------------
+  // ---------------- stage 6: sigmoid; i-exp quotient ----------------
   logic signed [63:0] s7_v;
   logic signed [21:0] s7_g;
   logic [15:0]        s7_sig;
@@ -186,10 +192,7 @@ module vector_lane
   logic               s7_big, s7_vis, s7_act;
   logic signed [32:0] s7_x1;
   always_ff @(posedge clk) begin
-    // the golden model's int64 product, wrapped modulo 2^64 (only reachable with extreme scales)
-    // ROPE's y and RMS's x*g*inv are below 2^50 in magnitude, so 51 bits of s6_v carry them
-    s7_v   <= (op == accel_pkg::OP_ROPE || op == accel_pkg::OP_RMS)
-              ? $signed(s6_v[50:0]) * $signed({1'b0, mult0}) : s6_v;
+    s7_v   <= s6_v;
     s7_g   <= s6_g;
     s7_sig <= accel_pkg::sigmoid_q15(s6_g);
     s7_big <= s6_nd >= 49'(accel_pkg::EXP_ND_MAX);
@@ -228,13 +231,22 @@ module vector_lane
     s9_v <= s8_v; s9_q <= s8_q; s9_big <= s8_big; s9_vis <= s8_vis; s9_act <= s8_act;
   end
 
-  // ---------------- stage 9: SWIGLU * mult1; i-exp polynomial ----------------
+  // ---------------- stage 9: SWIGLU * mult1, ROPE / RMS * mult0; i-exp polynomial ----------------
   logic signed [63:0] s10_v;
   logic [15:0]        s10_e0;
   logic [4:0]         s10_q;
   logic               s10_big, s10_vis, s10_act;
   always_ff @(posedge clk) begin
-    s10_v  <= (op == accel_pkg::OP_SWIGLU) ? s9_pr * $signed({1'b0, mult1}) : s9_v;
+    logic signed [50:0] pa;
+    logic signed [16:0] pb;
+    // One 51 x 17 multiplier for the three ops (ROPE / RMS's product used to have its own in
+    // stage 6; their value rides along in s7_v .. s9_v until here). ROPE's y and RMS's x*g*inv
+    // are below 2^50 in magnitude, so 51 bits of s9_v carry them; SWIGLU's s9_pr is sign-extended.
+    pa = (op == accel_pkg::OP_SWIGLU) ? {{6{s9_pr[44]}}, s9_pr} : s9_v[50:0];
+    pb = {1'b0, (op == accel_pkg::OP_SWIGLU) ? mult1 : mult0};
+    // the golden model's int64 product, wrapped modulo 2^64 (only reachable with extreme scales)
+    s10_v  <= (op == accel_pkg::OP_SWIGLU || op == accel_pkg::OP_ROPE || op == accel_pkg::OP_RMS)
+              ? pa * pb : s9_v;
     s10_e0 <= accel_pkg::iexp_poly(s9_tt);
     s10_q <= s9_q; s10_big <= s9_big; s10_vis <= s9_vis; s10_act <= s9_act;
   end

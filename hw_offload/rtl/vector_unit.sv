@@ -211,12 +211,21 @@ module vector_unit
     );
   end
 
-  // ---------------- reductions across lanes: binary trees, one stage each ----------------
+  // ---------------- reductions across lanes: binary trees ----------------
+  // The sums are one stage each (alumacc makes each tree one carry-save adder). The max tree
+  // compares 48-bit logits, one comparator per level, so at 32 lanes it would be the unit's
+  // deepest path: its top levels run in stage 5 instead, beside the running-max compare, over
+  // MXP partial maxima registered at the end of stage 4. Max is associative, so the chunk max
+  // is the same whatever the split; the timing is unchanged.
   localparam logic [47:0] Z_NONE = 48'h8000_0000_0000;   // below every logit (|z| < 2^47)
-  // node i's children are 2i and 2i+1; the leaves LANES .. 2*LANES-1 are the lanes
+  localparam int MXP = (LANES < 4) ? LANES : 4;          // partial maxima (a power of two or LANES)
+  // node i's children are 2i and 2i+1; the leaves LANES .. 2*LANES-1 are the lanes. Nodes
+  // MXP .. 2*MXP-1 (every leaf has exactly one of them on its path to the root) are the partials.
   logic [19:0] sq_tree [1:2*LANES-1];
   logic [19:0] e_tree  [1:2*LANES-1];
-  logic [47:0] mx_tree [1:2*LANES-1];
+  logic [47:0] mx_tree [MXP:2*LANES-1];   // stage 4: leaves up to the partials
+  logic [47:0] mx_top  [1:2*MXP-1];       // stage 5: the registered partials up to the root
+  logic [MXP*48-1:0] pmax5;               // the partial maxima, registered
   always_comb begin
     for (int l = 0; l < LANES; l++) begin
       sq_tree[LANES + l] = 20'(xsq3[l*15 +: 15]);
@@ -226,16 +235,20 @@ module vector_unit
     for (int i = LANES - 1; i >= 1; i--) begin
       sq_tree[i] = sq_tree[2*i] + sq_tree[2*i+1];
       e_tree[i]  = e_tree[2*i] + e_tree[2*i+1];
-      mx_tree[i] = ($signed(mx_tree[2*i]) > $signed(mx_tree[2*i+1])) ? mx_tree[2*i] : mx_tree[2*i+1];
     end
+    for (int i = LANES - 1; i >= MXP; i--)
+      mx_tree[i] = ($signed(mx_tree[2*i]) > $signed(mx_tree[2*i+1])) ? mx_tree[2*i] : mx_tree[2*i+1];
+    for (int i = 0; i < MXP; i++) mx_top[MXP + i] = pmax5[i*48 +: 48];
+    for (int i = MXP - 1; i >= 1; i--)
+      mx_top[i] = ($signed(mx_top[2*i]) > $signed(mx_top[2*i+1])) ? mx_top[2*i] : mx_top[2*i+1];
   end
   logic [19:0] sq4, e12;           // chunk sums, registered
-  logic [47:0] cmax5;              // chunk max, registered
   always_ff @(posedge clk) begin
     sq4   <= sq_tree[1];
-    cmax5 <= mx_tree[1];
     e12   <= e_tree[1];
+    for (int i = 0; i < MXP; i++) pmax5[i*48 +: 48] <= mx_tree[MXP + i];
   end
+  wire [47:0] cmax5 = mx_top[1];   // chunk max (stage 5)
   wire        rms_red4  = t_valid[4] && (op == accel_pkg::OP_RMS) && (t_kind[4] == K_RED1);
   wire        smax_max5 = t_valid[5] && (op == accel_pkg::OP_SMAX) && (t_kind[5] == K_RED1);
   wire        smax_sum12 = t_valid[12] && (op == accel_pkg::OP_SMAX) && (t_kind[12] == K_RED2);
