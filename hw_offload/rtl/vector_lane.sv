@@ -107,12 +107,15 @@ module vector_lane
   logic signed [24:0] s3_am;
   logic               s3_vis, s3_act, s3_lo;
   always_ff @(posedge clk) begin
-    logic signed [16:0] m0;
+    logic signed [16:0] m0, mq;
+    logic signed [31:0] xq;
     // SMAX has no column scale: its first product is the score times mult0
     m0 = $signed({1'b0, (op == accel_pkg::OP_SMAX) ? mult0 : s2_m0c});
     s3_p0  <= s2_xc0 * m0;
-    s3_pq  <= (op == accel_pkg::OP_ROPE) ? s2_xp * $signed({1'b0, s2_mpc})
-                                         : s2_xc1 * $signed({1'b0, s2_m1c});
+    // one multiplier for ROPE's partner and SWIGLU's up operand, each with its column scale
+    xq = (op == accel_pkg::OP_ROPE) ? s2_xp : s2_xc1;
+    mq = $signed({1'b0, (op == accel_pkg::OP_ROPE) ? s2_mpc : s2_m1c});
+    s3_pq  <= xq * mq;
     s3_xg  <= s2_xa * s2_g;
     s3_xsq <= s2_xa * s2_xa;                                // <= 2^14: 15 bits
     s3_am  <= s2_xa * $signed({1'b0, mult0});
