@@ -122,6 +122,26 @@ def test_readme_synthesis_table_is_the_committed_run():
     assert synth.LABEL in committed.read_text()
 
 
+def committed_synth_json():
+    return build.HW_DIR.parent / "benchmarks" / "results" / "cpu-2core" / "hw" / "synth.json"
+
+
+def depth_ratios(results: list[dict]) -> dict[str, float]:
+    """Vector-unit depth / array depth per configuration, from synth.json's results."""
+    by = {(r["config"], r["module"]): r["depth"] for r in results}
+    return {c: by[(c, "vector_unit")] / by[(c, "systolic_array")]
+            for c, m in by if m == "vector_unit" and (c, "systolic_array") in by}
+
+
+def test_committed_vector_unit_depth_is_at_most_twice_the_arrays():
+    """Issue 17's goal, on the committed run: every named configuration synthesized, and its
+    vector unit at most 2x as deep as its array (a full run takes minutes, hence not re-run)."""
+    import json
+    ratios = depth_ratios(json.loads(committed_synth_json().read_text())["results"])
+    assert set(ratios) == set(NAMED), ratios
+    assert all(x <= 2.0 for x in ratios.values()), ratios
+
+
 def test_sync_readme_replaces_only_the_marked_part(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{synth.README_BEGIN}\nold\n{synth.README_END}\noutro\n")
