@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .footprint import UNIT_DMA, Footprint, footprint
 from .isa import (GEMM_B_FROM_A, MEM_ACC, OP_GEMM, OP_HALT, OP_LOAD, OP_RMS, OP_SMAX, OP_STORE, VECTOR_OPS,
                   HwConfig, Insn)
 from .mem_timing import MemoryTiming, default_timing
@@ -48,17 +49,20 @@ DONE_HANDOVER = 1    # stall cycle between a GEMM/vector unit's last busy cycle 
 
 @dataclass
 class CycleCounts:
-    """The five clocked counters of counters.Counters (bytes and instructions come from golden)."""
+    """The clocked counters of device_counters.Counters (bytes and instructions come from golden)."""
 
     cycles: int = 0
     array_busy: int = 0
     vector_busy: int = 0
     dma_busy: int = 0
     stall: int = 0
+    overlap: int = 0        # cycles in which at least two units are busy
+    all_busy: int = 0       # cycles in which all three are busy
 
     def to_dict(self) -> dict:
         return dict(cycles=self.cycles, array_busy=self.array_busy, vector_busy=self.vector_busy,
-                    dma_busy=self.dma_busy, stall=self.stall)
+                    dma_busy=self.dma_busy, stall=self.stall, overlap=self.overlap,
+                    all_busy=self.all_busy)
 
 
 def gemm_busy_cycles(m: int, kb: int, nb: int, n: int, b_from_a: bool = False) -> int:
@@ -175,29 +179,83 @@ def run_cycles(executed: list[Insn], cfg: HwConfig, stop: str = "halt",
 
     ``stop`` = "decode_error": the run then failed decoding one more instruction (FETCH +
     DECODE counted); "pc_error": it then fetched past the end of instruction memory (FETCH).
+
+    The overlapping controller (ISA.md, "Overlap"), run cycle 0 being the first FETCH:
+
+    * instruction k is fetched in cycle ``f = d(k-1) + 1`` (``f = 0`` for the first) and
+      dispatched from DECODE in the first cycle ``d >= f + 1`` in which its unit is free
+      (the unit's previous instruction retired before ``d``), no instruction in flight on
+      another unit conflicts with it (``footprint.Footprint.conflicts``; it waits until that
+      one has retired), and, for a LOAD, every posted write has been acknowledged;
+    * its unit is busy in cycles ``d + 1 .. d + busy`` (``insn_cycles``); it retires at the end
+      of cycle ``e = d + busy`` (DMA: its last beat) or ``d + busy + 1`` (GEMM / vector unit:
+      the ``done`` cycle);
+    * HALT, a decode error or a pc error stops the run in the first cycle (from its DECODE,
+      or FETCH for the pc error) in which every unit has retired and every write has been
+      acknowledged; that cycle is the run's last.
+
+    Busy counters add up per unit; ``stall`` counts the cycles in which no unit is busy,
+    ``overlap`` those with two or three busy and ``all_busy`` those with all three, so
+    ``cycles = stall + array_busy + vector_busy + dma_busy - overlap - all_busy``.
     """
     timing = timing or default_timing()
+    busy_spans: list[tuple[int, int]] = []     # (first, last) busy cycle of every instruction
+    retired_at: dict[str, int] = {}            # unit -> cycle its last instruction retired
+    inflight: dict[str, tuple[int, Footprint]] = {}  # unit -> (retire cycle, footprint)
+    writes_done = 0                            # first cycle with no posted write outstanding
     total = CycleCounts()
-    writes_done = 0     # first run cycle with no posted write outstanding
-
-    def wait_writes(at: int) -> None:   # hold (stall) at run cycle ``at`` until writes_done
-        extra = max(0, writes_done - at)
-        total.stall += extra
-        total.cycles += extra
-
+    f = 0                                      # FETCH cycle of the next instruction
     for i in executed:
-        if i.op in (OP_LOAD, OP_HALT):
-            wait_writes(total.cycles + 1)          # held in DECODE
+        fp = footprint(i, cfg.n)
+        d = f + 1
+        if i.op == OP_HALT:
+            d = max([d, writes_done] + [e + 1 for e, _ in inflight.values()])
+            f = d + 1
+            break
+        d = max(d, retired_at.get(fp.unit, -1) + 1)
+        for unit, (e, other) in inflight.items():
+            if unit != fp.unit and fp.conflicts(other):
+                d = max(d, e + 1)
+        if i.op == OP_LOAD:
+            d = max(d, writes_done)
         c = insn_cycles(i, cfg, timing, lanes)
-        for k, v in c.to_dict().items():
-            setattr(total, k, getattr(total, k) + v)
-        if i.op == OP_STORE:                       # its last beat is the cycle before the next FETCH
-            writes_done = total.cycles - 1 + timing.ack_cycles
-    if stop == "decode_error":
-        wait_writes(total.cycles + 1)
-    elif stop == "pc_error":
-        wait_writes(total.cycles)
-    extra = {"halt": 0, "decode_error": FETCH_DECODE, "pc_error": 1}[stop]
-    total.stall += extra
-    total.cycles += extra
+        busy = c.array_busy + c.vector_busy + c.dma_busy
+        total.array_busy += c.array_busy
+        total.vector_busy += c.vector_busy
+        total.dma_busy += c.dma_busy
+        busy_spans.append((d + 1, d + busy))
+        e = d + busy + (0 if fp.unit == UNIT_DMA else DONE_HANDOVER)
+        inflight[fp.unit] = (e, fp)
+        retired_at[fp.unit] = e
+        if i.op == OP_STORE:                   # posted: acknowledged ack_cycles after its last beat
+            writes_done = max(writes_done, e + timing.ack_cycles)
+        f = d + 1
+    else:
+        if stop == "halt":
+            raise ValueError("run_cycles: stop='halt' but the executed program has no HALT")
+        # the run stops at a decode error (after FETCH f and DECODE f + 1) or a pc error
+        # (FETCH f) once every unit has retired and every write is acknowledged
+        drained = max([writes_done] + [e + 1 for e, _ in inflight.values()])
+        f = max(f + {"decode_error": 1, "pc_error": 0}[stop], drained) + 1
+    total.cycles = f                           # cycles 0 .. f - 1
+    _count_overlap(total, busy_spans)
     return total
+
+
+def _count_overlap(total: CycleCounts, spans: list[tuple[int, int]]) -> None:
+    """Fill ``stall``, ``overlap`` and ``all_busy`` from the busy spans (inclusive, one per
+    instruction; a unit's own spans never overlap) of a run of ``total.cycles`` cycles."""
+    edges: dict[int, int] = {}
+    for lo, hi in spans:
+        if hi >= lo:
+            edges[lo] = edges.get(lo, 0) + 1
+            edges[hi + 1] = edges.get(hi + 1, 0) - 1
+    level, prev, hist = 0, 0, [0, 0, 0, 0]
+    for t in sorted(edges) + [total.cycles]:
+        hist[min(level, 3)] += t - prev
+        if t in edges:
+            level += edges.pop(t)
+        prev = t
+    total.stall = hist[0]
+    total.overlap = hist[2] + hist[3]
+    total.all_busy = hist[3]

@@ -1,0 +1,124 @@
+"""What each instruction reads and writes, for the overlapping controller's hazard checks.
+
+The controller issues instructions in program order but lets the DMA engine, the GEMM unit and
+the vector unit work at once (ISA.md, "Overlap"). An instruction waits in DECODE while an
+instruction still in flight on another unit *conflicts* with it:
+
+* **data hazards**: for some memory, one of the two writes rows the other reads or writes
+  (read-after-write, write-after-read, write-after-write). Each instruction is summarised per
+  memory by one bounding row range of its reads and one of its writes (``Footprint``), so a
+  hazard can be reported where the exact row sets do not meet (a wait, never a wrong result);
+* **structural hazards**: both need the same SRAM port (``ports``): the activation SRAM's
+  write port (LOAD to A, vector ops), the accumulator's write port (LOAD to ACC, GEMM), and the
+  read port the DMA shares with the GEMM unit (STORE, GEMM).
+
+The RTL computes the same ranges in ``rtl/insn_decode.sv`` (held to this module by the fuzzer,
+which compares every counter of random programs with ``cycle_model.run_cycles``).
+Rows are half-open ``(lo, hi)`` ranges of SRAM row numbers; a range with ``lo == hi`` is empty.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .isa import (COLSCALE_A, COLSCALE_B, GEMM_B_FROM_A, MEM_A, MEM_ACC, MEM_W, OP_GEMM, OP_HALT,
+                  OP_LOAD, OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE, OP_SWIGLU, Insn,
+                  colscale_rows, rope_rows_per_position)
+
+MEMS = (MEM_A, MEM_W, MEM_ACC)
+EMPTY = (0, 0)
+
+# shared SRAM ports (structural hazards): two instructions in flight may not both need one
+PORT_A_WRITE = "A write"          # LOAD to A and every vector op write A through one port
+PORT_ACC_WRITE = "ACC write"      # LOAD to ACC and GEMM write the accumulator through one port
+PORT_DMA_GEMM_READ = "DMA/GEMM read"   # STORE reads A / ACC through the GEMM unit's read port
+
+UNIT_DMA, UNIT_GEMM, UNIT_VECTOR = "dma", "gemm", "vector"
+
+
+def _span(*ranges: tuple[int, int]) -> tuple[int, int]:
+    """The bounding range of the non-empty ``ranges`` (EMPTY if none)."""
+    live = [r for r in ranges if r[1] > r[0]]
+    if not live:
+        return EMPTY
+    return min(lo for lo, _ in live), max(hi for _, hi in live)
+
+
+def _meets(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < a[1] and b[0] < b[1] and a[0] < b[1] and b[0] < a[1]
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """One instruction's unit, bounding read / write row range per memory, and shared ports."""
+
+    unit: str | None                               # None: HALT (no unit)
+    reads: dict[int, tuple[int, int]] = field(default_factory=dict)
+    writes: dict[int, tuple[int, int]] = field(default_factory=dict)
+    ports: frozenset[str] = frozenset()
+
+    def conflicts(self, other: "Footprint") -> bool:
+        """True if ``self`` must wait for ``other`` (in flight on another unit) to retire."""
+        if self.ports & other.ports:
+            return True
+        for m in MEMS:
+            mine_r, mine_w = self.reads.get(m, EMPTY), self.writes.get(m, EMPTY)
+            theirs_r, theirs_w = other.reads.get(m, EMPTY), other.writes.get(m, EMPTY)
+            if (_meets(theirs_w, mine_r) or _meets(theirs_w, mine_w)
+                    or _meets(theirs_r, mine_w)):
+                return True
+        return False
+
+
+def _colscale_tables(i: Insn) -> tuple[int, int]:
+    """Bounding W range of the column-scale tables ``i`` reads (ISA.md, "Column scales")."""
+    t = colscale_rows(i.blocks)
+    cs0 = (i.cs0, i.cs0 + t) if i.flags & COLSCALE_A else EMPTY
+    cs1 = (i.cs1, i.cs1 + t) if i.flags & COLSCALE_B else EMPTY
+    return _span(cs0, cs1)
+
+
+def footprint(i: Insn, n: int) -> Footprint:
+    """The footprint of one *valid* instruction (decode has range-checked it) at array size n."""
+    rb = i.rows * i.blocks
+    if i.op == OP_HALT:
+        return Footprint(None)
+    if i.op == OP_LOAD:
+        mem = i.flags & 3
+        ports = {MEM_A: {PORT_A_WRITE}, MEM_ACC: {PORT_ACC_WRITE}}.get(mem, set())
+        return Footprint(UNIT_DMA, writes={mem: (i.dst, i.dst + i.rows)}, ports=frozenset(ports))
+    if i.op == OP_STORE:
+        return Footprint(UNIT_DMA, reads={i.flags & 3: (i.src0, i.src0 + i.rows)},
+                         ports=frozenset({PORT_DMA_GEMM_READ}))
+    if i.op == OP_GEMM:
+        a_rows = (i.src0, i.src0 + rb)
+        b_rows = (i.src1, i.src1 + i.blocks * n * i.aux)
+        if i.flags & GEMM_B_FROM_A:
+            reads = {MEM_A: _span(a_rows, b_rows)}
+        else:
+            reads = {MEM_A: a_rows, MEM_W: b_rows}
+        # an accumulating GEMM also reads its C rows: the write range covers every hazard
+        return Footprint(UNIT_GEMM, reads=reads, writes={MEM_ACC: (i.dst, i.dst + i.rows * i.aux)},
+                         ports=frozenset({PORT_ACC_WRITE, PORT_DMA_GEMM_READ}))
+    if i.op in (OP_REQ, OP_RMS, OP_ROPE, OP_SMAX, OP_SWIGLU, OP_RESADD):
+        reads: dict[int, tuple[int, int]] = {}
+        first = (i.src0, i.src0 + rb)
+        if i.op in (OP_REQ, OP_SMAX):
+            reads[MEM_ACC] = first
+        elif i.op == OP_RMS:
+            reads[MEM_A] = first
+            reads[MEM_W] = (i.src1, i.src1 + i.blocks)            # gain: one W row per block
+        elif i.op == OP_ROPE:
+            reads[MEM_ACC] = first
+            table = rope_rows_per_position(i.aux, n) * i.src2 * i.rows
+            reads[MEM_W] = (i.src1, i.src1 + table)
+        elif i.op == OP_SWIGLU:
+            reads[MEM_ACC] = _span(first, (i.src1, i.src1 + rb))
+        else:                                                      # RESADD
+            reads[MEM_A] = first
+            reads[MEM_ACC] = (i.src1, i.src1 + rb)
+        tables = _colscale_tables(i)
+        if tables != EMPTY:
+            reads[MEM_W] = _span(reads.get(MEM_W, EMPTY), tables)
+        return Footprint(UNIT_VECTOR, reads=reads, writes={MEM_A: (i.dst, i.dst + rb)},
+                         ports=frozenset({PORT_A_WRITE}))
+    raise ValueError(f"no footprint for opcode 0x{i.op:02x}")
