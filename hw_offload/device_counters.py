@@ -10,8 +10,11 @@ class Counters:
 
     ``cycles`` counts every cycle from start to done; ``array_busy``, ``vector_busy`` and
     ``dma_busy`` count cycles each unit was active; ``stall`` counts cycles in which none was
-    (fetch, decode and hand-over overhead of the in-order controller, and waits for DRAM write
-    responses). Bytes are DMA traffic between DRAM and the SRAMs: ``bytes_in`` DRAM->SRAM,
+    (fetch, decode and hand-over overhead of the controller, hazard waits with nothing else
+    running, and waits for DRAM write responses); ``overlap`` counts cycles in which two or
+    more units were active and ``all_busy`` those in which all three were, so
+    ``cycles == stall + array_busy + vector_busy + dma_busy - overlap - all_busy``
+    (cycle_model.run_cycles, ISA.md "Overlap"). Bytes are DMA traffic between DRAM and the SRAMs: ``bytes_in`` DRAM->SRAM,
     ``bytes_out`` SRAM->DRAM.
     """
 
@@ -20,6 +23,8 @@ class Counters:
     vector_busy: int | None = 0
     dma_busy: int | None = 0
     stall: int | None = 0
+    overlap: int | None = 0
+    all_busy: int | None = 0
     bytes_in: int = 0
     bytes_out: int = 0
     instructions: int = 0

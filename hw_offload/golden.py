@@ -121,7 +121,8 @@ class GoldenAccelerator(HostPort):
         del max_cycles
         cfg = self.config
         self.pc = self.start_pc
-        c = Counters(cycles=None, array_busy=None, vector_busy=None, dma_busy=None, stall=None)
+        c = Counters(cycles=None, array_busy=None, vector_busy=None, dma_busy=None, stall=None,
+                     overlap=None, all_busy=None)
         self._counters = c
         while True:
             if self.pc >= cfg.imem_depth:
