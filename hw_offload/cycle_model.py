@@ -4,13 +4,15 @@ The golden model (golden.py) is bit-exact but has no clock; this module gives it
 fuzzer (fuzz.py) can check the RTL's cycle, busy and stall counters exactly. It is written from
 the timing rules in ISA.md and the unit descriptions, not from a trace of the RTL:
 
-* Controller: every instruction costs one FETCH and one DECODE cycle (stall). HALT ends there.
-  A DMA instruction then keeps the DMA busy until its last beat (``mem_timing.MemoryTiming``:
-  one cycle per N-byte line at the default timing), and the controller fetches the next
-  instruction right after the last beat. The GEMM and vector units report ``done`` one cycle
-  after their last busy cycle, and that cycle is stall too.
+* Controller (``run_cycles``, ISA.md "Overlap"): in-order issue, one FETCH cycle and at least
+  one DECODE cycle per instruction, the DMA engine, GEMM unit and vector unit running at once;
+  an instruction waits in DECODE for its unit, for conflicting instructions in flight on the
+  others (``footprint.py``) and, for a LOAD, for posted writes. A DMA instruction keeps the
+  DMA busy until its last beat (``mem_timing.MemoryTiming``: one cycle per N-byte line at the
+  default timing); the GEMM and vector units report ``done`` one cycle after their last busy
+  cycle, and the instruction retires then.
 * Writes are posted: a LOAD, a HALT or a stop holds in DECODE (a pc error in FETCH) until the
-  last STORE's response is back (stall cycles; none at the default timing).
+  last STORE's response is back; a HALT or a stop also waits for every unit to retire.
 * A run that stops at a malformed instruction counts its FETCH and DECODE; running past the
   end of instruction memory counts one FETCH.
 * Vector unit (vector_unit.sv): ``lanes`` elements per beat, one beat per cycle, 13 pipeline
@@ -43,8 +45,8 @@ RED_HANDOVER = {OP_RMS: 4, OP_SMAX: 12}
 # cycles from the divider taking a row to its result being visible to the sequencer:
 # SMAX one 32-bit divide (2 bits per cycle) + 1; RMS divide, square root (8), divide + 1
 DIVIDER_CYCLES = {OP_RMS: 16 + 8 + 16 + 1, OP_SMAX: 16 + 1}
-FETCH_DECODE = 2     # stall cycles every instruction spends before its unit starts
-DONE_HANDOVER = 1    # stall cycle between a GEMM/vector unit's last busy cycle and the next fetch
+FETCH_DECODE = 2     # cycles from an instruction's FETCH to its dispatch, at the earliest
+DONE_HANDOVER = 1    # the GEMM/vector unit's done cycle, after its last busy one, before retiring
 
 
 @dataclass

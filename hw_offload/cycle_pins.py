@@ -22,8 +22,8 @@ from .isa import (COLSCALE_A, COLSCALE_B, GEMM_ACCUMULATE, GEMM_B_FROM_A, GEMM_T
                   OP_ROPE, OP_SMAX, OP_STORE, OP_SWIGLU, Insn, encode_program)
 
 PINS = Path(__file__).resolve().parent / "cycle_pins.json"
-COUNTERS = ("cycles", "array_busy", "vector_busy", "dma_busy", "stall", "instructions",
-            "bytes_in", "bytes_out")
+COUNTERS = ("cycles", "array_busy", "vector_busy", "dma_busy", "stall", "overlap", "all_busy",
+            "instructions", "bytes_in", "bytes_out")
 
 
 def reference_programs(n: int = 16) -> dict[str, list[Insn]]:

@@ -1,4 +1,4 @@
-"""What one device run reports: performance counters (RTL: registers 0x10..0x1F) and host-link traffic."""
+"""What one device run reports: performance counters (RTL: registers 0x10..0x23) and host-link traffic."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -14,8 +14,8 @@ class Counters:
     running, and waits for DRAM write responses); ``overlap`` counts cycles in which two or
     more units were active and ``all_busy`` those in which all three were, so
     ``cycles == stall + array_busy + vector_busy + dma_busy - overlap - all_busy``
-    (cycle_model.run_cycles, ISA.md "Overlap"). Bytes are DMA traffic between DRAM and the SRAMs: ``bytes_in`` DRAM->SRAM,
-    ``bytes_out`` SRAM->DRAM.
+    (``cycles_from_units``; cycle_model.run_cycles, ISA.md "Overlap"). Bytes are DMA traffic
+    between DRAM and the SRAMs: ``bytes_in`` DRAM->SRAM, ``bytes_out`` SRAM->DRAM.
     """
 
     cycles: int | None = 0
@@ -31,6 +31,14 @@ class Counters:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def cycles_from_units(self) -> int:
+        """``stall + array_busy + vector_busy + dma_busy - overlap - all_busy``: a device's
+        ``cycles`` equals it (a cycle with k busy units adds k to the busy sums, 1 to ``overlap``
+        for k >= 2 and 1 more to ``all_busy`` for k = 3). Counters of the golden model (None)
+        have no such sum."""
+        return (self.stall + self.array_busy + self.vector_busy + self.dma_busy - self.overlap
+                - self.all_busy)
 
 
 @dataclass

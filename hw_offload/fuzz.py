@@ -7,14 +7,21 @@ Each program is drawn from one integer seed and is reproducible from it alone:
 * a prologue that LOADs every SRAM window (rows at the start and at the end of the A, W and ACC
   SRAMs), so both devices start from the same state whatever ran before;
 * a body of random LEGAL instructions (every opcode, every flag, sizes around N, extents that
-  end exactly at an SRAM or DRAM end, shifts 0 and 62, multipliers 0 and 65535, ...);
+  end exactly at an SRAM or DRAM end, shifts 0 and 62, multipliers 0 and 65535, ...), about
+  half of them placed against the one before (``Generator.related``): an instruction for
+  another unit whose rows in some SRAM overlap, or end exactly where they begin, or begin
+  exactly where they end, rows the previous one reads or writes (read-after-write,
+  write-after-read, write-after-write, and the disjoint neighbours that must not wait), and a
+  LOAD of the DRAM bytes a STORE just wrote. The overlapping controller runs these at once or
+  holds them apart (ISA.md "Overlap"): a missed hazard changes the data, a needless wait the
+  cycle counters;
 * a tail: HALT, or one malformed instruction (shift 63+, reserved bits, extents one past an
   end, zero sizes, bad flags, stray table addresses, unknown opcodes, misaligned DRAM), or no
   HALT at all at the end of instruction memory (pc runs past the end).
 
 After the run both devices must agree on: the exception (code and pc) or its absence, the pc
 register, every counter (instructions and DMA bytes against golden; cycles, array / vector /
-DMA busy and stall against cycle_model), every byte of both DRAM windows, and every SRAM window
+DMA busy, stall, overlap and all_busy against cycle_model), every byte of both DRAM windows, and every SRAM window
 (dumped to DRAM by a second program: STORE for A and ACC, an identity GEMM for W).
 
     python -m hw_offload.fuzz --programs 500 --seed 7      # prints the seed of any mismatch
@@ -31,6 +38,7 @@ import numpy as np
 
 from .cycle_model import run_cycles
 from .errors import AcceleratorError
+from .footprint import UNIT_DMA, UNIT_GEMM, UNIT_VECTOR, footprint
 from .golden import GoldenAccelerator
 from .isa import (COLSCALE_FLAGS, MEM_A, MEM_ACC, MEM_W, OP_GEMM, OP_HALT, OP_LOAD,
                   OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE, OP_SWIGLU, OPCODE_NAMES,
@@ -185,6 +193,58 @@ class Generator:
         r = self.rng.random()
         return self.dma() if r < 0.25 else self.gemm() if r < 0.55 else self.vector()
 
+    def trio(self) -> list[Insn]:
+        """A weight LOAD long enough for a GEMM and a vector op to start under it, the three
+        drawn (a few tries) so that none conflicts with another: all three units at once."""
+        for _ in range(10):
+            rows = self.pick((WIN_ROWS // 2, WIN_ROWS))
+            load = Insn(OP_LOAD, flags=MEM_W, rows=rows, dst=self.base(self.cfg.w_rows, rows),
+                        dram=self.dram(rows * self.n))
+            trio = [load, self.gemm(), self.vector()]
+            fps = [footprint(i, self.n) for i in trio]
+            if not any(a.conflicts(b) for k, a in enumerate(fps) for b in fps[:k]):
+                break
+        return trio
+
+    # ---- instructions placed against the previous one (hazards and near misses) ----
+    def of_unit(self, unit: str) -> Insn:
+        return {UNIT_DMA: self.dma, UNIT_GEMM: self.gemm, UNIT_VECTOR: self.vector}[unit]()
+
+    def related(self, prev: Insn) -> Insn:
+        """A legal instruction for another unit than ``prev``'s whose rows in one SRAM overlap,
+        or adjoin (end where they begin / begin where they end), rows ``prev`` reads or
+        writes; after a STORE, sometimes a LOAD of the bytes it wrote. Falls back to a random
+        legal instruction when no placement fits the SRAM windows."""
+        n = self.n
+        if prev.op == OP_STORE and self.chance(0.3):
+            mem = self.pick((MEM_A, MEM_W, MEM_ACC))
+            per_row = n * (4 if mem == MEM_ACC else 1)
+            nbytes = prev.rows * n * (4 if prev.flags & 3 == MEM_ACC else 1)
+            rows = max(1, min(WIN_ROWS, nbytes // per_row))
+            return Insn(OP_LOAD, flags=mem, rows=rows, dst=self.base(self.cfg.rows_of(mem), rows),
+                        dram=prev.dram)
+        fp = footprint(prev, n)
+        touched = [(m, r) for m, r in list(fp.reads.items()) + list(fp.writes.items())]
+        others = [u for u in (UNIT_DMA, UNIT_GEMM, UNIT_VECTOR) if u != fp.unit]
+        for _ in range(20):
+            mem, (lo, hi) = self.pick(touched)
+            cand = self.of_unit(self.pick(others))
+            fields = [(f, length) for f, m, length in _row_fields(cand, n) if m == mem]
+            if not fields:
+                continue
+            f, length = self.pick(fields)
+            how = self.rng.random()
+            if how < 0.5:                        # overlapping
+                b = int(self.rng.integers(lo - length + 1, hi))
+            elif how < 0.75:                     # begins where prev's rows end
+                b = hi
+            else:                                # ends where prev's rows begin
+                b = lo - length
+            cand = cand.replace(**{f: b})
+            if _in_windows(cand, self.cfg) and _a_sources_ok(cand, n):
+                return cand
+        return self.legal()
+
     # ---- malformed tails: (words, description) ----
     def malformed(self) -> tuple[np.ndarray, str]:
         cfg, n = self.cfg, self.n
@@ -268,6 +328,52 @@ class Generator:
         return i.encode(), f"{i}  <- DRAM address not line-aligned"
 
 
+def _row_fields(i: Insn, n: int) -> list[tuple[str, int, int]]:
+    """(field, memory, rows) of each SRAM row range ``i`` names (as footprint.footprint reads
+    them): moving the field moves that range."""
+    rb = i.rows * i.blocks
+    if i.op == OP_LOAD:
+        return [("dst", i.flags & 3, i.rows)]
+    if i.op == OP_STORE:
+        return [("src0", i.flags & 3, i.rows)]
+    if i.op == OP_GEMM:
+        return [("src0", MEM_A, rb), ("src1", MEM_A if i.flags & 2 else MEM_W, i.blocks * i.aux * n),
+                ("dst", MEM_ACC, i.rows * i.aux)]
+    out = [("dst", MEM_A, rb)]
+    src0_mem = MEM_A if i.op in (OP_RMS, OP_RESADD) else MEM_ACC
+    out.append(("src0", src0_mem, rb))
+    if i.op == OP_RMS:
+        out.append(("src1", MEM_W, i.blocks))
+    elif i.op == OP_ROPE:
+        out.append(("src1", MEM_W, i.rows * i.src2 * rope_rows_per_position(i.aux, n)))
+    elif i.op in (OP_SWIGLU, OP_RESADD):
+        out.append(("src1", MEM_ACC, rb))
+    if i.flags & 1:
+        out.append(("cs0", MEM_W, colscale_rows(i.blocks)))
+    if i.flags & 2 and i.op == OP_SWIGLU:
+        out.append(("cs1", MEM_W, colscale_rows(i.blocks)))
+    return out
+
+
+def _in_windows(i: Insn, cfg: HwConfig) -> bool:
+    """Every row range of ``i`` lies inside one SRAM window (the rows the prologue loads)."""
+    for f, mem, rows in _row_fields(i, cfg.n):
+        lo = getattr(i, f)
+        hi_win = cfg.rows_of(mem) - WIN_ROWS
+        if not (0 <= lo and lo + rows <= WIN_ROWS) and not (hi_win <= lo and lo + rows <= hi_win + WIN_ROWS):
+            return False
+    return True
+
+
+def _a_sources_ok(i: Insn, n: int) -> bool:
+    """A vector op's A source is its destination or disjoint from it (other overlaps are
+    undefined, ISA.md)."""
+    if i.op not in (OP_RMS, OP_RESADD):
+        return True
+    rb = i.rows * i.blocks
+    return i.src0 == i.dst or i.src0 + rb <= i.dst or i.dst + rb <= i.src0
+
+
 def prologue(cfg: HwConfig) -> list[Insn]:
     """LOAD every SRAM window from the low DRAM window (A, W, then ACC)."""
     n, w, insns, addr = cfg.n, WIN_ROWS, [], 0
@@ -294,7 +400,9 @@ def dram_image(rng: np.random.Generator, nbytes: int) -> np.ndarray:
 def make_program(cfg: HwConfig, seed: int) -> Program:
     rng = np.random.default_rng(seed)
     gen = Generator(cfg, rng)
-    body = [gen.legal() for _ in range(int(rng.integers(1, 10)))]
+    body = gen.trio() if gen.chance(0.3) else [gen.legal()]
+    for _ in range(int(rng.integers(0, 9))):
+        body.append(gen.related(body[-1]) if gen.chance(0.5) else gen.legal())
     insns = prologue(cfg) + body
     words = [i.encode() for i in insns]
     listing = [str(i) for i in insns]

@@ -45,7 +45,8 @@ ERROR_NAMES = {ERR_OPCODE: "unknown opcode", ERR_FIELD: "bad field (reserved bit
 REG_CTRL, REG_STATUS, REG_ERR_CODE, REG_PC, REG_START_PC, REG_ERR_PC = 0x00, 0x01, 0x02, 0x03, 0x04, 0x05
 REG_N, REG_A_ROWS, REG_W_ROWS, REG_ACC_ROWS, REG_DRAM_BYTES, REG_IMEM_DEPTH = range(0x06, 0x0C)
 COUNTER_REGS = {"cycles": 0x10, "array_busy": 0x12, "vector_busy": 0x14, "dma_busy": 0x16,
-                "stall": 0x18, "bytes_in": 0x1A, "bytes_out": 0x1C, "instructions": 0x1E}
+                "stall": 0x18, "bytes_in": 0x1A, "bytes_out": 0x1C, "instructions": 0x1E,
+                "overlap": 0x20, "all_busy": 0x22}
 IMEM_BASE = 0x8000_0000
 INSN_WORDS = 8
 INSN_BYTES = 32

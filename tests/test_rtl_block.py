@@ -54,8 +54,7 @@ def test_block_rtl_equals_golden_and_tracks_float(rtl, size, seed, record_proper
     np.testing.assert_array_equal(y_rtl, y_gold)
     assert counters.bytes_in == gold_counters.bytes_in == x_q.size
     assert counters.bytes_out == gold_counters.bytes_out == x_q.size
-    assert counters.cycles == (counters.array_busy + counters.vector_busy + counters.dma_busy
-                               + counters.stall)
+    assert counters.cycles == counters.cycles_from_units()
 
     y_float = float_trace(layer, x, cos, sin).y
     y_hw = y_gold.astype(np.float64) * qb.act_scales["y"]

@@ -47,6 +47,8 @@ package accel_pkg;
   localparam logic [7:0] REG_CNT_BYTES_IN     = 8'h1A;
   localparam logic [7:0] REG_CNT_BYTES_OUT    = 8'h1C;
   localparam logic [7:0] REG_CNT_INSTRUCTIONS = 8'h1E;
+  localparam logic [7:0] REG_CNT_OVERLAP      = 8'h20;  // cycles with two or three units busy
+  localparam logic [7:0] REG_CNT_ALL_BUSY     = 8'h22;  // cycles with all three busy
 
   // ---- instruction format (ISA.md "Instruction encoding") ----
   // One 256-bit instruction = eight little-endian 32-bit words; word w holds bits [32w+31:32w].
@@ -85,6 +87,30 @@ package accel_pkg;
   localparam logic [7:0] GEMM_B_FROM_A    = 8'h02;  // B operand read from the activation SRAM
   localparam logic [7:0] GEMM_TRANSPOSE_B = 8'h04;  // B rows feed PE columns
   localparam logic [7:0] GEMM_FLAGS       = GEMM_ACCUMULATE | GEMM_B_FROM_A | GEMM_TRANSPOSE_B;
+
+  // ---- overlap: what an instruction reads and writes (hw_offload/footprint.py; ISA.md "Overlap") ----
+  // Units, as bit indices of the controller's per-unit vectors.
+  localparam int UNIT_DMA  = 0;
+  localparam int UNIT_GEMM = 1;
+  localparam int UNIT_VEC  = 2;
+  // Shared SRAM ports, as bit indices of footprint_t.ports: two instructions in flight may not
+  // both need one.
+  localparam int PORT_A_WRITE = 0;        // LOAD to A and every vector op
+  localparam int PORT_ACC_WRITE = 1;      // LOAD to ACC and GEMM
+  localparam int PORT_DMA_GEMM_READ = 2;  // STORE reads A / ACC through the GEMM unit's read port
+  // Per memory m (MEM_A = 0, MEM_W = 1, MEM_ACC = 2) one bounding row range [lo, hi) of the
+  // reads and one of the writes, bounds 17 bits wide (hi can be 65536) at bits [17m +: 17];
+  // rd_v[m] / wr_v[m] say whether the range exists (every existing range is non-empty).
+  localparam int FP_BITS = 3 + 3 + 3 + 4 * 51;
+  typedef struct packed {
+    logic [2:0]  ports;
+    logic [2:0]  rd_v;
+    logic [2:0]  wr_v;
+    logic [50:0] rd_lo;
+    logic [50:0] rd_hi;
+    logic [50:0] wr_lo;
+    logic [50:0] wr_hi;
+  } footprint_t;
 
   // Fixed-point constants of the vector unit (Q10 logits, Q15 exp/sigmoid).
   localparam int LN2_Q10    = 710;      // round(ln2 * 2^10)

@@ -1,5 +1,16 @@
 // Accelerator top: host interface, on-chip memories, controller (fetch / decode / dispatch)
-// and performance counters. Instructions run one at a time, in order; the systolic array
+// and performance counters.
+//
+// Overlap (ISA.md "Overlap"): the controller issues in program order, but the DMA engine, the
+// GEMM unit and the vector unit run at once. It FETCHes an instruction (1 cycle, imem's
+// synchronous read), holds it in DECODE until its unit has retired its previous instruction,
+// no instruction in flight on another unit conflicts with it (hazard_unit.sv: data hazards on
+// row ranges per SRAM, shared SRAM ports) and, for a LOAD, no posted write is outstanding;
+// then it dispatches it (the unit's start pulse) and FETCHes the next one in the next cycle.
+// An instruction retires at the end of its DMA last-beat cycle, or of the GEMM / vector
+// unit's `done` cycle. HALT, a decode error and a pc error stop the run once every unit has
+// retired and every write is acknowledged. Each unit works from its own copy of its
+// instruction (the instruction register moves on at the next FETCH). The systolic array also
 // overlaps weight loading with streaming inside one GEMM.
 //
 // Outside: DRAM sits behind the DMA engine's AXI4 master port (m_axi_*; sim/harness.cpp
@@ -87,27 +98,53 @@ module accel_top
   logic [7:0]  err_code;
   logic [31:0] pc, start_pc, err_pc;
   logic [63:0] cnt_cycles, cnt_array, cnt_vec, cnt_dma, cnt_stall, cnt_bytes_in, cnt_bytes_out,
-               cnt_insns;
+               cnt_insns, cnt_overlap, cnt_all_busy;
 
   // ---------------- controller ----------------
-  typedef enum logic [1:0] {C_IDLE, C_FETCH, C_DECODE, C_EXEC} cstate_t;
+  typedef enum logic [1:0] {C_IDLE, C_FETCH, C_DECODE} cstate_t;
   cstate_t     cstate;
-  insn_t        ir;            // the instruction being decoded / executed
+  insn_t        ir;            // the instruction being decoded
   logic [7:0]   dec_err;
   logic         is_vec;
+  logic [FP_BITS-1:0] dec_fp;  // its footprint (footprint_t)
   insn_decode #(.N(N), .A_ROWS(A_ROWS), .W_ROWS(W_ROWS), .ACC_ROWS(ACC_ROWS),
-                .DRAM_BYTES(DRAM_BYTES)) u_decode (.insn(ir), .is_vec, .err(dec_err));
-  wire gemm_b_from_a = (ir.flags & GEMM_B_FROM_A) != 8'h00;   // GEMM's B operand is in A SRAM
+                .DRAM_BYTES(DRAM_BYTES)) u_decode (.insn(ir), .is_vec, .err(dec_err), .fp(dec_fp));
+  wire is_dma = (ir.op == OP_LOAD) || (ir.op == OP_STORE);
+  wire [2:0] unit_of = {is_vec, ir.op == OP_GEMM, is_dma};   // bit UNIT_*: ir's unit
 
-  wire dispatch = (cstate == C_DECODE) && (dec_err == ERR_NONE) && !write_fence;
-  wire gemm_start = dispatch && (ir.op == OP_GEMM);
-  wire vec_start  = dispatch && is_vec;
-  wire dma_start  = dispatch && (ir.op == OP_LOAD || ir.op == OP_STORE);
+  // scoreboard (hazard_unit.sv): what is in flight on each unit, and whether ir must wait
+  logic [2:0] inflight;
+  logic       hazard, dma_shared_read;
+  wire [2:0]  retire;
+  wire [2:0]  start;
+  hazard_unit u_hazard (.clk, .rst_n, .fp(dec_fp), .start, .retire, .inflight,
+                        .conflict(hazard), .dma_shared_read);
+  // every unit has retired and every posted write is acknowledged: a run may stop
+  wire drained = (inflight == 3'b000) && !dma_writes_pending;
+  wire dispatch = (cstate == C_DECODE) && (dec_err == ERR_NONE) && (ir.op != OP_HALT) &&
+                  (unit_of & inflight) == 3'b000 && !hazard &&
+                  !(ir.op == OP_LOAD && dma_writes_pending);
+  assign start = dispatch ? unit_of : 3'b000;
+  wire gemm_start = start[UNIT_GEMM];
+  wire vec_start  = start[UNIT_VEC];
+  wire dma_start  = start[UNIT_DMA];
+  // The GEMM and vector units read their command ports for as long as they run: each gets
+  // ir in its dispatch cycle and its own copy after (the DMA engine latches its command).
+  /* verilator lint_off UNUSEDSIGNAL */  // fields a unit does not take
+  insn_t g_held, v_held, g_ir, v_ir;
+  /* verilator lint_on UNUSEDSIGNAL */
+  always_ff @(posedge clk) begin
+    if (gemm_start) g_held <= ir;
+    if (vec_start)  v_held <= ir;
+  end
+  assign g_ir = gemm_start ? ir : g_held;
+  assign v_ir = vec_start ? ir : v_held;
+  wire gemm_b_from_a = (g_ir.flags & GEMM_B_FROM_A) != 8'h00;   // GEMM's B operand is in A SRAM
 
   // ---------------- DMA (dma_engine.sv) ----------------
   // A LOAD, a HALT or a stop waits in DECODE (a pc error in FETCH) until every posted write
   // has its B response: AXI orders nothing between reads and writes, and the host reads DRAM
-  // once the run is done.
+  // once the run is done (`dispatch`, `drained`).
   logic dma_busy, dma_last, dma_beat, dma_store, dma_writes_pending, dma_we;
   logic [1:0]  dma_mem, dma_q;
   /* verilator lint_off UNUSEDSIGNAL */  // row bits above the largest SRAM's index width
@@ -115,8 +152,6 @@ module accel_top
   /* verilator lint_on UNUSEDSIGNAL */
   logic [1:0]  dma_rd_q, dma_rd_mem;
   logic [N*8-1:0] dma_wdata, dma_rline;
-  wire write_fence = dma_writes_pending &&
-                     (dec_err != ERR_NONE || ir.op == OP_HALT || ir.op == OP_LOAD);
 
   // ---------------- units ----------------
   // Memories are indexed by the low bits of 16-bit row addresses; the high bits are only
@@ -132,11 +167,14 @@ module accel_top
   logic [N-1:0] v_a_wbe;
   logic [N*8-1:0] v_a_wdata;
 
-  // The read ports the GEMM unit shares with the DMA (A, ACC) and its own W port: synchronous,
+  // The read ports the GEMM unit shares with a STORE (A, ACC) and its own W port: synchronous,
   // address in cycle t, data from these read-data registers (the SRAM's output register) in
-  // t+1. Only one of the two units is active at a time.
-  wire [15:0] a_r0 = gemm_busy ? g_a_raddr : dma_rd_row;
-  wire [15:0] c_r0 = gemm_busy ? g_c_raddr : dma_rd_row;
+  // t+1. The structural rule (hazard_unit.sv) never lets a STORE and a GEMM be in flight
+  // together, so a shared port follows the STORE from its dispatch cycle (its first line's
+  // address) to its retirement, and the GEMM unit otherwise.
+  wire dma_rd_sel = (dma_start && ir.op == OP_STORE) || dma_shared_read;
+  wire [15:0] a_r0 = dma_rd_sel ? dma_rd_row : g_a_raddr;
+  wire [15:0] c_r0 = dma_rd_sel ? dma_rd_row : g_c_raddr;
   logic [N*8-1:0]  a_rd0, w_rd0;
   logic [N*32-1:0] c_rd0;
   always_ff @(posedge clk) begin
@@ -161,9 +199,9 @@ module accel_top
 
   gemm_unit #(.N(N)) u_gemm (
     .clk, .rst_n, .start(gemm_start),
-    .m_rows(ir.rows), .kb_n(ir.blocks), .nb_n(ir.aux), .c_base(ir.dst), .a_base(ir.src0),
-    .b_base(ir.src1), .accumulate((ir.flags & GEMM_ACCUMULATE) != 8'h00),
-    .transpose_b((ir.flags & GEMM_TRANSPOSE_B) != 8'h00), .b_from_a(gemm_b_from_a),
+    .m_rows(g_ir.rows), .kb_n(g_ir.blocks), .nb_n(g_ir.aux), .c_base(g_ir.dst), .a_base(g_ir.src0),
+    .b_base(g_ir.src1), .accumulate((g_ir.flags & GEMM_ACCUMULATE) != 8'h00),
+    .transpose_b((g_ir.flags & GEMM_TRANSPOSE_B) != 8'h00), .b_from_a(gemm_b_from_a),
     .busy(gemm_busy), .done(gemm_done),
     .a_raddr(g_a_raddr), .a_rdata(a_rd0),
     .w_raddr(g_w_raddr), .w_rdata(w_rd0),
@@ -172,10 +210,10 @@ module accel_top
   );
 
   vector_unit #(.N(N), .LANES(LANES)) u_vec (
-    .clk, .rst_n, .start(vec_start), .op(ir.op), .flags(ir.flags[1:0]), .rows(ir.rows), .blocks(ir.blocks), .aux(ir.aux),
-    .dst(ir.dst), .src0(ir.src0), .src1(ir.src1), .src2(ir.src2),
-    .mult0(ir.mult0), .shift0(ir.shift0[5:0]), .mult1(ir.mult1), .shift1(ir.shift1[5:0]),
-    .cs0(ir.cs0), .cs1(ir.cs1),
+    .clk, .rst_n, .start(vec_start), .op(v_ir.op), .flags(v_ir.flags[1:0]), .rows(v_ir.rows),
+    .blocks(v_ir.blocks), .aux(v_ir.aux), .dst(v_ir.dst), .src0(v_ir.src0), .src1(v_ir.src1),
+    .src2(v_ir.src2), .mult0(v_ir.mult0), .shift0(v_ir.shift0[5:0]), .mult1(v_ir.mult1),
+    .shift1(v_ir.shift1[5:0]), .cs0(v_ir.cs0), .cs1(v_ir.cs1),
     .busy(vec_busy), .done(vec_done),
     .a_raddr(v_a_raddr), .a_rdata(v_a_rdata),
     .c_raddr0(v_c_raddr0), .c_rdata0(v_c_rdata0), .c_raddr1(v_c_raddr1), .c_rdata1(v_c_rdata1),
@@ -197,6 +235,8 @@ module accel_top
     .m_axi_wvalid, .m_axi_wready, .m_axi_wdata, .m_axi_wstrb, .m_axi_wlast,
     .m_axi_bvalid, .m_axi_bready, .m_axi_bresp
   );
+
+  assign retire = {vec_done, gemm_done, dma_last};   // bit UNIT_*
 
   // The DMA reads A / ACC as a synchronous-SRAM client: the line it addresses on the shared
   // read port arrives a cycle later, from the port's read-data register (a_rd0 / c_rd0).
@@ -253,31 +293,49 @@ module accel_top
   assign irq = done_flag;
   /* verilator lint_on UNUSEDSIGNAL */
 
+  // One write port per SRAM. A: a LOAD to A (a whole row) or the vector unit (LANES bytes of a
+  // row, byte enables). ACC: a LOAD to ACC (one N-byte quarter of a row per beat) or the GEMM
+  // unit (a whole row). W: LOADs only. The port rules (hazard_unit.sv) never let both writers
+  // of one SRAM be in flight together, so each port follows whichever is writing.
+  wire dma_a_we = dma_we && dma_mem == MEM_A;
+  wire dma_w_we = dma_we && dma_mem == MEM_W;
+  wire dma_c_we = dma_we && dma_mem == MEM_ACC;
+  /* verilator lint_off UNUSEDSIGNAL */  // row bits above the SRAM's index width
+  wire            a_we    = dma_a_we || v_a_we;
+  wire [15:0]     a_waddr = dma_a_we ? dma_row : v_a_waddr;
+  wire [N-1:0]    a_wbe   = dma_a_we ? '1 : v_a_wbe;
+  wire [N*8-1:0]  a_wdata = dma_a_we ? dma_wdata : v_a_wdata;
+  wire            c_we    = dma_c_we || g_c_we;
+  wire [15:0]     c_waddr = dma_c_we ? dma_row : g_c_waddr;
+  wire [3:0]      c_wqe   = dma_c_we ? 4'(1 << dma_q) : 4'b1111;   // quarter enables
+  wire [N*32-1:0] c_wdata = dma_c_we ? {4{dma_wdata}} : g_c_wdata;
+  /* verilator lint_on UNUSEDSIGNAL */
+
   always_ff @(posedge clk) begin
     if (hw_en && hw_imem && !running)
       imem[imem_woff[IW+4:5]][32'(imem_woff[4:2])*32 +: 32] <= hw_data;
-    if (dma_we && dma_mem == MEM_A) asram[dma_row[AW-1:0]] <= dma_wdata;
-    for (int b = 0; b < N; b++)   // the vector unit writes LANES bytes of a row per cycle
-      if (v_a_we && v_a_wbe[b]) asram[v_a_waddr[AW-1:0]][b*8 +: 8] <= v_a_wdata[b*8 +: 8];
-    if (dma_we && dma_mem == MEM_W) wsram[dma_row[WW-1:0]] <= dma_wdata;
-    if (dma_we && dma_mem == MEM_ACC) accm[dma_row[CW-1:0]][32'(dma_q)*N*8 +: N*8] <= dma_wdata;
-    if (g_c_we) accm[g_c_waddr[CW-1:0]] <= g_c_wdata;
+    for (int b = 0; b < N; b++)
+      if (a_we && a_wbe[b]) asram[a_waddr[AW-1:0]][b*8 +: 8] <= a_wdata[b*8 +: 8];
+    if (dma_w_we) wsram[dma_row[WW-1:0]] <= dma_wdata;
+    for (int q = 0; q < 4; q++)
+      if (c_we && c_wqe[q]) accm[c_waddr[CW-1:0]][q*N*8 +: N*8] <= c_wdata[q*N*8 +: N*8];
   end
 
   // ---------------- controller + counters ----------------
+  wire [1:0] units_busy = 2'(gemm_busy) + 2'(vec_busy) + 2'(dma_busy);
   always_ff @(posedge clk or negedge rst_n) begin
     if (!rst_n) begin
       cstate <= C_IDLE; running <= 1'b0; done_flag <= 1'b0; err_flag <= 1'b0; err_code <= '0;
       pc <= '0; start_pc <= '0; err_pc <= '0;
       {cnt_cycles, cnt_array, cnt_vec, cnt_dma, cnt_stall} <= '0;
-      {cnt_bytes_in, cnt_bytes_out, cnt_insns} <= '0;
+      {cnt_bytes_in, cnt_bytes_out, cnt_insns, cnt_overlap, cnt_all_busy} <= '0;
     end else begin
       if (reg_we && reg_widx == REG_START_PC && !running) start_pc <= hw_data;
       if (reg_we && reg_widx == REG_CTRL && hw_data[0] && !running) begin
         running <= 1'b1; done_flag <= 1'b0; err_flag <= 1'b0; err_code <= ERR_NONE;
         pc <= start_pc; cstate <= C_FETCH;
         {cnt_cycles, cnt_array, cnt_vec, cnt_dma, cnt_stall} <= '0;
-        {cnt_bytes_in, cnt_bytes_out, cnt_insns} <= '0;
+        {cnt_bytes_in, cnt_bytes_out, cnt_insns, cnt_overlap, cnt_all_busy} <= '0;
       end
       if (running) begin
         cnt_cycles <= cnt_cycles + 64'd1;
@@ -285,6 +343,8 @@ module accel_top
         if (vec_busy)  cnt_vec <= cnt_vec + 64'd1;
         if (dma_busy)  cnt_dma <= cnt_dma + 64'd1;
         if (!gemm_busy && !vec_busy && !dma_busy) cnt_stall <= cnt_stall + 64'd1;
+        if (units_busy >= 2'd2) cnt_overlap <= cnt_overlap + 64'd1;
+        if (units_busy == 2'd3) cnt_all_busy <= cnt_all_busy + 64'd1;
       end
       if (dma_beat) begin
         if (dma_store) cnt_bytes_out <= cnt_bytes_out + 64'(N);
@@ -293,7 +353,7 @@ module accel_top
       case (cstate)
         C_FETCH: begin
           if (pc >= IMEM_DEPTH) begin
-            if (!dma_writes_pending) begin
+            if (drained) begin
               err_flag <= 1'b1; err_code <= ERR_PC; err_pc <= pc;
               running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
             end
@@ -302,21 +362,19 @@ module accel_top
           end
         end
         C_DECODE: begin
-          if (write_fence) begin
-            // hold until the posted writes are acknowledged
-          end else if (dec_err != ERR_NONE) begin
-            err_flag <= 1'b1; err_code <= dec_err; err_pc <= pc;
-            running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
+          // a stop waits for every unit to retire and every write to be acknowledged
+          if (dec_err != ERR_NONE) begin
+            if (drained) begin
+              err_flag <= 1'b1; err_code <= dec_err; err_pc <= pc;
+              running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
+            end
           end else if (ir.op == OP_HALT) begin
+            if (drained) begin
+              cnt_insns <= cnt_insns + 64'd1;
+              running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
+            end
+          end else if (dispatch) begin
             cnt_insns <= cnt_insns + 64'd1;
-            running <= 1'b0; done_flag <= 1'b1; cstate <= C_IDLE;
-          end else begin
-            cnt_insns <= cnt_insns + 64'd1;
-            cstate <= C_EXEC;
-          end
-        end
-        C_EXEC: begin
-          if (gemm_done || vec_done || dma_last) begin
             pc <= pc + 32'd1;
             cstate <= C_FETCH;
           end
@@ -356,13 +414,25 @@ module accel_top
       REG_CNT_BYTES_OUT + 8'd1:    reg_rdata = cnt_bytes_out[63:32];
       REG_CNT_INSTRUCTIONS:        reg_rdata = cnt_insns[31:0];
       REG_CNT_INSTRUCTIONS + 8'd1: reg_rdata = cnt_insns[63:32];
+      REG_CNT_OVERLAP:             reg_rdata = cnt_overlap[31:0];
+      REG_CNT_OVERLAP + 8'd1:      reg_rdata = cnt_overlap[63:32];
+      REG_CNT_ALL_BUSY:            reg_rdata = cnt_all_busy[31:0];
+      REG_CNT_ALL_BUSY + 8'd1:     reg_rdata = cnt_all_busy[63:32];
       default: reg_rdata = 32'd0;
     endcase
   end
 
 `ifndef SYNTHESIS
-  // The controller issues one instruction at a time: at most one unit may be busy.
-  always_ff @(posedge clk) assert (32'(gemm_busy) + 32'(vec_busy) + 32'(dma_busy) <= 1);
+  // The structural rules: one writer per SRAM write port in any cycle, and never a STORE and
+  // a GEMM in flight together (they share a read port); a unit is busy only while an
+  // instruction is in flight on it.
+  always_ff @(posedge clk) if (running) begin
+    assert (!(dma_a_we && v_a_we));
+    assert (!(dma_c_we && g_c_we));
+    assert (!(dma_shared_read && inflight[UNIT_GEMM]));
+    assert ((!gemm_busy || inflight[UNIT_GEMM]) && (!vec_busy || inflight[UNIT_VEC]) &&
+            (!dma_busy || inflight[UNIT_DMA]));
+  end
   initial assert (N % 4 == 0 && N % LANES == 0 && (1 << AW) == A_ROWS && (1 << WW) == W_ROWS &&
                   (1 << CW) == ACC_ROWS && (1 << IW) == IMEM_DEPTH);
 `endif
