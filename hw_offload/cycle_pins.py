@@ -8,7 +8,8 @@ failing tests/test_rtl_cycles.py until it is regenerated on purpose):
 
 The programs need no data (timing does not depend on it): each is a few instructions built
 with the ISA encoder, covering GEMM shapes around the weight-reuse limit (M vs N and 2N+1),
-transposed / activation-SRAM B, every vector op, and DMA to every memory.
+transposed / activation-SRAM B, every vector op, DMA to every memory, and units overlapping
+or held apart by a hazard.
 """
 from __future__ import annotations
 
@@ -46,6 +47,12 @@ def reference_programs(n: int = 16) -> dict[str, list[Insn]]:
         "dma_all_memories": [Insn(OP_LOAD, flags=MEM_A, rows=32), Insn(OP_LOAD, flags=MEM_W, rows=32),
                              Insn(OP_LOAD, flags=MEM_ACC, rows=32), Insn(OP_STORE, flags=MEM_A, rows=32),
                              Insn(OP_STORE, flags=MEM_ACC, rows=32, dram=4096)],
+        # overlap (ISA.md "Overlap"): a GEMM and a REQ run under an independent weight LOAD;
+        # a GEMM reading the rows a LOAD writes waits for it
+        "overlap_load_gemm_req": [Insn(OP_LOAD, flags=MEM_W, rows=64, dst=4096),
+                                  g(n, 2, 2).replace(dst=512),
+                                  Insn(OP_REQ, rows=n, blocks=2, dst=1024, src0=0, mult0=1)],
+        "hazard_load_then_gemm": [Insn(OP_LOAD, flags=MEM_W, rows=2 * n), g(n, 2, 1)],
         "halt_only": [],
     }
     return {k: v + [Insn(OP_HALT)] for k, v in progs.items()}

@@ -81,9 +81,10 @@ def test_cycle_limit_names_the_pc(rtl):
     big = Insn(OP_GEMM, rows=4000, blocks=4, aux=4, dst=0, src0=0, src1=0)  # ~64k cycles
     rtl.write_program(encode_program([Insn(OP_REQ, rows=1, blocks=1, mult0=1), big,
                                       Insn(OP_HALT)]))
-    with pytest.raises(CycleLimitError, match="last pc = 1") as e:
+    # PC names the instruction waiting to issue: the HALT (pc 2), held until the GEMM retires
+    with pytest.raises(CycleLimitError, match="last pc = 2") as e:
         rtl.run(max_cycles=2000)
-    assert e.value.pc == 1
+    assert e.value.pc == 2
     rtl.write_program(encode_program([Insn(OP_HALT)]))
     assert rtl.run(1000).instructions == 1  # reset after the timeout: usable again
 

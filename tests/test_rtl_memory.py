@@ -74,14 +74,17 @@ def test_bursts_across_4k_boundaries_move_the_right_bytes_at_the_counted_cost(ti
 
 def test_chip16_timing_keeps_one_beat_per_cycle(rtl):
     """At the default timing (chip16: latency 0, 16 B/cycle) a transfer costs one cycle per
-    line, as before DRAM moved out, and a LOAD right after a STORE does not wait."""
+    line, as before DRAM moved out. STORE: dispatched in 1, beats 2..41, its write response
+    leaves nothing outstanding from 41 + 2 = 43; the LOAD (fetched in 2) finds the DMA free
+    in 42 but waits for the response, dispatches in 43, beats 44..83; HALT stops in 84:
+    85 cycles, 5 of them stall (0, 1, 42, 43, 84)."""
     assert rtl.memory_timing == MemoryTiming.from_config(get_config("chip16"))
     prog = [Insn(OP_STORE, flags=MEM_A, rows=40, dram=0), Insn(OP_LOAD, flags=MEM_A, rows=40,
                                                                    dst=100, dram=0),
             Insn(OP_HALT)]
     rtl.write_program(encode_program(prog))
     c = rtl.run()
-    assert (c.dma_busy, c.stall) == (80, 6)
+    assert (c.cycles, c.dma_busy, c.stall) == (85, 80, 5)
     assert c.to_dict() == {**c.to_dict(), **run_cycles(prog, rtl.config).to_dict()}
 
 
