@@ -4,13 +4,10 @@
 // GEMM unit and the vector unit run at once. For each unit this holds whether an instruction
 // is in flight on it (from the cycle after its dispatch to the end of its retire cycle) and
 // that instruction's footprint (insn_decode.sv). `conflict` says the instruction in DECODE
-// must wait: it shares a port with one in flight, or, in some SRAM, one of the two writes rows
-// the other reads or writes (footprint.Footprint.conflicts). It is checked against every
-// unit, its own included: an instruction waits for its own unit to retire anyway.
+// must wait for one of them to retire (hazard_check.sv). It is checked against every unit, its
+// own included: an instruction waits for its own unit to retire anyway.
 //
-// Cost: per unit and memory three range-overlap tests (theirs written / mine read, theirs
-// written / mine written, theirs read / mine written) of two 17-bit magnitude comparators
-// each: 3 units x 3 memories x 6 = 54 comparators, plus 3 x 213 flip-flops of footprints.
+// Cost: 3 x 213 flip-flops of footprints and 3 hazard_check instances (54 17-bit comparators).
 module hazard_unit (
     input  logic         clk,
     input  logic         rst_n,
@@ -22,34 +19,20 @@ module hazard_unit (
     output logic         dma_shared_read  // the DMA's instruction in flight is a STORE, which
                                           // reads A / ACC through the GEMM unit's read port
 );
-  accel_pkg::footprint_t mine;
-  accel_pkg::footprint_t held [3];
-  assign mine = fp;
-
-  // [alo, ahi) and [blo, bhi) share a row (both exist)
-  function automatic logic meets(input logic av, input logic [16:0] alo, input logic [16:0] ahi,
-                                 input logic bv, input logic [16:0] blo, input logic [16:0] bhi);
-    meets = av && bv && (alo < bhi) && (blo < ahi);
-  endfunction
-
-  logic [2:0] hit;   // per unit: the instruction in flight there conflicts with mine
-  always_comb begin
-    for (int u = 0; u < 3; u++) begin
-      hit[u] = (mine.ports & held[u].ports) != 3'b000;
-      for (int m = 0; m < 3; m++) begin
-        if (meets(held[u].wr_v[m], held[u].wr_lo[17*m +: 17], held[u].wr_hi[17*m +: 17],
-                  mine.rd_v[m], mine.rd_lo[17*m +: 17], mine.rd_hi[17*m +: 17]) ||   // RAW
-            meets(held[u].wr_v[m], held[u].wr_lo[17*m +: 17], held[u].wr_hi[17*m +: 17],
-                  mine.wr_v[m], mine.wr_lo[17*m +: 17], mine.wr_hi[17*m +: 17]) ||   // WAW
-            meets(held[u].rd_v[m], held[u].rd_lo[17*m +: 17], held[u].rd_hi[17*m +: 17],
-                  mine.wr_v[m], mine.wr_lo[17*m +: 17], mine.wr_hi[17*m +: 17]))     // WAR
-          hit[u] = 1'b1;
-      end
-    end
-  end
+  // footprints of the instructions in flight, by unit (bit order of accel_pkg::UNIT_*)
+  logic [212:0] held_dma, held_gemm, held_vec;
+  logic [2:0]   hit;
+  hazard_check u_dma  (.mine(fp), .theirs(held_dma),  .conflict(hit[0]));
+  hazard_check u_gemm (.mine(fp), .theirs(held_gemm), .conflict(hit[1]));
+  hazard_check u_vec  (.mine(fp), .theirs(held_vec),  .conflict(hit[2]));
   assign conflict = (hit & inflight) != 3'b000;
+
+  /* verilator lint_off UNUSEDSIGNAL */  // only its port bits
+  accel_pkg::footprint_t dma_fp;
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign dma_fp = held_dma;
   assign dma_shared_read = inflight[accel_pkg::UNIT_DMA] &&
-                           held[accel_pkg::UNIT_DMA].ports[accel_pkg::PORT_DMA_GEMM_READ];
+                           dma_fp.ports[accel_pkg::PORT_DMA_GEMM_READ];
 
   always_ff @(posedge clk or negedge rst_n) begin
     if (!rst_n) begin
@@ -59,9 +42,11 @@ module hazard_unit (
       inflight <= (inflight & ~retire) | start;
     end
   end
-  always_ff @(posedge clk)
-    for (int u = 0; u < 3; u++)
-      if (start[u]) held[u] <= mine;
+  always_ff @(posedge clk) begin
+    if (start[accel_pkg::UNIT_DMA])  held_dma <= fp;
+    if (start[accel_pkg::UNIT_GEMM]) held_gemm <= fp;
+    if (start[accel_pkg::UNIT_VEC])  held_vec <= fp;
+  end
 
 `ifndef SYNTHESIS
   // one dispatch at a time, to a free unit; only an instruction in flight retires
@@ -69,5 +54,6 @@ module hazard_unit (
     assert ((start & (start - 3'd1)) == 3'b000 && (start & inflight) == 3'b000);
     assert ((retire & ~inflight) == 3'b000);
   end
+  initial assert (accel_pkg::UNIT_DMA == 0 && accel_pkg::UNIT_GEMM == 1 && accel_pkg::UNIT_VEC == 2);
 `endif
 endmodule
