@@ -118,9 +118,12 @@ class Generator:
         return lo + k * self.n
 
     # ---- legal instructions ----
-    def dma(self) -> Insn:
-        store = self.chance(0.5)
-        mem = self.pick((MEM_A, MEM_ACC) if store else (MEM_A, MEM_W, MEM_ACC))
+    def dma(self, mem: int | None = None, store: bool | None = None) -> Insn:
+        """A LOAD or STORE (``store``; random if None) of ``mem`` (random if None)."""
+        if store is None:
+            store = mem != MEM_W and self.chance(0.5)
+        if mem is None:
+            mem = self.pick((MEM_A, MEM_ACC) if store else (MEM_A, MEM_W, MEM_ACC))
         rows = self.size(WIN_ROWS)
         nbytes = rows * self.n * (4 if mem == MEM_ACC else 1)
         row = self.base(self.cfg.rows_of(mem), rows)
@@ -224,12 +227,22 @@ class Generator:
             return Insn(OP_LOAD, flags=mem, rows=rows, dst=self.base(self.cfg.rows_of(mem), rows),
                         dram=prev.dram)
         fp = footprint(prev, n)
-        touched = [(m, r) for m, r in list(fp.reads.items()) + list(fp.writes.items())]
+        # (memory, rows, whether prev writes them): a hazard needs a write on one side, so
+        # rows prev only reads get a writer (W's only writer is a LOAD)
+        touched = ([(m, r, False) for m, r in fp.reads.items()]
+                   + [(m, r, True) for m, r in fp.writes.items()])
         others = [u for u in (UNIT_DMA, UNIT_GEMM, UNIT_VECTOR) if u != fp.unit]
         for _ in range(20):
-            mem, (lo, hi) = self.pick(touched)
-            cand = self.of_unit(self.pick(others))
-            fields = [(f, length) for f, m, length in _row_fields(cand, n) if m == mem]
+            mem, (lo, hi), prev_writes = self.pick(touched)
+            unit = self.pick(others)
+            if unit == UNIT_DMA:
+                cand = self.dma(mem, store=None if prev_writes and mem != MEM_W else False)
+            elif unit == UNIT_VECTOR and mem == MEM_W:   # ops with W operands or tables
+                cand = self.vector(self.pick((OP_RMS, OP_ROPE, OP_SWIGLU, OP_REQ)))
+            else:
+                cand = self.of_unit(unit)
+            fields = [(f, length) for f, m, length, writes in _row_fields(cand, n)
+                      if m == mem and (writes or prev_writes)]
             if not fields:
                 continue
             f, length = self.pick(fields)
@@ -328,36 +341,37 @@ class Generator:
         return i.encode(), f"{i}  <- DRAM address not line-aligned"
 
 
-def _row_fields(i: Insn, n: int) -> list[tuple[str, int, int]]:
-    """(field, memory, rows) of each SRAM row range ``i`` names (as footprint.footprint reads
-    them): moving the field moves that range."""
+def _row_fields(i: Insn, n: int) -> list[tuple[str, int, int, bool]]:
+    """(field, memory, rows, written) of each SRAM row range ``i`` names (as
+    footprint.footprint reads them): moving the field moves that range."""
     rb = i.rows * i.blocks
     if i.op == OP_LOAD:
-        return [("dst", i.flags & 3, i.rows)]
+        return [("dst", i.flags & 3, i.rows, True)]
     if i.op == OP_STORE:
-        return [("src0", i.flags & 3, i.rows)]
+        return [("src0", i.flags & 3, i.rows, False)]
     if i.op == OP_GEMM:
-        return [("src0", MEM_A, rb), ("src1", MEM_A if i.flags & 2 else MEM_W, i.blocks * i.aux * n),
-                ("dst", MEM_ACC, i.rows * i.aux)]
-    out = [("dst", MEM_A, rb)]
+        return [("src0", MEM_A, rb, False),
+                ("src1", MEM_A if i.flags & 2 else MEM_W, i.blocks * i.aux * n, False),
+                ("dst", MEM_ACC, i.rows * i.aux, True)]
+    out = [("dst", MEM_A, rb, True)]
     src0_mem = MEM_A if i.op in (OP_RMS, OP_RESADD) else MEM_ACC
-    out.append(("src0", src0_mem, rb))
+    out.append(("src0", src0_mem, rb, False))
     if i.op == OP_RMS:
-        out.append(("src1", MEM_W, i.blocks))
+        out.append(("src1", MEM_W, i.blocks, False))
     elif i.op == OP_ROPE:
-        out.append(("src1", MEM_W, i.rows * i.src2 * rope_rows_per_position(i.aux, n)))
+        out.append(("src1", MEM_W, i.rows * i.src2 * rope_rows_per_position(i.aux, n), False))
     elif i.op in (OP_SWIGLU, OP_RESADD):
-        out.append(("src1", MEM_ACC, rb))
+        out.append(("src1", MEM_ACC, rb, False))
     if i.flags & 1:
-        out.append(("cs0", MEM_W, colscale_rows(i.blocks)))
+        out.append(("cs0", MEM_W, colscale_rows(i.blocks), False))
     if i.flags & 2 and i.op == OP_SWIGLU:
-        out.append(("cs1", MEM_W, colscale_rows(i.blocks)))
+        out.append(("cs1", MEM_W, colscale_rows(i.blocks), False))
     return out
 
 
 def _in_windows(i: Insn, cfg: HwConfig) -> bool:
     """Every row range of ``i`` lies inside one SRAM window (the rows the prologue loads)."""
-    for f, mem, rows in _row_fields(i, cfg.n):
+    for f, mem, rows, _ in _row_fields(i, cfg.n):
         lo = getattr(i, f)
         hi_win = cfg.rows_of(mem) - WIN_ROWS
         if not (0 <= lo and lo + rows <= WIN_ROWS) and not (hi_win <= lo and lo + rows <= hi_win + WIN_ROWS):
