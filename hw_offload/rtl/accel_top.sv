@@ -301,24 +301,27 @@ module accel_top
   wire dma_w_we = dma_we && dma_mem == MEM_W;
   wire dma_c_we = dma_we && dma_mem == MEM_ACC;
   /* verilator lint_off UNUSEDSIGNAL */  // row bits above the SRAM's index width
-  wire            a_we    = dma_a_we || v_a_we;
-  wire [15:0]     a_waddr = dma_a_we ? dma_row : v_a_waddr;
-  wire [N-1:0]    a_wbe   = dma_a_we ? '1 : v_a_wbe;
-  wire [N*8-1:0]  a_wdata = dma_a_we ? dma_wdata : v_a_wdata;
-  wire            c_we    = dma_c_we || g_c_we;
-  wire [15:0]     c_waddr = dma_c_we ? dma_row : g_c_waddr;
-  wire [3:0]      c_wqe   = dma_c_we ? 4'(1 << dma_q) : 4'b1111;   // quarter enables
-  wire [N*32-1:0] c_wdata = dma_c_we ? {4{dma_wdata}} : g_c_wdata;
+  wire        a_we    = dma_a_we || v_a_we;
+  wire [15:0] a_waddr = dma_a_we ? dma_row : v_a_waddr;
+  wire        c_we    = dma_c_we || g_c_we;
+  wire [15:0] c_waddr = dma_c_we ? dma_row : g_c_waddr;
   /* verilator lint_on UNUSEDSIGNAL */
 
   always_ff @(posedge clk) begin
     if (hw_en && hw_imem && !running)
       imem[imem_woff[IW+4:5]][32'(imem_woff[4:2])*32 +: 32] <= hw_data;
-    for (int b = 0; b < N; b++)
-      if (a_we && a_wbe[b]) asram[a_waddr[AW-1:0]][b*8 +: 8] <= a_wdata[b*8 +: 8];
+    // (whole-row writes stay whole: as four quarter writes a GEMM-bound run simulated ~25% slower)
+    if (a_we) begin   // a whole row (LOAD) or the vector unit's enabled bytes
+      if (dma_a_we) asram[a_waddr[AW-1:0]] <= dma_wdata;
+      else
+        for (int b = 0; b < N; b++)
+          if (v_a_wbe[b]) asram[a_waddr[AW-1:0]][b*8 +: 8] <= v_a_wdata[b*8 +: 8];
+    end
     if (dma_w_we) wsram[dma_row[WW-1:0]] <= dma_wdata;
-    for (int q = 0; q < 4; q++)
-      if (c_we && c_wqe[q]) accm[c_waddr[CW-1:0]][q*N*8 +: N*8] <= c_wdata[q*N*8 +: N*8];
+    if (c_we) begin   // one quarter of a row (LOAD) or a whole row (GEMM)
+      if (dma_c_we) accm[c_waddr[CW-1:0]][32'(dma_q)*N*8 +: N*8] <= dma_wdata;
+      else          accm[c_waddr[CW-1:0]] <= g_c_wdata;
+    end
   end
 
   // ---------------- controller + counters ----------------
