@@ -30,7 +30,7 @@ Blocks are written and read one at a time, so no instruction needs the cache str
   after each query (and the stale rows past the end of the last block, which therefore
   contribute exactly 0 to P.V); one P.V GEMM per output head block over the same key blocks.
   How many key-block rows of queries a group spans is chosen by the cycle model
-  (``cycle_model.insn_cycles``) among the groupings whose program fits the instruction memory;
+  (``scheduled_cycles``: cycle_model.run_cycles, units overlapping) among the groupings whose program fits the instruction memory;
   one group for the whole step is the unskipped program (and decode, S=1, is always one group).
 
 Integer sums are exact, so prefill(P) + decode(1) gives bit-for-bit the last row of
@@ -38,16 +38,15 @@ prefill(P+1) (tests/test_backend.py).
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cycle_model import insn_cycles
+from .cycle_model import run_cycles
+from .footprint import footprint
 from .isa import (COLSCALE_A, COLSCALE_B, GEMM_ACCUMULATE, GEMM_B_FROM_A, GEMM_TRANSPOSE_B, MEM_A,
-                  MEM_W, OP_GEMM, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE,
+                  MEM_W, OP_GEMM, OP_HALT, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE,
                   OP_SWIGLU, HwConfig, Insn, colscale_rows, rope_rows_per_position)
 from .errors import SramFitError
 from .quant import QuantizedBlock, column_multipliers, multiplier, pair_multiplier, rope_q14
@@ -226,14 +225,67 @@ def layout_weights(qb: QuantizedBlock, hw: HwConfig, positions: int, w_base: int
 def weight_load_program(layout: WeightLayout, weight_dram: int, n: int) -> list[Insn]:
     """LOADs copying ``layout.dram_image()`` from DRAM ``weight_dram``: the W image to W rows from
     ``layout.base``, then any A image to A rows from ``layout.a_base`` (no HALT)."""
+    w_image = [(MEM_W, layout.base, layout.rows, weight_dram)]
+    a_image = [(MEM_A, layout.a_base, layout.a_rows, weight_dram + layout.image.size)]
+    return _loads(w_image + a_image, n)
+
+
+def _loads(pieces: list[tuple[int, int, int, int]], n: int) -> list[Insn]:
+    """LOADs of (memory, first SRAM row, rows, DRAM address) pieces, each cut to the 16-bit
+    row count of one LOAD."""
     load: list[Insn] = []
-    for mem, rows_total, sram, dram in ((MEM_W, layout.rows, layout.base, weight_dram),
-                                        (MEM_A, layout.a_rows, layout.a_base,
-                                         weight_dram + layout.image.size)):
+    for mem, sram, rows_total, dram in pieces:
         for off in range(0, rows_total, 0xFFFF):
             rows = min(0xFFFF, rows_total - off)
             load.append(Insn(OP_LOAD, flags=mem, rows=rows, dst=sram + off, dram=dram + off * n))
     return load
+
+
+def weight_segments(layout: WeightLayout) -> list[tuple[int, int]]:
+    """The W image cut where a streamed program loads it piece by piece: one (first W row, rows)
+    per weight matrix, then one for everything after the matrices (column-scale tables, gains,
+    RoPE table: small, and read by the first vector op). Image order (``layout_weights``)."""
+    if layout.a_rows:
+        raise ValueError("a weight image with matrices in the activation SRAM is resident only; "
+                         "it cannot be streamed")
+    mats = sorted((layout.at[m], layout.sizes[m]) for m in MATRICES)
+    tables = mats[-1][0] + mats[-1][1]
+    return mats + [(tables, layout.base + layout.rows - tables)]
+
+
+def stream_weight_loads(program: list[Insn], layout: WeightLayout, weight_dram: int,
+                        n: int) -> list[Insn]:
+    """``program`` with the LOADs of its weight image (``layout.dram_image()`` at DRAM
+    ``weight_dram``) placed so that the DMA loads the next piece while the units use this one.
+
+    Pieces (``weight_segments``) are loaded in the order of their first use. The controller
+    issues in order and runs one DMA instruction at a time, so piece j's LOAD goes right before
+    the first use of piece j-1 (the first piece's before its own): it dispatches as soon as
+    piece j-1 has arrived, which is when that first use may start, and both then run together
+    (ISA.md, "Overlap"). A W LOAD shares no port with the GEMM or vector unit. Every piece's
+    LOAD precedes every instruction that reads it; a piece nothing reads is loaded first.
+    """
+    def reads(i: Insn, lo: int, hi: int) -> bool:
+        r = footprint(i, n).reads.get(MEM_W, (0, 0))
+        return r[0] < hi and lo < r[1]
+
+    first = []                      # (index of first use, piece)
+    for lo, rows in weight_segments(layout):
+        use = next((k for k, i in enumerate(program) if reads(i, lo, lo + rows)), -1)
+        first.append((use, (lo, rows)))
+    first.sort()
+    before: dict[int, list[Insn]] = {}    # program index -> LOADs placed right before it
+    for j, (use, (lo, rows)) in enumerate(first):
+        at = max(first[j - 1][0] if j else use, 0)
+        piece = (MEM_W, lo, rows, weight_dram + (lo - layout.base) * n)
+        before.setdefault(at, []).extend(_loads([piece], n))
+    out: list[Insn] = []
+    for k, i in enumerate(program):
+        out.extend(before.pop(k, []))
+        out.append(i)
+    for rest in before.values():          # (an empty program)
+        out.extend(rest)
+    return out
 
 
 def colscale(at: dict[str, int], name: str, first_block: int = 0) -> dict[str, int]:
@@ -335,22 +387,18 @@ def query_groups(s: int, past: int, n: int, per_group: int) -> list[QueryGroup]:
     return out
 
 
-@functools.lru_cache(maxsize=4096)
-def _timing(insn: Insn, hw: HwConfig) -> int:
-    """Cycles of one instruction by the cycle model; keyed on its shape (addresses zeroed)."""
-    return insn_cycles(insn, hw).cycles
-
-
-def _cycles(insns: list[Insn], hw: HwConfig) -> int:
-    zero = dict(dst=0, src0=0, src1=0, dram=0, cs0=0, cs1=0)
-    return sum(_timing(dataclasses.replace(i, **zero), hw) for i in insns)
+def scheduled_cycles(insns: list[Insn], hw: HwConfig) -> int:
+    """Cycles of ``insns`` run as one program (HALT appended) by the overlapping controller
+    (cycle_model.run_cycles: units run concurrently, so this is less than the sum of the
+    instructions' own cycles wherever they overlap)."""
+    return run_cycles(list(insns) + [Insn(OP_HALT)], hw).cycles
 
 
 def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
                   kv: KvRegion | list[KvRegion], s: int, past: int | list[int], scratch_a: int,
                   x_dram: int, y_dram: int,
                   gemms: list[GemmInfo] | None = None, per_group: int | None = None,
-                  a_end: int | None = None) -> list[Insn]:
+                  a_end: int | None = None, weights_dram: int | None = None) -> list[Insn]:
     """Instructions (no HALT) taking x (int8, S x hidden at x_dram) through the block at positions
     past..past+S-1, appending K and V to ``kv`` and storing y (int8, S x hidden) at y_dram.
 
@@ -488,7 +536,9 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
     def grouped(k: int) -> list[tuple[int, QueryGroup]]:
         return [(sq, qg) for sq, (_, start) in enumerate(seqs) for qg in query_groups(s, start, n, k)]
 
-    budget = hw.imem_depth - 1 - len(pre) - len(post)      # 1: the HALT the caller appends
+    loads = 0 if weights_dram is None else len(_loads([(MEM_W, lo, rows, 0)
+                                                       for lo, rows in weight_segments(wl)], n))
+    budget = hw.imem_depth - 1 - len(pre) - len(post) - loads   # 1: the HALT the caller appends
     per_group_insns = H * (2 * bph + 1)                    # attention instructions per group
     key_rows = max(len(query_groups(s, start, n, 1)) for _, start in seqs)   # per sequence
     options = [per_group] if per_group is not None else range(key_rows, 0, -1)
@@ -502,12 +552,12 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
             break
         trial: list[Insn] = []
         attention(qgroups, [0], trial, [])                 # every head costs the same
-        cost = _cycles(trial, hw)
+        cost = scheduled_cycles(trial, hw)
         if best is None or cost < best[0]:                 # ties keep the fewer groups
             best = (cost, qgroups)
     if best is None:
         fewest = len(grouped(per_group or key_rows))
-        raise SramFitError(f"the block program needs {len(pre) + len(post) + 1 + fewest * per_group_insns} "
+        raise SramFitError(f"the block program needs {len(pre) + len(post) + loads + 1 + fewest * per_group_insns} "
                            f"instructions (with HALT), the instruction memory holds "
                            f"{hw.imem_depth}; use a build with a deeper IMEM"
                            + ("" if per_group is None else f" or a larger per_group than {per_group}"))
@@ -516,4 +566,7 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
     attention(best[1], range(H), attn, attn_g)
     if gemms is not None:
         gemms.extend(pre_g + attn_g + post_g)
-    return pre + attn + post
+    program = pre + attn + post
+    if weights_dram is not None:
+        program = stream_weight_loads(program, wl, weights_dram, n)
+    return program

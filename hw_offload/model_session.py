@@ -33,9 +33,11 @@ TARGETS = ("golden", "cycle_model", "verilator")
 
 @dataclass
 class CallRecord:
-    """One device run. ``kind``: "weights" (loading a block's image) or "step". A step of
-    several sequences in one run (ModelSession.run_block batches them) has ``seq`` -1 and
-    ``tokens`` counting the rows of all of them."""
+    """One device run. ``kind``: "weights" (the one-time load of a resident block's image) or
+    "step". A step of several sequences in one run (ModelSession.run_block batches them) has
+    ``seq`` -1 and ``tokens`` counting the rows of all of them. ``loads_weights``: a step with
+    streamed weights that also loaded its block's image (its program interleaves the LOADs,
+    compiler.stream_weight_loads; the image's bytes are in its counters and link)."""
 
     kind: str
     block: int
@@ -44,6 +46,7 @@ class CallRecord:
     tokens: int
     counters: Counters
     link: LinkCounters
+    loads_weights: bool = False
 
 
 def make_device(target: str, config: AccelConfig | str | None = None, variant: str = "fast"):
@@ -167,7 +170,7 @@ class ModelSession:
         self.capacity_from = "the max_seq_len given to ModelSession"
         self.records: list[CallRecord] = []
         self.setup_records: list[CallRecord] = []
-        self._loaded: int | None = None      # block whose weights are in W SRAM (streaming)
+        self._loaded: int | None = None      # block whose image is in W SRAM (streaming)
         self._kv_len: dict[tuple[int, int], int] = {}   # (block, seq) -> positions written
         if self.plan.resident:
             for i in range(len(blocks)):
@@ -297,12 +300,13 @@ class ModelSession:
         else:
             runs = [([b], p, min(self.plan.chunk, past + seq - p))
                     for b in range(bsz) for p in range(past, past + seq, self.plan.chunk)]
-        bar = self._bar(len(runs) + (0 if self.plan.resident else 1), block)
+        # streamed weights: the call's first run loads the block's image (later runs of the
+        # call find it in the weight SRAM); every call reloads, as another session or a
+        # resident load may have used the device's weight SRAM in between
+        self._loaded = None
+        bar = self._bar(len(runs), block)
         y = np.empty_like(x_q)
         try:
-            if not self.plan.resident:
-                self.records.append(self._load_weights(block, past))
-                bar.update()
             for seqs, p, length in runs:
                 rows = x_q[seqs, p - past:p - past + length]
                 y[seqs, p - past:p - past + length] = self._step(block, seqs, rows, p, keep_kv)
@@ -319,39 +323,51 @@ class ModelSession:
     def _sequences_per_run(self, block: int, bsz: int, seq: int, past: int) -> int:
         """How many of a batch's sequences one device run takes (1: one run per sequence)."""
         for k in range(min(bsz, self.plan.chunk // seq), 1, -1):
-            try:
-                self._program(block, list(range(k)), seq, past, keep_kv=True)
+            try:   # with the weight LOADs a streamed block's first run carries
+                self._program(block, list(range(k)), seq, past, keep_kv=True,
+                              load_weights=not self.plan.resident)
             except SramFitError:     # the program outgrows the instruction memory
                 continue
             return k
         return 1
 
-    def _program(self, block: int, seqs: list[int], length: int, p: int, keep_kv: bool):
+    def _program(self, block: int, seqs: list[int], length: int, p: int, keep_kv: bool,
+                 load_weights: bool = False):
+        """The step's program; ``load_weights``: it also loads the block's (streamed) image
+        from the DRAM staging area at 0, interleaved with the compute."""
         regions = [self.plan.kv[(block, s)] if keep_kv else self.plan.transient for s in seqs]
         kv, start = (regions[0], p) if len(seqs) == 1 else (regions, [p] * len(seqs))
         return block_program(self.blocks[block], self.layouts[block], self.rescales[block],
                              self.hw, kv, length, start, self.plan.scratch_a, self.plan.x_dram,
-                             self.plan.y_dram, a_end=self.plan.a_end)
+                             self.plan.y_dram, a_end=self.plan.a_end,
+                             weights_dram=0 if load_weights else None)
 
     def _step(self, block: int, seqs: list[int], x: np.ndarray, p: int, keep_kv: bool) -> np.ndarray:
         """One device run: x int8 (len(seqs), L, hidden), sequences ``seqs`` at positions
         p..p+L-1 (compiler.block_program's batched step when there are several) -> y, same shape."""
         n, hidden = self.hw.n, x.shape[2]
         nseq, length = x.shape[:2]
-        program = self._program(block, seqs, length, p, keep_kv)
+        load = not self.plan.resident and self._loaded != block
+        program = self._program(block, seqs, length, p, keep_kv, load_weights=load)
         before = self.device.link.copy()
+        image = self.layouts[block].dram_image() if load else np.zeros(0, dtype=np.uint8)
+        if load:
+            self._loaded = None            # W SRAM is being overwritten
+            self.device.write_mem(0, image)
         self.device.write_mem(self.plan.x_dram, to_blocks(x.reshape(nseq * length, hidden), n).reshape(-1))
         c = self._run_step(block, program)
+        if load:
+            self._loaded = block
         nbytes = nseq * length * hidden
         out = self.device.read_mem(self.plan.y_dram, nbytes)
-        if c.bytes_out != nbytes or c.bytes_in != nbytes:
+        if c.bytes_out != nbytes or c.bytes_in != nbytes + image.size:
             raise RuntimeError(f"device moved {c.bytes_in}/{c.bytes_out} bytes, expected "
-                               f"{nbytes} each: the output was not written")
+                               f"{nbytes + image.size}/{nbytes}: the output was not written")
         if keep_kv:
             for s in seqs:
                 self._kv_len[(block, s)] = p + length
         self.records.append(CallRecord("step", block, seqs[0] if nseq == 1 else -1, p,
-                                       nseq * length, c, self.device.link - before))
+                                       nseq * length, c, self.device.link - before, load))
         return from_blocks(out.view(np.int8), nseq * length, hidden // n, n).reshape(nseq, length, hidden)
 
     def _bar(self, runs: int, block: int):
