@@ -437,6 +437,20 @@ def scheduled_cycles(insns: list[Insn], hw: HwConfig) -> int:
     return run_cycles(list(insns) + [Insn(OP_HALT)], hw).cycles
 
 
+def _pairs(qg: QueryGroup, start: int) -> int:
+    """Causal (query, key <= query) pairs of a query group at step start ``start``: the useful
+    MACs per lane of its scores and P.V GEMMs."""
+    rows = qg.r1 - qg.r0
+    return rows * start + (qg.r0 + 1 + qg.r1) * rows // 2
+
+
+def _spare(alloc: _Alloc, rows: int, fallback: int) -> int:
+    """``rows`` more rows from ``alloc`` if it has them, else ``fallback`` (the region to share)."""
+    if alloc.next + rows > alloc.limit:
+        return fallback
+    return alloc.take(rows)
+
+
 def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
                   kv: KvRegion | list[KvRegion], s: int, past: int | list[int], scratch_a: int,
                   x_dram: int, y_dram: int,
@@ -482,6 +496,10 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
     c = _Alloc("accumulator", hw.acc_rows)
     QA, KA, VA = c.take(r * H * bph), c.take(r * KV * bph), c.take(r * KV * bph)
     SC, OA, ATT = c.take(r * nkb_cap), c.take(r * H * bph), c.take(r * hb)
+    # a second SC and P where the SRAMs have room beyond what the plan needs
+    # (BlockDims.scratch_rows): the next head's scores GEMM then runs while the vector unit
+    # normalises this head's (attention below); without room they alias (same bits, serial)
+    SCS, PS = [SC, _spare(c, r * nkb_cap, SC)], [P, _spare(a, r * nkb_cap, P)]
     c2 = _Alloc("accumulator", hw.acc_rows)   # MLP phase reuses the attention rows
     GA, UA, DA = c2.take(r * ib), c2.take(r * ib), c2.take(r * hb)
     # (the MLP rows overlap ATT; safe because RESADD consumes ATT before the MLP starts)
@@ -502,9 +520,11 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
     pre_g: list[GemmInfo] = []
     m, sh = rs["rms1"]
     pre.append(Insn(OP_RMS, rows=r, blocks=hb, dst=XN, src0=X, src1=W["g1"], mult0=m, shift0=sh))
-    for name, dst, heads in (("q", QA, H), ("k", KA, KV), ("v", VA, KV)):
+    for name, dst, heads in (("q", QA, H), ("k", KA, KV)):
         gemm(pre, pre_g, f"{name}_proj", r * qb.hidden * heads * d, blocks=hb, aux=heads * bph,
              dst=dst, src0=XN, **weight(name))
+    # RoPE of q and k runs on the vector unit while the array computes v (in-order issue:
+    # each vector op is placed after the GEMM it would otherwise hold up)
     m, sh = rs["rope_q"]
     if len(seqs) == 1:       # every q block in one instruction (the table row is the position)
         pre.append(Insn(OP_ROPE, rows=s, blocks=H * bph, aux=wl.rope_w, dst=QR, src0=QA,
@@ -515,8 +535,11 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
                 pre.append(Insn(OP_ROPE, rows=s, blocks=1, aux=wl.rope_w, dst=QR + j * r + b * s,
                                 src0=QA + j * r + b * s, src1=T + (start * bph + j % bph) * tr,
                                 src2=bph, mult0=m, shift0=sh, **colscale(W, "q", j)))
+    gemm(pre, pre_g, "v_proj", r * qb.hidden * KV * d, blocks=hb, aux=KV * bph, dst=VA, src0=XN,
+         **weight("v"))
     mk, shk = rs["rope_k"]
     mv, shv = rs["req_v"]
+    req_v: list[Insn] = []
     for b, (region, start) in enumerate(seqs):
         for j in range(KV * bph):
             # blocks=1 means block-in-head 0 for ROPE, so point the table at this block's records
@@ -524,8 +547,9 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
                             dst=region.k_base + j * region.cap + start, src0=KA + j * r + b * s,
                             src1=T + (start * bph + j % bph) * tr, src2=bph,
                             mult0=mk, shift0=shk, **colscale(W, "k", j)))
-            pre.append(Insn(OP_REQ, rows=s, blocks=1, dst=region.v_base + j * region.cap + start,
-                            src0=VA + j * r + b * s, mult0=mv, shift0=shv, **colscale(W, "v", j)))
+            req_v.append(Insn(OP_REQ, rows=s, blocks=1, dst=region.v_base + j * region.cap + start,
+                              src0=VA + j * r + b * s, mult0=mv, shift0=shv, **colscale(W, "v", j)))
+    pre.extend(req_v)
 
     # ---- after attention: o_proj, residual, MLP, residual, store ----
     post: list[Insn] = []
@@ -555,26 +579,43 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
     m_sc, sh_sc = rs["scores"]
 
     def attention(qgroups: list[tuple[int, QueryGroup]], heads, out: list, infos: list) -> None:
-        """qgroups: (sequence, query group of that sequence's S rows)."""
-        for h in heads:
-            g = h // groups
-            for sq, qg in qgroups:
-                region, start = seqs[sq]
-                rows, nkb, row0 = qg.r1 - qg.r0, qg.nkb, sq * s + qg.r0   # row0: of the step's r
-                # causal pairs (query, key <= query) of the group: the useful MACs per lane
-                pairs = rows * start + (qg.r0 + 1 + qg.r1) * rows // 2
-                for b in range(bph):
-                    gemm(out, infos, f"qk_h{h}_b{b}_q{row0}", pairs * d_blk, rows=rows,
-                         flags=GEMM_B_FROM_A | GEMM_TRANSPOSE_B | (GEMM_ACCUMULATE if b else 0),
-                         blocks=1, aux=nkb, dst=SC, src0=QR + (h * bph + b) * r + row0,
-                         src1=region.k_base + (g * bph + b) * region.cap)
-                out.append(Insn(OP_SMAX, rows=rows, blocks=nkb, dst=P, src0=SC,
-                                src2=start + qg.r0, mult0=m_sc, shift0=sh_sc))
-                for b in range(bph):
-                    gemm(out, infos, f"pv_h{h}_b{b}_q{row0}", pairs * d_blk, rows=rows,
-                         flags=GEMM_B_FROM_A, blocks=nkb, aux=1,
-                         dst=OA + (h * bph + b) * r + row0, src0=P,
-                         src1=region.v_base + (g * bph + b) * region.cap)
+        """qgroups: (sequence, query group of that sequence's S rows).
+
+        Software-pipelined over the (head, group) items, item u using SC / P buffer u % 2:
+        scores(u), SMAX(u), then scores(u+1) before P.V(u), so that the array computes the next
+        item's scores while the vector unit normalises this one's (the controller issues in
+        order). In program order every buffer is read before it is written again, so the bits
+        do not depend on whether the two buffers are distinct."""
+        items = [(h, sq, qg) for h in heads for sq, qg in qgroups]
+
+        def scores(u: int) -> None:
+            h, sq, qg = items[u]
+            region, start = seqs[sq]
+            rows, nkb, row0 = qg.r1 - qg.r0, qg.nkb, sq * s + qg.r0   # row0: of the step's r
+            for b in range(bph):
+                gemm(out, infos, f"qk_h{h}_b{b}_q{row0}", _pairs(qg, start) * d_blk, rows=rows,
+                     flags=GEMM_B_FROM_A | GEMM_TRANSPOSE_B | (GEMM_ACCUMULATE if b else 0),
+                     blocks=1, aux=nkb, dst=SCS[u % 2], src0=QR + (h * bph + b) * r + row0,
+                     src1=region.k_base + (h // groups * bph + b) * region.cap)
+            out.append(Insn(OP_SMAX, rows=rows, blocks=nkb, dst=PS[u % 2], src0=SCS[u % 2],
+                            src2=start + qg.r0, mult0=m_sc, shift0=sh_sc))
+
+        def weighted_values(u: int) -> None:
+            h, sq, qg = items[u]
+            region, start = seqs[sq]
+            rows, nkb, row0 = qg.r1 - qg.r0, qg.nkb, sq * s + qg.r0
+            for b in range(bph):
+                gemm(out, infos, f"pv_h{h}_b{b}_q{row0}", _pairs(qg, start) * d_blk, rows=rows,
+                     flags=GEMM_B_FROM_A, blocks=nkb, aux=1,
+                     dst=OA + (h * bph + b) * r + row0, src0=PS[u % 2],
+                     src1=region.v_base + (h // groups * bph + b) * region.cap)
+
+        for u in range(len(items)):
+            scores(u)
+            if u:
+                weighted_values(u - 1)
+        if items:
+            weighted_values(len(items) - 1)
 
     def grouped(k: int) -> list[tuple[int, QueryGroup]]:
         return [(sq, qg) for sq, (_, start) in enumerate(seqs) for qg in query_groups(s, start, n, k)]
