@@ -635,8 +635,8 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
             best = (0, qgroups)
             break
         trial: list[Insn] = []
-        attention(qgroups, [0], trial, [])                 # every head costs the same
-        cost = scheduled_cycles(trial, hw)
+        attention(qgroups, range(H), trial, [])
+        cost = scheduled_cycles(pre + trial + post, hw)    # the whole step, overlapped
         if best is None or cost < best[0]:                 # ties keep the fewer groups
             best = (cost, qgroups)
     if best is None:

@@ -31,6 +31,7 @@ the timing rules in ISA.md and the unit descriptions, not from a trace of the RT
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from .footprint import UNIT_DMA, Footprint, footprint
@@ -67,6 +68,7 @@ class CycleCounts:
                     all_busy=self.all_busy)
 
 
+@functools.lru_cache(maxsize=65536)   # a pure function of ints; the compiler prices many programs
 def gemm_busy_cycles(m: int, kb: int, nb: int, n: int, b_from_a: bool = False) -> int:
     """Cycles gemm_unit is busy for C[m x nb*n] = A[m x kb*n] * B[kb*n x nb*n]; ``b_from_a``:
     B is read from the activation SRAM, through the one A port the injector also uses.

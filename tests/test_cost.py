@@ -80,21 +80,22 @@ def test_byte_counts_equal_the_tensors_sent(tiny_blocks, target, weights):
         assert load.counters.bytes_in == session.layouts[0].image.nbytes
     x = np.random.default_rng(0).integers(-128, 128, (1, 13, cfg.hidden_size), dtype=np.int8)
     y = session.run_block(0, x, 0)
-    steps = [r for r in session.records if r.kind == "step"]
-    loads = [r for r in session.records if r.kind == "weights"]
-    assert len(steps) == 1 and len(loads) == (0 if session.plan.resident else 1)
+    (step,) = session.records
+    # streaming: the step's own program loads the image (it crosses the link with x)
+    streamed = not session.plan.resident
+    image = session.layouts[0].dram_image().nbytes if streamed else 0
+    assert step.kind == "step" and step.loads_weights == streamed
     from hw_offload.compiler import block_program
     insns = len(block_program(blocks[0], session.layouts[0], session.rescales[0], session.hw,
                               session.plan.kv[(0, 0)], 13, 0, session.plan.scratch_a,
-                              session.plan.x_dram, session.plan.y_dram)) + 1   # + HALT
-    (step,) = steps
-    assert step.link.bytes_to_device == x.nbytes + insns * 32
+                              session.plan.x_dram, session.plan.y_dram,
+                              weights_dram=0 if streamed else None)) + 1   # + HALT
+    assert step.link.bytes_to_device == x.nbytes + image + insns * 32
     assert step.link.bytes_from_device == y.nbytes
-    assert step.link.transactions == 6     # write x, write program, START_PC, start, done, read y
-    assert step.counters.bytes_in == step.counters.bytes_out == x.nbytes   # on-device DMA
-    for load in loads:                     # streaming: the whole image crosses the link per call
-        assert load.link.bytes_to_device == session.layouts[0].image.nbytes + 2 * 32
-        assert load.link.bytes_from_device == 0
+    # write (image,) x, write program, START_PC, start, done, read y
+    assert step.link.transactions == 6 + streamed
+    assert step.counters.bytes_in == x.nbytes + image      # on-device DMA
+    assert step.counters.bytes_out == x.nbytes
 
 
 @pytest.mark.rtl
