@@ -244,15 +244,30 @@ def _loads(pieces: list[tuple[int, int, int, int]], n: int) -> list[Insn]:
 
 
 def weight_segments(layout: WeightLayout) -> list[tuple[int, int]]:
-    """The W image cut where a streamed program loads it piece by piece: one (first W row, rows)
-    per weight matrix, then one for everything after the matrices (column-scale tables, gains,
-    RoPE table: small, and read by the first vector op). Image order (``layout_weights``)."""
+    """The W image cut where a streamed program may load it piece by piece: one (first W row,
+    rows) per weight matrix, one for the column-scale tables and gains (small, read by the
+    first vector op), one for the RoPE table (read from the first RoPE on). Image order
+    (``layout_weights``)."""
     if layout.a_rows:
         raise ValueError("a weight image with matrices in the activation SRAM is resident only; "
                          "it cannot be streamed")
     mats = sorted((layout.at[m], layout.sizes[m]) for m in MATRICES)
-    tables = mats[-1][0] + mats[-1][1]
-    return mats + [(tables, layout.base + layout.rows - tables)]
+    tables, rope, end = mats[-1][0] + mats[-1][1], layout.at["table"], layout.base + layout.rows
+    return mats + [(tables, rope - tables), (rope, end - rope)]
+
+
+def _stream_pieces(program: list[Insn], layout: WeightLayout, n: int) -> list[tuple[int, int]]:
+    """``weight_segments`` cut further where the program's GEMMs read them in parts (a
+    projection split by output columns): -> (first W row, rows), image order."""
+    cuts = set()
+    for i in program:
+        if i.op == OP_GEMM:
+            cuts.update(footprint(i, n).reads.get(MEM_W, ()))
+    pieces = []
+    for lo, rows in weight_segments(layout):
+        edges = sorted({lo, lo + rows} | {c for c in cuts if lo < c < lo + rows})
+        pieces.extend((a, b - a) for a, b in zip(edges, edges[1:]))
+    return pieces
 
 
 def stream_weight_loads(program: list[Insn], layout: WeightLayout, weight_dram: int,
@@ -260,7 +275,8 @@ def stream_weight_loads(program: list[Insn], layout: WeightLayout, weight_dram: 
     """``program`` with the LOADs of its weight image (``layout.dram_image()`` at DRAM
     ``weight_dram``) placed so that the DMA loads the next piece while the units use this one.
 
-    Pieces (``weight_segments``) are loaded in the order of their first use. The controller
+    Pieces (``weight_segments``, cut where GEMMs read a matrix in parts) are loaded in the order
+    of their first use. The controller
     issues in order and runs one DMA instruction at a time (ISA.md, "Overlap"), so a LOAD
     fetched while the DMA is still busy holds up every instruction behind it. Each piece's LOAD
     therefore goes right before the first instruction that is expected to dispatch once the
@@ -275,7 +291,7 @@ def stream_weight_loads(program: list[Insn], layout: WeightLayout, weight_dram: 
         return r[0] < hi and lo < r[1]
 
     pieces = []                     # (index of first use in ``program``, first W row, rows)
-    for lo, rows in weight_segments(layout):
+    for lo, rows in _stream_pieces(program, layout, n):
         use = next((k for k, i in enumerate(program) if reads(i, lo, lo + rows)), 0)
         pieces.append((use, lo, rows))
     out = list(program)
@@ -437,6 +453,9 @@ def scheduled_cycles(insns: list[Insn], hw: HwConfig) -> int:
     return run_cycles(list(insns) + [Insn(OP_HALT)], hw).cycles
 
 
+STREAM_FIRST_PARTS = 4   # GEMMs (and LOADs) the first projection is cut into when streaming
+
+
 def _pairs(qg: QueryGroup, start: int) -> int:
     """Causal (query, key <= query) pairs of a query group at step start ``start``: the useful
     MACs per lane of its scores and P.V GEMMs."""
@@ -520,9 +539,22 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
     pre_g: list[GemmInfo] = []
     m, sh = rs["rms1"]
     pre.append(Insn(OP_RMS, rows=r, blocks=hb, dst=XN, src0=X, src1=W["g1"], mult0=m, shift0=sh))
-    for name, dst, heads in (("q", QA, H), ("k", KA, KV)):
-        gemm(pre, pre_g, f"{name}_proj", r * qb.hidden * heads * d, blocks=hb, aux=heads * bph,
-             dst=dst, src0=XN, **weight(name))
+    def projection(name: str, dst: int, heads: int, parts: int = 1) -> None:
+        """x_norm times matrix ``name`` (a q/k/v projection), as ``parts`` GEMMs over column
+        ranges of its output (the same bits: every output column is the same dot product)."""
+        aux, total = heads * bph, r * qb.hidden * heads * d
+        bounds = [aux * j // parts for j in range(parts + 1)]
+        for lo, hi in zip(bounds, bounds[1:]):
+            if hi > lo:
+                f = weight(name)
+                f["src1"] += lo * hb * n          # B rows of output block lo (weight_rows)
+                gemm(pre, pre_g, f"{name}_proj", total * hi // aux - total * lo // aux,
+                     blocks=hb, aux=hi - lo, dst=dst + lo * r, src0=XN, **f)
+
+    # streamed weights: the first projection in parts, so that the array starts on the first
+    # part while the DMA still loads the rest of the matrix (stream_weight_loads)
+    projection("q", QA, H, STREAM_FIRST_PARTS if weights_dram is not None else 1)
+    projection("k", KA, KV)
     # RoPE of q and k runs on the vector unit while the array computes v (in-order issue:
     # each vector op is placed after the GEMM it would otherwise hold up)
     m, sh = rs["rope_q"]
@@ -535,8 +567,7 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
                 pre.append(Insn(OP_ROPE, rows=s, blocks=1, aux=wl.rope_w, dst=QR + j * r + b * s,
                                 src0=QA + j * r + b * s, src1=T + (start * bph + j % bph) * tr,
                                 src2=bph, mult0=m, shift0=sh, **colscale(W, "q", j)))
-    gemm(pre, pre_g, "v_proj", r * qb.hidden * KV * d, blocks=hb, aux=KV * bph, dst=VA, src0=XN,
-         **weight("v"))
+    projection("v", VA, KV)
     mk, shk = rs["rope_k"]
     mv, shv = rs["req_v"]
     req_v: list[Insn] = []
@@ -620,8 +651,9 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
     def grouped(k: int) -> list[tuple[int, QueryGroup]]:
         return [(sq, qg) for sq, (_, start) in enumerate(seqs) for qg in query_groups(s, start, n, k)]
 
-    loads = 0 if weights_dram is None else len(_loads([(MEM_W, lo, rows, 0)
-                                                       for lo, rows in weight_segments(wl)], n))
+    # (attention reads no weights: the pieces of the whole program are those of pre + post)
+    loads = 0 if weights_dram is None else len(_loads([(MEM_W, lo, rows, 0) for lo, rows
+                                                       in _stream_pieces(pre + post, wl, n)], n))
     budget = hw.imem_depth - 1 - len(pre) - len(post) - loads   # 1: the HALT the caller appends
     per_group_insns = H * (2 * bph + 1)                    # attention instructions per group
     key_rows = max(len(query_groups(s, start, n, 1)) for _, start in seqs)   # per sequence

@@ -103,9 +103,10 @@ def test_every_weight_row_is_loaded_before_it_is_read(small_block, s, past):
             continue
         lo, hi = footprint(i, hw.n).reads.get(MEM_W, (0, 0))
         assert loaded[lo:hi].all(), f"{i} reads W rows [{lo}, {hi}) before they are loaded"
-    # the whole image, each row once, one LOAD per piece (a matrix, then the tables)
+    # the whole image, each row once, at least one LOAD per piece (a matrix, the scale tables
+    # and gains, the RoPE table; the first projection's matrix in parts)
     assert (loaded[wl.base:wl.base + wl.rows] == 1).all() and loaded.sum() == wl.rows
-    assert loads == len(weight_segments(wl))
+    assert loads >= len(weight_segments(wl))
     # interleaved: some compute between the first and the last weight LOAD
     at = [k for k, i in enumerate(program) if i.op == OP_LOAD and i.flags & 3 == MEM_W]
     assert any(program[k].op != OP_LOAD for k in range(at[0], at[-1]))
