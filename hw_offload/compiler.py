@@ -351,7 +351,8 @@ def colscale(at: dict[str, int], name: str, first_block: int = 0) -> dict[str, i
     """Insn fields applying matrix ``name``'s column scales to a vector op's ACC operand,
     starting at output column block ``first_block``. SWIGLU takes ``name="gate_up"``."""
     if name == "gate_up":
-        return {"flags": COLSCALE_A | COLSCALE_B, "cs0": at["cs_gate"], "cs1": at["cs_up"]}
+        return {"flags": COLSCALE_A | COLSCALE_B, "cs0": at["cs_gate"] + colscale_rows(first_block),
+                "cs1": at["cs_up"] + colscale_rows(first_block)}
     return {"flags": COLSCALE_A, "cs0": at[f"cs_{name}"] + colscale_rows(first_block)}
 
 
@@ -454,6 +455,7 @@ def scheduled_cycles(insns: list[Insn], hw: HwConfig) -> int:
 
 
 STREAM_FIRST_PARTS = 4   # GEMMs (and LOADs) the first projection is cut into when streaming
+POST_PARTS = (1, 2, 4)   # column ranges block_program may cut the GEMMs after attention into
 
 
 def _pairs(qg: QueryGroup, start: int) -> int:
@@ -520,7 +522,7 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
     # normalises this head's (attention below); without room they alias (same bits, serial)
     SCS, PS = [SC, _spare(c, r * nkb_cap, SC)], [P, _spare(a, r * nkb_cap, P)]
     c2 = _Alloc("accumulator", hw.acc_rows)   # MLP phase reuses the attention rows
-    GA, UA, DA = c2.take(r * ib), c2.take(r * ib), c2.take(r * hb)
+    GU, DA = c2.take(2 * r * ib), c2.take(r * hb)    # gate and up: post_section
     # (the MLP rows overlap ATT; safe because RESADD consumes ATT before the MLP starts)
 
     def gemm(out: list, infos: list, name: str, useful: int, flags: int = 0, rows: int = r,
@@ -583,28 +585,79 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
     pre.extend(req_v)
 
     # ---- after attention: o_proj, residual, MLP, residual, store ----
-    post: list[Insn] = []
-    post_g: list[GemmInfo] = []
-    m, sh = rs["req_o"]
-    post.append(Insn(OP_REQ, rows=r, blocks=H * bph, dst=O, src0=OA, mult0=m, shift0=sh))
-    gemm(post, post_g, "o_proj", r * H * d * qb.hidden, blocks=H * bph, aux=hb, dst=ATT, src0=O,
-         **weight("o"))
-    ma, mb, sh, shb = rs["res1"]
-    post.append(Insn(OP_RESADD, rows=r, blocks=hb, dst=H1, src0=X, src1=ATT, mult0=ma, mult1=mb,
-                     shift0=sh, shift1=shb, **colscale(W, "o")))
-    m, sh = rs["rms2"]
-    post.append(Insn(OP_RMS, rows=r, blocks=hb, dst=H1N, src0=H1, src1=W["g2"], mult0=m, shift0=sh))
-    mlp = r * qb.hidden * qb.intermediate
-    gemm(post, post_g, "gate_proj", mlp, blocks=hb, aux=ib, dst=GA, src0=H1N, **weight("gate"))
-    gemm(post, post_g, "up_proj", mlp, blocks=hb, aux=ib, dst=UA, src0=H1N, **weight("up"))
-    (mg, shg), (m, sh) = rs["silu_in"], rs["swiglu_out"]
-    post.append(Insn(OP_SWIGLU, rows=r, blocks=ib, dst=MID, src0=GA, src1=UA, mult0=mg,
-                     shift0=shg, mult1=m, shift1=sh, **colscale(W, "gate_up")))
-    gemm(post, post_g, "down_proj", mlp, blocks=ib, aux=hb, dst=DA, src0=MID, **weight("down"))
-    ma, mb, sh, shb = rs["res2"]
-    post.append(Insn(OP_RESADD, rows=r, blocks=hb, dst=Y, src0=H1, src1=DA, mult0=ma, mult1=mb,
-                     shift0=sh, shift1=shb, **colscale(W, "down")))
-    post.append(Insn(OP_STORE, flags=MEM_A, rows=r * hb, src0=Y, dram=y_dram))
+    def post_section(parts: int) -> tuple[list[Insn], list[GemmInfo]]:
+        """o_proj + residual, gate/up + SwiGLU, down + residual + store, each GEMM cut into
+        ``parts`` output-column ranges and each vector op into the same ranges, interleaved
+        G(0), G(1), V(0), G(2), V(1), ...: the vector unit works on range j while the array
+        computes range j+1 (in program order every range is written before it is read, so
+        the bits do not depend on ``parts``). Part j of gate and up sits in one ACC span
+        (gate then up), so that SwiGLU(j)'s bounding read range misses the ranges the GEMMs
+        are still writing."""
+        out: list[Insn] = []
+        infos: list[GemmInfo] = []
+
+        def split(total: int) -> list[tuple[int, int]]:
+            b = [total * j // parts for j in range(parts + 1)]
+            return [(lo, hi) for lo, hi in zip(b, b[1:]) if hi > lo]
+
+        def part_gemm(name: str, matrix: str, useful: int, k_blocks: int, out_blocks: int,
+                      lo: int, hi: int, dst: int, src0: int) -> None:
+            f = weight(matrix)
+            f["src1"] += lo * k_blocks * n             # B rows of output block lo (weight_rows)
+            gemm(out, infos, name, useful * hi // out_blocks - useful * lo // out_blocks,
+                 blocks=k_blocks, aux=hi - lo, dst=dst, src0=src0, **f)
+
+        def pipelined(ranges, gemms, vector, before_last=()) -> None:
+            for j, rng in enumerate(ranges):
+                gemms(*rng)
+                if j:
+                    vector(*ranges[j - 1])
+            out.extend(before_last)
+            vector(*ranges[-1])
+
+        m, sh = rs["req_o"]
+        out.append(Insn(OP_REQ, rows=r, blocks=H * bph, dst=O, src0=OA, mult0=m, shift0=sh))
+        ma, mb, sh, shb = rs["res1"]
+        pipelined(split(hb),
+                  lambda lo, hi: part_gemm("o_proj", "o", r * H * d * qb.hidden, H * bph, hb,
+                                           lo, hi, ATT + lo * r, O),
+                  lambda lo, hi: out.append(Insn(
+                      OP_RESADD, rows=r, blocks=hi - lo, dst=H1 + lo * r, src0=X + lo * r,
+                      src1=ATT + lo * r, mult0=ma, mult1=mb, shift0=sh, shift1=shb,
+                      **colscale(W, "o", lo))))
+        m, sh = rs["rms2"]
+        out.append(Insn(OP_RMS, rows=r, blocks=hb, dst=H1N, src0=H1, src1=W["g2"], mult0=m,
+                        shift0=sh))
+        mlp = r * qb.hidden * qb.intermediate
+        (mg, shg), (m, sh) = rs["silu_in"], rs["swiglu_out"]
+
+        def gate_up(lo: int, hi: int) -> None:
+            part_gemm("gate_proj", "gate", mlp, hb, ib, lo, hi, GU + 2 * lo * r, H1N)
+            part_gemm("up_proj", "up", mlp, hb, ib, lo, hi, GU + (lo + hi) * r, H1N)
+        pipelined(split(ib), gate_up,
+                  lambda lo, hi: out.append(Insn(
+                      OP_SWIGLU, rows=r, blocks=hi - lo, dst=MID + lo * r, src0=GU + 2 * lo * r,
+                      src1=GU + (lo + hi) * r, mult0=mg, shift0=shg, mult1=m, shift1=sh,
+                      **colscale(W, "gate_up", lo))))
+        ma, mb, sh, shb = rs["res2"]
+        ranges = split(hb)
+        # the store of all but the last range goes out while the vector unit adds the last
+        front = ranges[-1][0]
+        pipelined(ranges,
+                  lambda lo, hi: part_gemm("down_proj", "down", mlp, ib, hb, lo, hi, DA + lo * r, MID),
+                  lambda lo, hi: out.append(Insn(
+                      OP_RESADD, rows=r, blocks=hi - lo, dst=Y + lo * r, src0=H1 + lo * r,
+                      src1=DA + lo * r, mult0=ma, mult1=mb, shift0=sh, shift1=shb,
+                      **colscale(W, "down", lo))),
+                  [Insn(OP_STORE, flags=MEM_A, rows=r * front, src0=Y, dram=y_dram)] if front else [])
+        out.append(Insn(OP_STORE, flags=MEM_A, rows=r * (hb - front), src0=Y + front * r,
+                        dram=y_dram + front * r * n))
+        return out, infos
+
+    # how finely to cut them: the fastest by the overlapping controller's schedule (one part
+    # costs each GEMM its fill and drain once more; it pays where the vector ops are long)
+    post, post_g = min((post_section(k) for k in POST_PARTS if k <= min(hb, ib)),
+                       key=lambda p: (scheduled_cycles(p[0], hw), len(p[0])))
 
     # ---- attention, per head and query group, over the key blocks the group can see ----
     m_sc, sh_sc = rs["scores"]

@@ -1,5 +1,6 @@
-"""Streamed weights loaded by the step's own program (compiler.stream_weight_loads) and what the
-overlapping controller makes of it (cycle_model.run_cycles).
+"""Programs written for the overlapping controller: streamed weights loaded by the step's own
+program (compiler.stream_weight_loads), GEMMs after attention cut into column ranges, and what
+the controller makes of them (cycle_model.run_cycles).
 
 References: the same steps with the weights resident (the unchanged path: the image loaded
 once, before any step) for the bits; the weight SRAM poisoned before every streamed call, so a
@@ -162,3 +163,23 @@ def test_query_grouping_is_the_fastest_scheduled_program(s, past):
     options = {k: cycles(k) for k in range(1, key_rows + 1)}
     assert len(set(options.values())) > 1          # the choice matters for this step
     assert cycles(None) == min(options.values()), options
+
+
+def test_post_attention_parts_give_the_same_bits(small_block, monkeypatch):
+    """block_program may cut o_proj, gate/up and down (and their vector ops) into column
+    ranges (compiler.POST_PARTS): every cut computes the same bits as the uncut program."""
+    import hw_offload.compiler as compiler
+    qb, x_q = small_block
+    outs, programs = {}, {}
+    for parts in (1, 2, 4):
+        monkeypatch.setattr(compiler, "POST_PARTS", (parts,))
+        session = ModelSession([qb], SMALL.max_seq_len, 1, device=GoldenAccelerator(),
+                               weights="resident", progress=False)
+        session.device.write_mem(session.plan.y_dram, np.full(PROMPT * SMALL.hidden_size, POISON,
+                                                              dtype=np.uint8))
+        outs[parts] = _steps(session, x_q, poison=False)
+        programs[parts] = session._program(0, [0], PROMPT, 0, keep_kv=False)
+    assert len(programs[4]) > len(programs[2]) > len(programs[1])     # really cut
+    for parts in (2, 4):
+        for y, y_ref in zip(outs[parts], outs[1]):
+            np.testing.assert_array_equal(y, y_ref)
