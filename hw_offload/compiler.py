@@ -4,8 +4,8 @@ Knows the ISA and the quantization scheme, nothing about torch.fx (and does not 
 Two products per block:
 
 * ``layout_weights`` + ``weight_load_program``: the weight image (matrices, gains, column-scale
-  tables, RoPE table) and the LOADs that copy it into the weight SRAM (once when resident,
-  per call when streamed);
+  tables, RoPE table) and the LOADs that copy it into the weight SRAM once, when resident;
+  streamed, the step program carries those LOADs itself (``stream_weight_loads``);
 * ``block_program``: the block for S new tokens at positions past..past+S-1 (prefill: past 0;
   decode: S=1 after a prefill), K and V appended to an on-device cache region. Prefill and
   decode run this same program generator; it also runs the same step for several sequences
@@ -32,6 +32,13 @@ Blocks are written and read one at a time, so no instruction needs the cache str
   How many key-block rows of queries a group spans is chosen by the cycle model
   (``scheduled_cycles``: cycle_model.run_cycles, units overlapping) among the groupings whose program fits the instruction memory;
   one group for the whole step is the unskipped program (and decode, S=1, is always one group).
+
+Written for the overlapping controller (ISA.md, "Overlap": in-order issue, DMA, array and
+vector unit concurrent, an instruction waits for conflicting ones in flight): the order and
+the scratch regions let independent work run together (RoPE behind the GEMMs it would hold up,
+attention software-pipelined over two score buffers, the GEMMs after attention in column
+ranges interleaved with their vector ops, streamed weight pieces prefetched), and every choice
+is priced by the scheduled total (``scheduled_cycles``). Reordering never changes the bits.
 
 Integer sums are exact, so prefill(P) + decode(1) gives bit-for-bit the last row of
 prefill(P+1) (tests/test_backend.py).
