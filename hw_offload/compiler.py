@@ -661,10 +661,9 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
                         dram=y_dram + front * r * n))
         return out, infos
 
-    # how finely to cut them: the fastest by the overlapping controller's schedule (one part
-    # costs each GEMM its fill and drain once more; it pays where the vector ops are long)
-    post, post_g = min((post_section(k) for k in POST_PARTS if k <= min(hb, ib)),
-                       key=lambda p: (scheduled_cycles(p[0], hw), len(p[0])))
+    # how finely to cut them is chosen below with the grouping (a part costs each GEMM its
+    # fill and drain once more and takes instruction memory; it pays where vector ops are long)
+    posts = [post_section(k) for k in POST_PARTS if k <= min(hb, ib)]
 
     # ---- attention, per head and query group, over the key blocks the group can see ----
     m_sc, sh_sc = rs["scores"]
@@ -711,35 +710,40 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
     def grouped(k: int) -> list[tuple[int, QueryGroup]]:
         return [(sq, qg) for sq, (_, start) in enumerate(seqs) for qg in query_groups(s, start, n, k)]
 
-    # (attention reads no weights: the pieces of the whole program are those of pre + post)
-    loads = 0 if weights_dram is None else len(_loads([(MEM_W, lo, rows, 0) for lo, rows
-                                                       in _stream_pieces(pre + post, wl, n)], n))
-    budget = hw.imem_depth - 1 - len(pre) - len(post) - loads   # 1: the HALT the caller appends
+    def load_count(post: list[Insn]) -> int:
+        """Weight LOADs a streamed program adds (attention reads no weights, so the pieces of
+        the whole program are those of pre + post)."""
+        if weights_dram is None:
+            return 0
+        return len(_loads([(MEM_W, lo, rows, 0) for lo, rows in _stream_pieces(pre + post, wl, n)], n))
+
     per_group_insns = H * (2 * bph + 1)                    # attention instructions per group
     key_rows = max(len(query_groups(s, start, n, 1)) for _, start in seqs)   # per sequence
     options = [per_group] if per_group is not None else range(key_rows, 0, -1)
-    best: tuple[int, list[tuple[int, QueryGroup]]] | None = None
-    for k in options:
-        qgroups = grouped(k)
-        if len(qgroups) * per_group_insns > budget:
-            continue
-        if per_group is not None:
-            best = (0, qgroups)
-            break
-        trial: list[Insn] = []
-        attention(qgroups, range(H), trial, [])
-        cost = scheduled_cycles(pre + trial + post, hw)    # the whole step, overlapped
-        if best is None or cost < best[0]:                 # ties keep the fewer groups
-            best = (cost, qgroups)
-    if best is None:
+    fitting = []       # (post, its GemmInfos, query groups): every choice the IMEM holds
+    for post, post_g in posts:
+        budget = hw.imem_depth - 1 - len(pre) - len(post) - load_count(post)   # 1: the HALT
+        fitting += [(post, post_g, grouped(k)) for k in options
+                    if len(grouped(k)) * per_group_insns <= budget]
+    if not fitting:
+        post = posts[0][0]
         fewest = len(grouped(per_group or key_rows))
-        raise SramFitError(f"the block program needs {len(pre) + len(post) + loads + 1 + fewest * per_group_insns} "
+        raise SramFitError(f"the block program needs "
+                           f"{len(pre) + len(post) + load_count(post) + 1 + fewest * per_group_insns} "
                            f"instructions (with HALT), the instruction memory holds "
                            f"{hw.imem_depth}; use a build with a deeper IMEM"
                            + ("" if per_group is None else f" or a larger per_group than {per_group}"))
+    best = fitting[0]
+    if len(fitting) > 1:   # the fastest whole step, overlapped; ties keep fewer groups and parts
+        def cost(choice) -> int:
+            trial: list[Insn] = []
+            attention(choice[2], range(H), trial, [])
+            return scheduled_cycles(pre + trial + choice[0], hw)
+        best = min(fitting, key=cost)
+    post, post_g = best[0], best[1]
     attn: list[Insn] = []
     attn_g: list[GemmInfo] = []
-    attention(best[1], range(H), attn, attn_g)
+    attention(best[2], range(H), attn, attn_g)
     if gemms is not None:
         gemms.extend(pre_g + attn_g + post_g)
     program = pre + attn + post
