@@ -72,6 +72,7 @@ def _streamed_equals_resident(make_device, small_block):
     image = streamed.layouts[0].dram_image().size
     assert all(r.counters.bytes_in == image + r.tokens * SMALL.hidden_size
                for r in streamed.records)
+    return streamed
 
 
 def test_streamed_step_program_equals_resident_bits_golden(small_block):
@@ -80,9 +81,16 @@ def test_streamed_step_program_equals_resident_bits_golden(small_block):
 
 @pytest.mark.rtl
 def test_streamed_step_program_equals_resident_bits_rtl(small_block):
+    """On the RTL (overlapping controller): the same bits, and every run's counters equal the
+    cycle model's (run_cycles) for the same programs."""
     from hw_offload.driver import Accelerator
+    from hw_offload.golden_cycles import CycleModelAccelerator
     with Accelerator("test") as acc:
-        _streamed_equals_resident(lambda: acc, small_block)
+        rtl = _streamed_equals_resident(lambda: acc, small_block)
+    model = _streamed_equals_resident(lambda: CycleModelAccelerator(acc.config), small_block)
+    for got, want in zip(rtl.records, model.records):
+        assert got.counters.to_dict() == want.counters.to_dict()
+    assert any(r.counters.overlap for r in rtl.records)     # the units did run at once
 
 
 @pytest.mark.parametrize("s, past", [(PROMPT, 0), (1, PROMPT)])
