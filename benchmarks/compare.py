@@ -322,5 +322,6 @@ def rtl_rows(preset: str, modes: list[str], state: dict, batch: int, seq: int,
             median_ms=est["median_ms"], tokens_per_s=est["tokens_per_s"],
             estimated_compute_ms=est["compute_ms"], estimated_transfer_ms=est["transfer_ms"],
             extra={"clock_mhz": est["clock_mhz"], "target": est["target"],
-                   "hw_config": est["config"]}))
+                   "hw_config": est["config"],
+                   "unit_cycles": est.get("unit_cycles")}))
     return rows

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from benchmarks.hw.cycle_breakdown import breakdown, sum_counters, summary
 from hw_offload.build import VerilatorNotFoundError
 from hw_offload.configs import AccelConfig, with_clock
 from hw_offload.cost import HostLink
@@ -108,13 +109,13 @@ def estimate_step(compiled: torch.nn.Module, mode: str, batch_size: int, seq_len
             "blocks": [b.qb for b in ctx.blocks]}
 
 
-def unit_cycles(records) -> dict[str, int] | None:
-    """Counted cycles of ``records`` summed by unit: cycles, array / vector / DMA busy, stall
-    (None when the target counts no cycles)."""
+def unit_cycles(records) -> dict | None:
+    """Counted cycles of ``records`` summed by unit (benchmarks.hw.cycle_breakdown.sum_counters:
+    cycles, array / vector / DMA busy, stall, overlap, all_busy; every run's set checked), or
+    None when the target counts no cycles (golden)."""
     if not records or records[0].counters.cycles is None:
         return None
-    keys = ("cycles", "array_busy", "vector_busy", "dma_busy", "stall")
-    return {k: sum(getattr(r.counters, k) for r in records) for k in keys}
+    return sum_counters(r.counters for r in records)
 
 
 def estimate_rows(preset: str, modes: list[str], state_dict: dict, batch_size: int, seq_len: int,
@@ -145,13 +146,15 @@ def estimate_rows(preset: str, modes: list[str], state_dict: dict, batch_size: i
             # and propagates, so the harness reports it as ERROR rather than n/a.
             rows.append({**base, "status": "n/a", "detail": f"{type(exc).__name__}: {exc}"})
             continue
-        step = est["step"]
+        step, units = est["step"], est["unit_cycles"]
         total = step["total_s"]
         rows.append({**base, "status": "ok",
+                     "unit_cycles": None if units is None else breakdown(units),
                      "detail": (f"estimated at {clock_mhz:g} MHz, {link.label()}; accelerator "
                                 f"configuration {accel.name}; cycles counted by {target} running torch.compile(backend=\"rtl\") on batch "
                                 f"{batch_size}; weights {est['plan']['weights']}; decoder blocks "
-                                "only (embedding, final norm, LM head on the host not included)"),
+                                "only (embedding, final norm, LM head on the host not included); "
+                                + ("no cycles counted" if units is None else summary(units))),
                      "median_ms": total * 1e3, "compute_ms": step["compute_s"] * 1e3,
                      "transfer_ms": step["link_s"] * 1e3,
                      "tokens_per_s": est["tokens_per_step"] / total})

@@ -23,8 +23,8 @@ class Counters:
     vector_busy: int | None = 0
     dma_busy: int | None = 0
     stall: int | None = 0
-    overlap: int | None = 0
-    all_busy: int | None = 0
+    overlap: int | None = None      # None: not reported (the golden model, or an RTL build
+    all_busy: int | None = None     # without these registers), shown as n/a, never as 0
     bytes_in: int = 0
     bytes_out: int = 0
     instructions: int = 0

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from benchmarks.environment import default_out, machine_info
+from benchmarks.hw import cycle_breakdown as cb
 from hw_offload.compiler import block_program
 from hw_offload.driver import Accelerator, trace_variant
 from hw_offload.golden import GoldenAccelerator
@@ -81,7 +82,8 @@ def bench_preset(acc: Accelerator, preset: str, clock_mhz: float) -> dict:
         "preset": preset, "seq_len": cfg.max_seq_len, "hidden": cfg.hidden_size,
         "heads": cfg.num_heads, "kv_heads": cfg.num_kv_heads, "intermediate": cfg.intermediate_size,
         "rtl_equals_golden": bool(np.array_equal(y_rtl, y_gold)),
-        "counters": c.to_dict(), "weight_load_counters": session.setup_records[0].counters.to_dict(),
+        "counters": c.to_dict(), "cycle_breakdown": cb.breakdown(c),
+        "weight_load_counters": session.setup_records[0].counters.to_dict(),
         "block_time_us_at_clock": c.cycles / clock_mhz,
         "sim_wall_s": wall, "sim_cycles_per_s": c.cycles / wall,
         "gemms": gemms,
@@ -127,13 +129,14 @@ def to_markdown(res: dict) -> str:
              f"Machine: {m['device_name']} (host {m['host']}), Python {m['python']}, "
              f"torch {m['torch']}, git {m['git_sha']}. Simulator: Verilator fast build "
              f"({res['build_flags']}). Array N = {res['n']}.", "",
-             "## Cycles per decoder block (weights resident in SRAM)", "",
-             f"| preset | S | hidden | cycles | array | vector | DMA | stall | bytes in/out | "
-             f"time at {clk:g} MHz | RTL == golden |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "## Cycles per decoder block (weights resident in SRAM)", "", cb.MD_NOTE, "",
+             "| preset | S | hidden | " + " | ".join(cb.MD_HEAD) + " | bytes in/out | "
+             f"time at {clk:g} MHz | RTL == golden |",
+             "|---|---|---|" + "---|" * len(cb.MD_HEAD) + "---|---|---|"]
     for p in res["presets"]:
         c = p["counters"]
-        lines.append(f"| {p['preset']} | {p['seq_len']} | {p['hidden']} | {c['cycles']} | "
-                     f"{c['array_busy']} | {c['vector_busy']} | {c['dma_busy']} | {c['stall']} | "
+        lines.append(f"| {p['preset']} | {p['seq_len']} | {p['hidden']} | "
+                     + " | ".join(cb.md_cells(c)) + " | "
                      f"{c['bytes_in']}/{c['bytes_out']} | {p['block_time_us_at_clock']:.2f} us | "
                      f"{p['rtl_equals_golden']} |")
     lines += ["", "Weight load (once, DRAM -> weight SRAM): " + ", ".join(

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.environment import REPO_ROOT, default_out, machine_info
+from benchmarks.hw import cycle_breakdown as cb
 from benchmarks.timing import summarize, time_repeats
 from hw_offload.cost import HostLink
 from benchmarks.rtl_estimate import compile_rtl, estimate_step
@@ -160,6 +161,13 @@ def to_markdown(res: dict, deadline_ms: float) -> str:
                          f"{', '.join(f'{x:.4f}' for x in r['per_block_ms'])} | "
                          f"{r['v1_measured_cpu']['step_ms']['median']:.4f} | "
                          f"{r['v1_measured_cpu']['block_ms']['median']:.4f} | {r['mac_utilization']:.1%} |")
+    lines += ["", "## Counted cycles by unit (whole step, all blocks)", "", cb.MD_NOTE, "",
+              "| preset | mode | " + " | ".join(cb.MD_HEAD) + " |",
+              "|---|---|" + "---|" * len(cb.MD_HEAD)]
+    for p in res["presets"]:
+        for mode, r in p["modes"].items():
+            lines.append(f"| {p['preset']} | {mode} | "
+                         + " | ".join(cb.md_cells(r["estimate"]["unit_cycles"])) + " |")
     lines += ["", "Weights: " + "; ".join(f"{p['preset']}: {p['modes']['prefill']['estimate']['plan']['weights']}"
                                           + "".join(f" ({n})" for n in p['modes']['prefill']['estimate']['plan']['notes'])
                                           for p in res["presets"]), "",

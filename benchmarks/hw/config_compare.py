@@ -10,8 +10,10 @@ and decode at the preset's batch when larger (tiny: 4):
 * ESTIMATED accelerator time per step: version 1 through ``torch.compile(backend="rtl")`` on that
   configuration (benchmarks.rtl_estimate, as the speedup table's rtl rows), counted cycles
   priced at the configuration's clock plus the host-link model; decoder blocks only;
-* cycles by unit (array, vector, DMA busy, stall), PE utilization (useful MACs / (N^2 x cycles))
-  and the host link's share of the estimated time;
+* cycles by unit (benchmarks/hw/cycle_breakdown.py): total cycles, each unit's busy cycles and
+  its share of the total (the units run concurrently, so these need not add up), cycles with two
+  or more units busy, with all three, and with none (stall); PE utilization (useful MACs /
+  (N^2 x cycles)) and the host link's share of the estimated time;
 * MEASURED in the same run: version 1 (float, eager, one CPU thread) for the same step, median
   of ``--repeats`` after 5 warm-up calls, and the speedup estimate / measurement.
 
@@ -31,6 +33,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.environment import machine_info
+from benchmarks.hw import cycle_breakdown as cb
 from benchmarks.hw.bench_offload import useful_macs, v1_measured
 from benchmarks.rtl_estimate import compile_rtl, estimate_step
 from hw_offload.configs import get_config
@@ -47,7 +50,6 @@ def steps_of(preset_cfg) -> list[tuple[str, int]]:
     preset's own batch (tiny: 4) when that is larger."""
     steps = [("prefill", 1), ("decode", 1)]
     return steps + ([("decode", preset_cfg.batch_size)] if preset_cfg.batch_size > 1 else [])
-UNITS = ("array_busy", "vector_busy", "dma_busy", "stall")
 
 
 def counter_source(target: str) -> str:
@@ -63,7 +65,7 @@ def estimate_row(compiled, accel, preset_cfg, mode: str, batch: int) -> dict:
     except SramFitError as exc:
         return {"status": "n/a", "detail": f"SramFitError: {exc}"}
     est.pop("blocks")
-    step, units = est["step"], est["unit_cycles"]
+    step, units = est["step"], cb.breakdown(est["unit_cycles"])
     tokens = seq if mode == "prefill" else 1
     past = 0 if mode == "prefill" else seq - 1
     macs = useful_macs(preset_cfg, tokens, past) * preset_cfg.num_layers * batch
@@ -162,28 +164,61 @@ def to_markdown(res: dict) -> str:
             lines.append(f"{head} {e['total_ms']:.4f} ({e['compute_ms']:.4f} + {e['link_ms']:.4f}) | "
                          f"{e['speedup_vs_v1']:.2f}x | {e['pe_utilization']:.1%} | "
                          f"{e['host_link_share']:.1%} | {e['weights']} |")
-    lines += ["", "## Counted cycles by unit", "",
-              "| preset | mode | batch | config | cycles | array | vector | DMA | stall |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "## Counted cycles by unit", "", cb.MD_NOTE, "",
+              "| preset | mode | batch | config | " + " | ".join(cb.MD_HEAD) + " |",
+              "|---|---|---|---|" + "---|" * len(cb.MD_HEAD)]
     for s in res["steps"]:
         for name, e in s["configs"].items():
             if e["status"] == "estimated":
-                c = e["cycles"]
-                share = lambda k: f"{c[k]} ({c[k] / c['cycles']:.0%})"  # noqa: E731
-                lines.append(f"| {s['preset']} | {s['mode']} | {s['batch']} | {name} | {c['cycles']} | "
-                             + " | ".join(share(k) for k in UNITS) + " |")
+                lines.append(f"| {s['preset']} | {s['mode']} | {s['batch']} | {name} | "
+                             + " | ".join(cb.md_cells(e["cycles"])) + " |")
     return "\n".join(lines) + "\n"
 
 
+# The plot: per configuration, one wide bar of the step's total cycles stacked by how many units
+# were busy (none = stall, exactly one, two, all three), and beside it one thin bar per unit
+# (array, vector, DMA busy) on the same axis. Why this shape: with overlap the busy counts no
+# longer add up to the total, so stacking them (the old plot) would overshoot the real time.
+# A hardware engineer asks two things first, and each is read off one bar: which unit bounds
+# the step (the thin bar closest to the total's height; its ratio is that unit's utilization)
+# and how much of the time the units actually overlap (the dark part of the wide bar).
+TIME_CLASSES = {"none": ("no unit busy (stall)", "#BDBDBD"),
+                "one": ("exactly 1 unit busy", "#C6DBEF"),
+                "two": ("2 units busy", "#6BAED6"),
+                "three": ("all 3 busy", "#08519C"),
+                "busy_any": ("≥1 busy (overlap not reported)", "#FFFFFF")}
+UNIT_COLORS = {"array_busy": "#C44E52", "vector_busy": "#DD8452", "dma_busy": "#55A868"}
+WIDE, THIN = 0.4, 0.14          # bar widths; a configuration spans about 0.85 of its slot
+
+
+def plot_segments(cycles: dict) -> list[tuple[float, float, float, str]]:
+    """The bars of one configuration's step: (x offset, bottom, height, key), key one of
+    ``TIME_CLASSES`` (the stacked bar; its heights add up to the step's cycles) or of
+    ``UNIT_COLORS`` (a unit's busy cycles, from the floor). ``cycles``: a
+    ``cycle_breakdown.breakdown`` (checked again here)."""
+    b = cb.breakdown(cycles)
+    split = b["by_busy_units"]
+    stack = ([(k, split[k]) for k in cb.BY_BUSY_UNITS] if split["one"] is not None
+             else [("none", split["none"]), ("busy_any", b["busy_any"])])
+    segs, bottom = [], 0
+    for key, h in stack:
+        segs.append((-WIDE / 2 - 0.02, bottom, h, key))
+        bottom += h
+    for j, k in enumerate(cb.BUSY):
+        segs.append((THIN / 2 + 0.01 + j * THIN, 0, b[k], k))
+    return segs
+
+
 def plot_cycles(res: dict, path: Path) -> Path:
-    """Stacked counted cycles by unit, one panel per step, configurations across."""
+    """One panel per step, configurations across (see ``plot_segments``)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    colors = {"array_busy": "#4C72B0", "vector_busy": "#DD8452", "dma_busy": "#55A868",
-              "stall": "#8C8C8C"}
     steps = res["steps"]
-    fig, axes = plt.subplots(1, len(steps), figsize=(2.6 * len(steps) + 1.6, 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(steps), figsize=(2.9 * len(steps) + 1.9, 4.4), squeeze=False)
+    labels = {**{k: v[0] for k, v in TIME_CLASSES.items()},
+              **{k: f"{cb.UNIT_LABEL[k]} busy" for k in UNIT_COLORS}}
+    colors = {**{k: v[1] for k, v in TIME_CLASSES.items()}, **UNIT_COLORS}
     for ax, s in zip(axes[0], steps):
         names = list(s["configs"])
         for i, name in enumerate(names):
@@ -191,32 +226,34 @@ def plot_cycles(res: dict, path: Path) -> Path:
             if e["status"] != "estimated":
                 ax.annotate("n/a\n(does not fit)", (i, 0), ha="center", va="bottom", fontsize=7)
                 continue
-            bottom = 0
-            for k in UNITS:
-                ax.bar(i, e["cycles"][k], bottom=bottom, color=colors[k], hatch="//",
-                       edgecolor="black", linewidth=0.5, label=k.replace("_", " ") if i == 0 else None)
-                bottom += e["cycles"][k]
+            for dx, bottom, h, key in plot_segments(e["cycles"]):
+                ax.bar(i + dx, h, bottom=bottom, width=THIN if key in UNIT_COLORS else WIDE,
+                       color=colors[key], edgecolor="black", linewidth=0.5,
+                       hatch="//" if key == "busy_any" else None, label=labels[key])
             src = "cm" if e["target"] == "cycle_model" else "rtl"
-            ax.annotate(f"{e['cycles']['cycles']:.3g}\n{src}", (i, bottom), ha="center",
+            total = e["cycles"]["cycles"]
+            ax.annotate(f"{total:.3g}\n{src}", (i - WIDE / 2 - 0.02, total), ha="center",
                         va="bottom", fontsize=6)
         ax.set_xticks(range(len(names)), names, fontsize=7)
         ax.margins(y=0.18)
         ax.set_title(f"{s['preset']} / {s['mode']} / batch {s['batch']}", fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
     axes[0][0].set_ylabel("counted cycles per step", fontsize=8)
-    handles, labels = [], []
+    handles, seen = [], []
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
+            if lab not in seen:
                 handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, fontsize=7, loc="upper right", frameon=False)
-    note = ("Cycles counted per unit (rtl: the configuration's Verilator build; cm: the cycle "
-            "model over the golden model). Times derived from them are ESTIMATED at each "
-            f"configuration's clock. {res['machine']['device_name']}.")
-    fig.suptitle("Accelerator configurations: counted cycles by unit\n" + textwrap.fill(note, 140),
-                 fontsize=8)
-    fig.tight_layout(rect=(0, 0, 0.93, 1))
+                seen.append(lab)
+    fig.legend(handles, seen, fontsize=7, loc="upper right", frameon=False)
+    note = ("Wide bar: the step's counted cycles split by how many units were busy (adds up to "
+            "the total). Thin bars: each unit's busy cycles on the same axis (height / total = "
+            "its utilization). rtl: the configuration's Verilator build; cm: the cycle model over "
+            "the golden model. Times derived from them are ESTIMATED at each configuration's "
+            f"clock. {res['machine']['device_name']}.")
+    fig.suptitle("Accelerator configurations: counted cycles, by what was busy\n"
+                 + textwrap.fill(note, 150), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.88, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
