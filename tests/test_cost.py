@@ -9,6 +9,7 @@ import torch
 
 from hw_offload.cost import HostLink, call_cost, total_cost
 from hw_offload.device_counters import Counters, LinkCounters
+from benchmarks.hw import cycle_breakdown as cb
 from benchmarks.rtl_estimate import estimate_rows
 from hw_offload.calibrate import quantize_model
 from hw_offload.isa import HwConfig
@@ -126,6 +127,10 @@ def test_estimate_rows_for_the_speedup_table():
         assert r["tokens_per_s"] == pytest.approx(tokens / (r["median_ms"] / 1e3))
         cycles = r["compute_ms"] * 1e-3 * 200e6
         assert cycles == pytest.approx(round(cycles)) and cycles > 0     # whole counted cycles
+        # cycles by unit: the priced cycles, checked, and summarized in the detail column
+        units = r["unit_cycles"]
+        assert units["cycles"] == round(cycles) and cb.check(units)
+        assert cb.summary(units) in r["detail"]
     assert decode["compute_ms"] < prefill["compute_ms"]
     # tiny at batch 4 cannot hold 4 sequences' KV caches: decode is n/a with the shortfall
     big = estimate_rows("tiny", ["decode"], TinyLlama(get_preset("tiny")).state_dict(), 4, 128)

@@ -235,7 +235,9 @@ def plot_cycles(res: dict, path: Path) -> Path:
             ax.annotate(f"{total:.3g}\n{src}", (i - WIDE / 2 - 0.02, total), ha="center",
                         va="bottom", fontsize=6)
         ax.set_xticks(range(len(names)), names, fontsize=7)
-        ax.margins(y=0.18)
+        ax.set_xlim(-0.6, len(names) - 0.4)
+        ax.set_ylim(0, 1.2 * max([e["cycles"]["cycles"] for e in s["configs"].values()
+                                  if e["status"] == "estimated"] + [1]))
         ax.set_title(f"{s['preset']} / {s['mode']} / batch {s['batch']}", fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
     axes[0][0].set_ylabel("counted cycles per step", fontsize=8)
@@ -245,15 +247,15 @@ def plot_cycles(res: dict, path: Path) -> Path:
             if lab not in seen:
                 handles.append(h)
                 seen.append(lab)
-    fig.legend(handles, seen, fontsize=7, loc="upper right", frameon=False)
+    fig.legend(handles, seen, fontsize=7, loc="lower center", ncol=4, frameon=False)
     note = ("Wide bar: the step's counted cycles split by how many units were busy (adds up to "
             "the total). Thin bars: each unit's busy cycles on the same axis (height / total = "
             "its utilization). rtl: the configuration's Verilator build; cm: the cycle model over "
             "the golden model. Times derived from them are ESTIMATED at each configuration's "
             f"clock. {res['machine']['device_name']}.")
     fig.suptitle("Accelerator configurations: counted cycles, by what was busy\n"
-                 + textwrap.fill(note, 150), fontsize=8)
-    fig.tight_layout(rect=(0, 0, 0.88, 1))
+                 + textwrap.fill(note, int(fig.get_figwidth() * 15)), fontsize=8)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

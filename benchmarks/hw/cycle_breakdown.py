@@ -147,11 +147,20 @@ MD_NOTE = ("Busy columns: cycles the unit worked and its share of all cycles (it
            "cycles − stall, not to a known split.")
 
 
+def _pct(v: int | None, cycles: int) -> str:
+    """``v`` as a share of ``cycles``: whole percent, "<1%" for a small non-zero share (so it
+    does not read as none), "n/a" for a counter that was not reported."""
+    if v is None:
+        return NA
+    share = v / cycles if cycles else 0.0
+    return "<1%" if 0 < share < 0.005 else f"{share:.0%}"
+
+
 def md_cells(counters) -> list[str]:
     """The cells under ``MD_HEAD`` for one counter set (checked)."""
     b = breakdown(counters)
     cyc = b["cycles"]
-    share = lambda v: NA if v is None else f"{v} ({v / cyc:.0%})" if cyc else str(v)  # noqa: E731
+    share = lambda v: NA if v is None else f"{v} ({_pct(v, cyc)})"  # noqa: E731
     return [str(cyc), *(share(b[k]) for k in BUSY), share(b["overlap"]), share(b["all_busy"]),
             share(b["stall"])]
 
@@ -160,8 +169,6 @@ def summary(counters) -> str:
     """One line for a table's detail column, e.g. "123456 cycles: array 61 %, vector 40 %,
     DMA 22 % busy; ≥2 units 24 %, all 3 2 %, stall 3 %" (shares of all cycles)."""
     b = breakdown(counters)
-    cyc = b["cycles"]
-    pct = lambda v: NA if v is None else f"{v / cyc:.0%}" if cyc else "0%"  # noqa: E731
-    return (f"{cyc} cycles: " + ", ".join(f"{UNIT_LABEL[k]} {pct(b[k])}" for k in BUSY)
-            + f" busy; ≥2 units {pct(b['overlap'])}, all 3 {pct(b['all_busy'])}, "
-            f"stall {pct(b['stall'])}")
+    pct = lambda k: _pct(b[k], b["cycles"])  # noqa: E731
+    return (f"{b['cycles']} cycles: " + ", ".join(f"{UNIT_LABEL[k]} {pct(k)}" for k in BUSY)
+            + f" busy; ≥2 units {pct('overlap')}, all 3 {pct('all_busy')}, stall {pct('stall')}")
