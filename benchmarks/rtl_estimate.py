@@ -110,12 +110,13 @@ def estimate_step(compiled: torch.nn.Module, mode: str, batch_size: int, seq_len
 
 
 def unit_cycles(records) -> dict | None:
-    """Counted cycles of ``records`` summed by unit (benchmarks.hw.cycle_breakdown.sum_counters:
-    cycles, array / vector / DMA busy, stall, overlap, all_busy; every run's set checked), or
-    None when the target counts no cycles (golden)."""
+    """Counted cycles of ``records`` summed by unit, with each unit's utilization and the split
+    by how many units were busy (``benchmarks.hw.cycle_breakdown.breakdown`` of
+    ``sum_counters``: every run's set checked), or None when the target counts no cycles
+    (golden)."""
     if not records or records[0].counters.cycles is None:
         return None
-    return sum_counters(r.counters for r in records)
+    return breakdown(sum_counters(r.counters for r in records))
 
 
 def estimate_rows(preset: str, modes: list[str], state_dict: dict, batch_size: int, seq_len: int,
@@ -149,7 +150,7 @@ def estimate_rows(preset: str, modes: list[str], state_dict: dict, batch_size: i
         step, units = est["step"], est["unit_cycles"]
         total = step["total_s"]
         rows.append({**base, "status": "ok",
-                     "unit_cycles": None if units is None else breakdown(units),
+                     "unit_cycles": units,
                      "detail": (f"estimated at {clock_mhz:g} MHz, {link.label()}; accelerator "
                                 f"configuration {accel.name}; cycles counted by {target} running torch.compile(backend=\"rtl\") on batch "
                                 f"{batch_size}; weights {est['plan']['weights']}; decoder blocks "

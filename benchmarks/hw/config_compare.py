@@ -65,7 +65,7 @@ def estimate_row(compiled, accel, preset_cfg, mode: str, batch: int) -> dict:
     except SramFitError as exc:
         return {"status": "n/a", "detail": f"SramFitError: {exc}"}
     est.pop("blocks")
-    step, units = est["step"], cb.breakdown(est["unit_cycles"])
+    step, units = est["step"], est["unit_cycles"]
     tokens = seq if mode == "prefill" else 1
     past = 0 if mode == "prefill" else seq - 1
     macs = useful_macs(preset_cfg, tokens, past) * preset_cfg.num_layers * batch
