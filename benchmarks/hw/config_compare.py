@@ -232,7 +232,7 @@ def plot_cycles(res: dict, path: Path) -> Path:
                        hatch="//" if key == "busy_any" else None, label=labels[key])
             src = "cm" if e["target"] == "cycle_model" else "rtl"
             total = e["cycles"]["cycles"]
-            ax.annotate(f"{total:.3g}\n{src}", (i - WIDE / 2 - 0.02, total), ha="center",
+            ax.annotate(f"{total:,}\n{src}", (i - WIDE / 2 - 0.02, total), ha="center",
                         va="bottom", fontsize=6)
         ax.set_xticks(range(len(names)), names, fontsize=7)
         ax.set_xlim(-0.6, len(names) - 0.4)
