@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
+from hw_offload.device_counters import Counters
+
 BUSY = ("array_busy", "vector_busy", "dma_busy")
 CLOCKED = ("cycles", *BUSY, "stall", "overlap", "all_busy")
 UNIT_LABEL = {"array_busy": "array", "vector_busy": "vector", "dma_busy": "DMA"}
@@ -84,7 +86,7 @@ def check(counters) -> dict:
     busy = [out[k] for k in BUSY]
     if overlap_reported(out):
         ov, allb = out["overlap"], out["all_busy"]
-        ident = stall + sum(busy) - ov - allb
+        ident = Counters(**out).cycles_from_units()
         if ident != cycles:
             raise CounterSetError(
                 f"counters contradict each other: cycles {cycles} != stall + array_busy + "
