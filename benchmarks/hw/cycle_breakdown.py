@@ -16,9 +16,10 @@ and the cycles split by how many units were busy (each cycle in exactly one clas
 
 ``check`` refuses a counter set that breaks this (a stale register, counters of two different
 runs mixed, a unit counted twice): such a set must fail loudly, not become a plausible table.
-A build or model that does not report ``overlap`` / ``all_busy`` (the RTL before the overlapping
-controller, whose driver leaves them None) is shown as "n/a" there, never as a measured 0; the
-golden model (no clock) has no clocked counters at all.
+A counter set whose ``overlap`` / ``all_busy`` are None (``Counters``' default: a device or a
+stored result that does not report them, such as the sequential RTL before the overlapping
+controller) is shown as "n/a" there, never as a measured 0; the golden model (no clock) has no
+clocked counters at all.
 
 Per-unit utilization is ``busy / cycles``: the share of the run's time that unit worked.
 """
@@ -144,8 +145,8 @@ MD_HEAD = ["cycles", "array busy", "vector busy", "DMA busy", "≥2 units busy",
 MD_NOTE = ("Busy columns: cycles the unit worked and its share of all cycles (its utilization). "
            "Units run concurrently, so the busy shares need not add up to 100 %: "
            "cycles = stall + array + vector + DMA − (≥2 busy) − (all 3 busy), which every row "
-           "is checked against. \"n/a\": the counter set does not report overlap (an RTL build "
-           "before the overlapping controller); its busy columns then add up to at least "
+           "is checked against. \"n/a\": the counter set does not report overlap (a device or "
+           "stored result without those counters); its busy columns then add up to at least "
            "cycles − stall, not to a known split.")
 
 
