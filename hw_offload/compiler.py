@@ -45,14 +45,12 @@ prefill(P+1) (tests/test_backend.py).
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cycle_model import FETCH_DECODE, insn_cycles, run_cycles
+from .cycle_model import run_cycles, schedule
 from .footprint import footprint
 from .isa import (COLSCALE_A, COLSCALE_B, GEMM_ACCUMULATE, GEMM_B_FROM_A, GEMM_TRANSPOSE_B, MEM_A,
                   MEM_W, OP_GEMM, OP_HALT, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE,
@@ -287,7 +285,7 @@ def stream_weight_loads(program: list[Insn], layout: WeightLayout, weight_dram: 
     issues in order and runs one DMA instruction at a time (ISA.md, "Overlap"), so a LOAD
     fetched while the DMA is still busy holds up every instruction behind it. Each piece's LOAD
     therefore goes right before the first instruction that is expected to dispatch once the
-    previous piece has arrived (``_dispatch_estimate``), and never after the piece's own first
+    previous piece has arrived (``cycle_model.schedule``), and never after the piece's own first
     use: the DMA stays busy without blocking the array or the vector unit. A W LOAD shares no
     port with them. A piece nothing reads is loaded first.
     """
@@ -305,7 +303,8 @@ def stream_weight_loads(program: list[Insn], layout: WeightLayout, weight_dram: 
     origin = list(range(len(program)))   # out[k] is program[origin[k]] (-1: a weight LOAD)
     after = 0                             # the next LOAD goes after the previous one
     for use, lo, rows in sorted(pieces):
-        dispatch, retire = _dispatch_estimate(out, hw)
+        placed = schedule(out, hw)
+        dispatch, retire = placed.dispatch, placed.retire
         cap, free, at = origin.index(use), 0, None
         for k in range(cap + 1):       # free: when the DMA is done with everything before k
             dma = out[k].op in (OP_LOAD, OP_STORE)
@@ -320,38 +319,6 @@ def stream_weight_loads(program: list[Insn], layout: WeightLayout, weight_dram: 
         origin[at:at] = [-1] * len(loads)
         after = at + len(loads)
     return out
-
-
-def _dispatch_estimate(program: list[Insn], hw: HwConfig) -> tuple[list[int], list[int]]:
-    """Estimated (dispatch, retire) cycle of every instruction, for placing weight LOADs only:
-    in-order issue, one instruction per unit, waits on conflicting footprints, each
-    instruction's own cycles at the default memory timing. What a program costs is
-    ``scheduled_cycles`` (cycle_model.run_cycles), which also knows the posted-write fences."""
-    f, unit_free, inflight = 0, {}, {}
-    dispatch, retire = [], []
-    for i in program:
-        fp = footprint(i, hw.n)
-        d = max(f + 1, unit_free.get(fp.unit, 0))
-        for unit, (e, other) in inflight.items():
-            if unit != fp.unit and fp.conflicts(other):
-                d = max(d, e + 1)
-        e = d + _busy(_shape(i), hw)
-        inflight[fp.unit], unit_free[fp.unit] = (e, fp), e + 1
-        dispatch.append(d)
-        retire.append(e)
-        f = d + 1
-    return dispatch, retire
-
-
-def _shape(i: Insn) -> Insn:
-    return dataclasses.replace(i, dst=0, src0=0, src1=0, dram=0, cs0=0, cs1=0)
-
-
-@functools.lru_cache(maxsize=4096)
-def _busy(shape: Insn, hw: HwConfig) -> int:
-    """Busy cycles of one instruction shape (addresses zeroed) plus its hand-over cycle."""
-    c = insn_cycles(shape, hw)
-    return c.cycles - FETCH_DECODE       # the in-order issue counts FETCH and DECODE
 
 
 def colscale(at: dict[str, int], name: str, first_block: int = 0) -> dict[str, int]:

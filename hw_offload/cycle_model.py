@@ -31,10 +31,11 @@ the timing rules in ISA.md and the unit descriptions, not from a trace of the RT
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
-from .footprint import UNIT_DMA, Footprint, footprint
+from .footprint import UNIT_DMA, UNIT_GEMM, UNIT_VECTOR, Footprint, footprint
 from .isa import (GEMM_B_FROM_A, MEM_ACC, OP_GEMM, OP_HALT, OP_LOAD, OP_RMS, OP_SMAX, OP_STORE, VECTOR_OPS,
                   HwConfig, Insn)
 from .mem_timing import MemoryTiming, default_timing
@@ -203,47 +204,82 @@ def run_cycles(executed: list[Insn], cfg: HwConfig, stop: str = "halt",
     ``cycles = stall + array_busy + vector_busy + dma_busy - overlap - all_busy``.
     """
     timing = timing or default_timing()
-    busy_spans: list[tuple[int, int]] = []     # (first, last) busy cycle of every instruction
+    body = executed[:-1] if executed and executed[-1].op == OP_HALT else list(executed)
+    if stop == "halt" and len(body) == len(executed):
+        raise ValueError("run_cycles: stop='halt' but the executed program has no HALT")
+    s = schedule(body, cfg, timing, lanes)
+    total = CycleCounts(array_busy=s.busy[UNIT_GEMM], vector_busy=s.busy[UNIT_VECTOR],
+                        dma_busy=s.busy[UNIT_DMA])
+    # HALT (DECODE in f + 1), a decode error (FETCH f, DECODE f + 1) or a pc error (FETCH f)
+    # stops the run once every unit has retired and every write is acknowledged
+    first = s.next_fetch + (0 if stop == "pc_error" else 1)
+    total.cycles = max(first, s.drained) + 1        # cycles 0 .. the stop cycle
+    _count_overlap(total, s.busy_spans)
+    return total
+
+
+@dataclass
+class Schedule:
+    """When each instruction of a program (no HALT) issues and retires under run_cycles'
+    rules: ``dispatch[k]`` / ``retire[k]`` are instruction k's DECODE-dispatch cycle and the
+    last cycle it holds its unit."""
+
+    dispatch: list[int]
+    retire: list[int]
+    busy_spans: list[tuple[int, int]]   # (first, last) busy cycle of every instruction
+    busy: dict[str, int]                # unit -> busy cycles
+    next_fetch: int                     # FETCH cycle of the instruction after the last
+    drained: int                        # first cycle with every unit retired, writes acknowledged
+
+
+def schedule(program: list[Insn], cfg: HwConfig, timing: MemoryTiming | None = None,
+             lanes: int | None = None) -> Schedule:
+    """The issue schedule of ``program`` (valid instructions, no HALT): the one implementation
+    of the overlapping controller's rules (run_cycles' docstring), used by run_cycles and by
+    the compiler when it places weight LOADs."""
+    timing = timing or default_timing()
+    sched = Schedule([], [], [], {UNIT_DMA: 0, UNIT_GEMM: 0, UNIT_VECTOR: 0}, 0, 0)
     retired_at: dict[str, int] = {}            # unit -> cycle its last instruction retired
     inflight: dict[str, tuple[int, Footprint]] = {}  # unit -> (retire cycle, footprint)
     writes_done = 0                            # first cycle with no posted write outstanding
-    total = CycleCounts()
     f = 0                                      # FETCH cycle of the next instruction
-    for i in executed:
+    for i in program:
         fp = footprint(i, cfg.n)
-        d = f + 1
-        if i.op == OP_HALT:
-            d = max([d, writes_done] + [e + 1 for e, _ in inflight.values()])
-            f = d + 1
-            break
-        d = max(d, retired_at.get(fp.unit, -1) + 1)
+        if fp.unit is None:
+            raise ValueError("schedule: HALT inside a program (run_cycles handles the stop)")
+        d = max(f + 1, retired_at.get(fp.unit, -1) + 1)
         for unit, (e, other) in inflight.items():
             if unit != fp.unit and fp.conflicts(other):
                 d = max(d, e + 1)
         if i.op == OP_LOAD:
             d = max(d, writes_done)
-        c = insn_cycles(i, cfg, timing, lanes)
-        busy = c.array_busy + c.vector_busy + c.dma_busy
-        total.array_busy += c.array_busy
-        total.vector_busy += c.vector_busy
-        total.dma_busy += c.dma_busy
-        busy_spans.append((d + 1, d + busy))
+        busy = _busy_cycles(_shape(i), cfg, timing, lanes)
+        sched.busy[fp.unit] += busy
+        sched.busy_spans.append((d + 1, d + busy))
         e = d + busy + (0 if fp.unit == UNIT_DMA else DONE_HANDOVER)
         inflight[fp.unit] = (e, fp)
         retired_at[fp.unit] = e
         if i.op == OP_STORE:                   # posted: acknowledged ack_cycles after its last beat
             writes_done = max(writes_done, e + timing.ack_cycles)
+        sched.dispatch.append(d)
+        sched.retire.append(e)
         f = d + 1
-    else:
-        if stop == "halt":
-            raise ValueError("run_cycles: stop='halt' but the executed program has no HALT")
-        # the run stops at a decode error (after FETCH f and DECODE f + 1) or a pc error
-        # (FETCH f) once every unit has retired and every write is acknowledged
-        drained = max([writes_done] + [e + 1 for e, _ in inflight.values()])
-        f = max(f + {"decode_error": 1, "pc_error": 0}[stop], drained) + 1
-    total.cycles = f                           # cycles 0 .. f - 1
-    _count_overlap(total, busy_spans)
-    return total
+    sched.next_fetch = f
+    sched.drained = max([writes_done] + [e + 1 for e, _ in inflight.values()])
+    return sched
+
+
+def _shape(i: Insn) -> Insn:
+    """``i`` with its addresses zeroed: a unit's busy cycles do not depend on them."""
+    return dataclasses.replace(i, dst=0, src0=0, src1=0, dram=0, cs0=0, cs1=0)
+
+
+@functools.lru_cache(maxsize=8192)
+def _busy_cycles(shape: Insn, cfg: HwConfig, timing: MemoryTiming, lanes: int | None) -> int:
+    """Busy cycles of one instruction shape on its unit (cached: the compiler prices many
+    programs made of few shapes)."""
+    c = insn_cycles(shape, cfg, timing, lanes)
+    return c.array_busy + c.vector_busy + c.dma_busy
 
 
 def _count_overlap(total: CycleCounts, spans: list[tuple[int, int]]) -> None:
