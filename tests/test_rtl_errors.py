@@ -29,6 +29,7 @@ BAD = [
     ("zero opcode (uninitialised memory)", Insn(0x00), ERR_OPCODE),
     ("zero rows", Insn(OP_REQ, rows=0, blocks=1), ERR_FIELD),
     ("shift > 62", Insn(OP_REQ, rows=1, blocks=1, shift0=63), ERR_FIELD),
+    ("shift1 > 62", Insn(OP_SWIGLU, rows=1, blocks=1, shift1=63), ERR_FIELD),
     ("odd head_dim", Insn(OP_ROPE, rows=1, blocks=1, aux=7, src2=1), ERR_FIELD),
     ("GEMM past accumulator end", Insn(OP_GEMM, rows=16, blocks=1, aux=1, dst=16380), ERR_RANGE),
     ("LOAD past DRAM end", Insn(OP_LOAD, flags=MEM_A, rows=16, dram=2 * 1024 * 1024 - 16), ERR_RANGE),
