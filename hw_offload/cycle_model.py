@@ -155,8 +155,10 @@ def vector_busy_cycles(i: Insn, n: int, lanes: int | None = None) -> int:
 
 def insn_cycles(i: Insn, cfg: HwConfig, timing: MemoryTiming | None = None,
                 lanes: int | None = None) -> CycleCounts:
-    """Counters one valid instruction adds (HALT included), not counting a wait for posted
-    writes (run_cycles adds that); ``lanes``: the build's vector lanes
+    """One valid instruction (HALT included) run alone: its unit's busy cycles, and as
+    ``stall`` its FETCH, DECODE and (GEMM / vector) done cycle, so ``cycles`` is what it would
+    cost if nothing overlapped it. run_cycles / schedule use only the busy cycles (overlap,
+    hazard and posted-write waits are theirs); ``lanes``: the build's vector lanes
     (``configs.AccelConfig.lanes``; default ``cfg.n``, the RTL's default ``LANES = N``)."""
     timing = timing or default_timing()
     c = CycleCounts(stall=FETCH_DECODE)
