@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import BUILD_ROOT, RTL_DIR, build
+from .build import RTL_DIR, build
 
 HW_DIR = Path(__file__).resolve().parent
 REPO = HW_DIR.parent
