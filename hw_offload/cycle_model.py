@@ -15,10 +15,13 @@ the timing rules in ISA.md and the unit descriptions, not from a trace of the RT
   last STORE's response is back; a HALT or a stop also waits for every unit to retire.
 * A run that stops at a malformed instruction counts its FETCH and DECODE; running past the
   end of instruction memory counts one FETCH.
-* Vector unit (vector_unit.sv): ``lanes`` elements per beat, one beat per cycle, 13 pipeline
-  stages from a beat's addresses to its write. One cycle to start, one decision cycle before
-  each item of beats, and 13 cycles of drain after the last beat. REQ/ROPE/SWIGLU/RESADD are
-  one item of ``rows * blocks * N/lanes`` beats. RMS/SMAX issue, per row, a reduction item
+* Vector unit (vector_unit.sv): ``lanes`` elements per beat, one read request per SRAM per
+  cycle, 13 pipeline stages from a beat's (last) addresses to its write. One cycle to start,
+  then one cycle per W row of the per-block tables it copies into its table SRAM
+  (``table_fill_cycles``), one decision cycle before each item of beats, and 13 cycles of
+  drain after the last beat. A beat takes one cycle, two for SWIGLU (gate and up through the
+  one ACC port) and for ROPE with two table rows per (position, block) (``beat_cycles``).
+  REQ/ROPE/SWIGLU/RESADD are one item of ``rows * blocks * N/lanes`` beats. RMS/SMAX issue, per row, a reduction item
   (RMS: one pass; SMAX: max pass then sum pass) and an output item (one pass), in the order
   RED(0), RED(1), OUT(0), RED(2), OUT(1), ...; the shared divider takes a row's reduction
   result once it has settled in the pipeline and the previous row's result has been taken,
@@ -36,8 +39,8 @@ import functools
 from dataclasses import dataclass
 
 from .footprint import UNIT_DMA, UNIT_GEMM, UNIT_VECTOR, Footprint, footprint
-from .isa import (GEMM_B_FROM_A, MEM_ACC, OP_GEMM, OP_HALT, OP_LOAD, OP_RMS, OP_SMAX, OP_STORE, VECTOR_OPS,
-                  HwConfig, Insn)
+from .isa import (COLSCALE_A, COLSCALE_B, GEMM_B_FROM_A, MEM_ACC, OP_GEMM, OP_HALT, OP_LOAD, OP_RMS,
+                  OP_ROPE, OP_SMAX, OP_STORE, OP_SWIGLU, VECTOR_OPS, HwConfig, Insn)
 from .mem_timing import MemoryTiming, default_timing
 
 VEC_STAGES = 13     # a beat's write happens in pipeline stage 13 (addresses are stage 0)
@@ -122,16 +125,33 @@ def gemm_busy_cycles(m: int, kb: int, nb: int, n: int, b_from_a: bool = False) -
         now += 1
 
 
+def table_fill_cycles(i: Insn) -> int:
+    """Cycles the vector unit spends copying ``i``'s per-block tables from the weight SRAM into
+    its table SRAM, one W row per cycle: RMS's gain (one row per block), and each column-scale
+    table its flags ask for (two rows per block each)."""
+    rows_per_block = ((1 if i.op == OP_RMS else 0) + (2 if i.flags & COLSCALE_A else 0)
+                      + (2 if i.flags & COLSCALE_B else 0))
+    return i.blocks * rows_per_block
+
+
+def beat_cycles(i: Insn, n: int) -> int:
+    """Cycles per beat: 2 where a beat needs two rows of one SRAM through its one read port
+    (SWIGLU's gate and up rows from ACC; ROPE's two table rows from W when ``2*aux > n``)."""
+    two = i.op == OP_SWIGLU or (i.op == OP_ROPE and 2 * i.aux > n)
+    return 2 if two else 1
+
+
 def vector_busy_cycles(i: Insn, n: int, lanes: int | None = None) -> int:
     """Cycles the vector unit is busy for one (valid) vector instruction, ``lanes`` (default
     ``n``) elements per beat. Follows vector_unit.sv's sequencer item by item."""
     lanes = n if lanes is None else lanes
     beats = i.blocks * (n // lanes)               # beats per pass over one row
-    if i.op not in (OP_RMS, OP_SMAX):
-        return 1 + i.rows * beats + VEC_STAGES    # start, the beats, drain
+    fill = table_fill_cycles(i)
+    if i.op not in (OP_RMS, OP_SMAX):             # start, table fill, the beats, drain
+        return 1 + fill + i.rows * beats * beat_cycles(i, n) + VEC_STAGES
     red_beats = beats * (2 if i.op == OP_SMAX else 1)
     handover, div = RED_HANDOVER[i.op], DIVIDER_CYCLES[i.op]
-    t = 1                                         # cycle of the sequencer's next decision
+    t = 1 + fill                                  # cycle of the sequencer's next decision
     pend_seen = []                                # row -> cycle its reduction reaches the divider
     out_start = []                                # row -> cycle its output item was started
     red_next = out_next = 0

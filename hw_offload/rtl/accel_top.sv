@@ -161,7 +161,8 @@ module accel_top
   logic [15:0] g_a_raddr, g_w_raddr, g_c_raddr, g_c_waddr;
   logic g_c_we;
   logic [N*32-1:0] g_c_wdata;
-  logic [15:0] v_a_raddr, v_c_raddr0, v_c_raddr1, v_w_raddr0, v_w_raddr1, v_w_raddr2, v_w_raddr3;
+  logic        v_a_re, v_c_re, v_w_re;
+  logic [15:0] v_a_raddr, v_c_raddr, v_w_raddr;
   logic [15:0] v_a_waddr;
   logic v_a_we;
   logic [N-1:0] v_a_wbe;
@@ -183,18 +184,14 @@ module accel_top
     c_rd0 <= accm[c_r0[CW-1:0]];
   end
 
-  // the vector unit's read ports are synchronous: address in cycle t, data from these
-  // read-data registers in t+1 (W: gain/RoPE table/cs1 rows 0-1, cs0 rows 2-3)
-  logic [N*8-1:0]  v_a_rdata, v_w_rdata0, v_w_rdata1, v_w_rdata2, v_w_rdata3;
-  logic [N*32-1:0] v_c_rdata0, v_c_rdata1;
+  // the vector unit's read ports, one per SRAM, are synchronous: address (with its read
+  // enable) in cycle t, data from these read-data registers in t+1
+  logic [N*8-1:0]  v_a_rdata, v_w_rdata;
+  logic [N*32-1:0] v_c_rdata;
   always_ff @(posedge clk) begin
-    v_a_rdata  <= asram[v_a_raddr[AW-1:0]];
-    v_c_rdata0 <= accm[v_c_raddr0[CW-1:0]];
-    v_c_rdata1 <= accm[v_c_raddr1[CW-1:0]];
-    v_w_rdata0 <= wsram[v_w_raddr0[WW-1:0]];
-    v_w_rdata1 <= wsram[v_w_raddr1[WW-1:0]];
-    v_w_rdata2 <= wsram[v_w_raddr2[WW-1:0]];
-    v_w_rdata3 <= wsram[v_w_raddr3[WW-1:0]];
+    if (v_a_re) v_a_rdata <= asram[v_a_raddr[AW-1:0]];
+    if (v_c_re) v_c_rdata <= accm[v_c_raddr[CW-1:0]];
+    if (v_w_re) v_w_rdata <= wsram[v_w_raddr[WW-1:0]];
   end
 
   gemm_unit #(.N(N)) u_gemm (
@@ -215,10 +212,9 @@ module accel_top
     .src2(v_ir.src2), .mult0(v_ir.mult0), .shift0(v_ir.shift0[5:0]), .mult1(v_ir.mult1),
     .shift1(v_ir.shift1[5:0]), .cs0(v_ir.cs0), .cs1(v_ir.cs1),
     .busy(vec_busy), .done(vec_done),
-    .a_raddr(v_a_raddr), .a_rdata(v_a_rdata),
-    .c_raddr0(v_c_raddr0), .c_rdata0(v_c_rdata0), .c_raddr1(v_c_raddr1), .c_rdata1(v_c_rdata1),
-    .w_raddr0(v_w_raddr0), .w_rdata0(v_w_rdata0), .w_raddr1(v_w_raddr1), .w_rdata1(v_w_rdata1),
-    .w_raddr2(v_w_raddr2), .w_rdata2(v_w_rdata2), .w_raddr3(v_w_raddr3), .w_rdata3(v_w_rdata3),
+    .a_re(v_a_re), .a_raddr(v_a_raddr), .a_rdata(v_a_rdata),
+    .c_re(v_c_re), .c_raddr(v_c_raddr), .c_rdata(v_c_rdata),
+    .w_re(v_w_re), .w_raddr(v_w_raddr), .w_rdata(v_w_rdata),
     .a_we(v_a_we), .a_waddr(v_a_waddr), .a_wbe(v_a_wbe), .a_wdata(v_a_wdata)
   );
 

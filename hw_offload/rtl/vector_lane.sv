@@ -40,11 +40,11 @@ module vector_lane
     // stage 1: whole rows from the memories' read-data registers, and the beat's position
     input  logic [N*8-1:0]      a_row,     // A: RMS x, RESADD residual
     input  logic [N*32-1:0]     c0_row,    // ACC: the first ACC operand
-    input  logic [N*32-1:0]     c1_row,    // ACC: SWIGLU's up operand
-    input  logic [N*8-1:0]      w0_row,    // W: RMS gain / ROPE table row 0 / SWIGLU cs1 row 0
-    input  logic [N*8-1:0]      w1_row,    // W: ROPE table row 1 / SWIGLU cs1 row 1
-    input  logic [N*8-1:0]      w2_row,    // W: cs0 row 0
-    input  logic [N*8-1:0]      w3_row,    // W: cs0 row 1
+    input  logic [N*32-1:0]     c1_row,    // ACC: SWIGLU's up operand (read a cycle earlier)
+    input  logic [N*8-1:0]      w0_row,    // W: ROPE table row 0
+    input  logic [N*8-1:0]      w1_row,    // W: ROPE table row 1 (read a cycle earlier)
+    input  logic [4*N*8-1:0]    tbl_row,   // the block's tables: RMS gain in slot 0 (N bytes);
+                                           // cs0 in slots 0-1, cs1 in slots 2-3
     input  logic [7:0]          s1_ch,     // chunk of the block this beat covers
     input  logic [15:0]         s1_col0,   // column of the chunk's lane 0 (SMAX causal mask)
     input  logic [16:0]         s1_vis_lim,// SMAX: last visible column, row + q_off
@@ -75,9 +75,9 @@ module vector_lane
     partner = lo ? EW'((EW + 1)'(e) + half) : EW'((EW + 1)'(e) - half);
     pair    = (EW - 1)'(lo ? e : partner);
   end
-  wire [2*N*8-1:0] tbl_rope = {w1_row, w0_row};  // entry i = {sin, cos} at byte 4i
-  wire [2*N*8-1:0] tbl_cs0  = {w3_row, w2_row};  // column c's multiplier at byte 2c
-  wire [2*N*8-1:0] tbl_cs1  = {w1_row, w0_row};
+  wire [2*N*8-1:0] tbl_rope = {w1_row, w0_row};         // entry i = {sin, cos} at byte 4i
+  wire [2*N*8-1:0] tbl_cs0  = tbl_row[0 +: 2*N*8];      // column c's multiplier at byte 2c
+  wire [2*N*8-1:0] tbl_cs1  = tbl_row[2*N*8 +: 2*N*8];
 
   logic signed [7:0]  s2_xa, s2_g;
   logic signed [31:0] s2_xc0, s2_xc1, s2_xp;
@@ -86,7 +86,7 @@ module vector_lane
   logic               s2_vis, s2_act, s2_lo;
   always_ff @(posedge clk) begin
     s2_xa  <= a_row[32'(e)*8 +: 8];
-    s2_g   <= w0_row[32'(e)*8 +: 8];
+    s2_g   <= tbl_row[32'(e)*8 +: 8];
     s2_xc0 <= c0_row[32'(e)*32 +: 32];
     s2_xc1 <= c1_row[32'(e)*32 +: 32];
     s2_xp  <= c0_row[32'(partner)*32 +: 32];

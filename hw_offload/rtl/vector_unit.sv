@@ -8,7 +8,18 @@
 // registers (in accel_top) hold the rows in t+1, and its LANES result bytes are written to the
 // activation SRAM, with byte enables, at the end of cycle t+13.
 //
+// Memory ports: one synchronous read request per SRAM (A, ACC, W) per cycle, each with its
+// read enable, and the A write port. So that every beat needs at most one row of each SRAM:
+// * the per-block tables (RMS gain: one W row per block; the column-scale tables cs0 / cs1: two
+//   W rows per block each) are copied at the start of the instruction, one W row per cycle,
+//   into table_sram (an entry per block), which each beat then reads once;
+// * SWIGLU reads its up row and then its gate row through the one ACC port, and ROPE with two
+//   table rows per (position, block) (tr2) reads row 1 and then row 0 through the W port: such
+//   a beat takes two cycles (phase 0 and 1), the first row kept one cycle in c_hold / w_hold.
+//   The beat's stage 0 is its phase-1 cycle.
+//
 // Scheduling (ISA.md "Vector unit timing"; hw_offload/cycle_model.py repeats it):
+// * first the table fill, if the op has tables (V_FILL);
 // * REQ / ROPE / SWIGLU / RESADD: one item, every (row, block, chunk) beat back to back.
 // * RMS / SMAX: per row a reduction item (RMS: sum of squares; SMAX: max pass, then sum-of-exp
 //   pass) and an output item. The reduction result goes to the divider, which runs while the
@@ -41,23 +52,18 @@ module vector_unit
     input  logic [15:0]     cs1,       // W row of the column-scale table of SWIGLU's up operand
     output logic            busy,
     output logic            done,
-    // synchronous read ports: address in cycle t, row in the read-data register in t+1
+    // one synchronous read port per SRAM: address (with its read enable) in cycle t, the row
+    // in the SRAM's read-data register (in accel_top) in t+1; without a read enable the
+    // address is meaningless and the register may keep its value
+    output logic            a_re,
     output logic [15:0]     a_raddr,
     input  logic [N*8-1:0]  a_rdata,
-    output logic [15:0]     c_raddr0,
-    input  logic [N*32-1:0] c_rdata0,
-    output logic [15:0]     c_raddr1,
-    input  logic [N*32-1:0] c_rdata1,
-    // weight-SRAM reads: RMS gain / ROPE table (2 rows) / SWIGLU's cs1 table (2 rows), and the
-    // cs0 table (2 rows). In silicon the few-KiB tables would sit in a small bank of their own.
-    output logic [15:0]     w_raddr0,
-    input  logic [N*8-1:0]  w_rdata0,
-    output logic [15:0]     w_raddr1,
-    input  logic [N*8-1:0]  w_rdata1,
-    output logic [15:0]     w_raddr2,
-    input  logic [N*8-1:0]  w_rdata2,
-    output logic [15:0]     w_raddr3,
-    input  logic [N*8-1:0]  w_rdata3,
+    output logic            c_re,
+    output logic [15:0]     c_raddr,
+    input  logic [N*32-1:0] c_rdata,
+    output logic            w_re,      // table fill, ROPE table rows
+    output logic [15:0]     w_raddr,
+    input  logic [N*8-1:0]  w_rdata,
     // one activation-SRAM row write per cycle, LANES bytes enabled
     output logic            a_we,
     output logic [15:0]     a_waddr,
@@ -67,10 +73,20 @@ module vector_unit
   localparam int CH = N / LANES;   // beats per column block
   localparam int SW = 13;          // stage in which a beat's bytes are written
   localparam logic [1:0] K_OUT = 2'd0, K_RED1 = 2'd1, K_RED2 = 2'd2;
+  // table_sram: an entry per column block (the blocks field is 8 bits), 4 slots of one W row:
+  // RMS gain in slot 0; cs0 in slots 0-1, cs1 in slots 2-3 (RMS takes no column scales)
+  localparam int TBL_DEPTH = 256;
 
   // ---------------- issue sequencer ----------------
-  typedef enum logic [1:0] {V_IDLE, V_WAIT, V_ISSUE, V_DRAIN} vstate_t;
+  typedef enum logic [2:0] {V_IDLE, V_FILL, V_WAIT, V_ISSUE, V_DRAIN} vstate_t;
   vstate_t     state;
+  logic        ph;                 // phase of a two-cycle beat (SWIGLU, ROPE with tr2)
+  logic [15:0] fill_addr;          // W row the table fill reads this cycle
+  logic [8:0]  fill_j;             // row of the table being copied (< 2 * blocks)
+  logic        fill_sec;           // 0: RMS gain or cs0; 1: cs1
+  logic        tw_en;              // table write of the row the fill read in the last cycle
+  logic [7:0]  tw_entry;
+  logic [3:0]  tw_slot;
   logic [1:0]  kind;               // kind of the beats being issued
   logic [15:0] r;                  // row of the beats being issued
   logic [15:0] red_next, out_next; // RMS/SMAX: next row to reduce / to output
@@ -85,6 +101,14 @@ module vector_unit
   // ROPE table rows per (position, block-in-head): ceil(2*aux / N), 1 or 2 since aux <= N
   wire tr2 = (32'(aux) * 2 > N);
   wire [15:0] bph_tr = tr2 ? {src2[14:0], 1'b0} : src2;
+  // a beat that needs two rows of one SRAM takes two cycles; it enters the pipe in phase 1
+  wire two_phase = (op == accel_pkg::OP_SWIGLU) || (op == accel_pkg::OP_ROPE && tr2);
+  wire beat_go   = (state == V_ISSUE) && (!two_phase || ph);
+  // table fill: RMS copies its gain (a W row per block), the column-scale flags their tables
+  // (two W rows per block each), cs0 before cs1
+  wire        has_tbl  = (op == accel_pkg::OP_RMS) || (flags != 2'b00);
+  wire [8:0]  fill_len = (op == accel_pkg::OP_RMS) ? 9'(blocks) : {blocks, 1'b0};
+  wire        fill_end = (fill_j == fill_len - 9'd1);
 
   wire last_ch  = (ch == 8'(CH - 1));
   wire last_blk = (blk == blocks - 8'd1);
@@ -139,20 +163,36 @@ module vector_unit
   wire [15:0] row_a = src0 + boff + r;
   wire [15:0] row_b = src1 + boff + r;
   wire [15:0] row_d = dst + boff + r;
-  wire [15:0] trow_b = trow + hoff;
-  wire [15:0] cs0_row = cs0 + 16'({blk, 1'b0});
-  wire [15:0] cs1_row = cs1 + 16'({blk, 1'b0});
+  // ROPE with tr2: table row 1 in phase 0 (kept in w_hold), row 0 in phase 1
+  wire [15:0] trow_b = trow + hoff + 16'(tr2 && !ph);
   always_comb begin
-    a_raddr  = row_a;
-    c_raddr0 = (op == accel_pkg::OP_RESADD) ? row_b : row_a;
-    c_raddr1 = row_b;
-    case (op)
-      accel_pkg::OP_RMS:  begin w_raddr0 = src1 + 16'(blk); w_raddr1 = src1 + 16'(blk); end
-      accel_pkg::OP_ROPE: begin w_raddr0 = trow_b;          w_raddr1 = trow_b + 16'd1; end
-      default: begin w_raddr0 = cs1_row;         w_raddr1 = cs1_row + 16'd1; end
-    endcase
-    w_raddr2 = cs0_row;
-    w_raddr3 = cs0_row + 16'd1;
+    a_re    = beat_go && (op == accel_pkg::OP_RMS || op == accel_pkg::OP_RESADD);
+    a_raddr = row_a;
+    // SWIGLU: up (src1) in phase 0, kept in c_hold, and gate (src0) in phase 1
+    c_re    = (state == V_ISSUE) && (op != accel_pkg::OP_RMS) &&
+              (beat_go || op == accel_pkg::OP_SWIGLU);
+    c_raddr = (op == accel_pkg::OP_RESADD || (op == accel_pkg::OP_SWIGLU && !ph)) ? row_b : row_a;
+    w_re    = (state == V_FILL) || ((state == V_ISSUE) && op == accel_pkg::OP_ROPE);
+    w_raddr = (state == V_FILL) ? fill_addr : trow_b;
+  end
+
+  // the first row of a two-cycle beat, one cycle later (stage 1 of the beat)
+  logic [N*32-1:0] c_hold;
+  logic [N*8-1:0]  w_hold;
+  always_ff @(posedge clk) begin
+    c_hold <= c_rdata;
+    w_hold <= w_rdata;
+  end
+
+  // ---------------- per-block tables ----------------
+  logic [4*N*8-1:0] tbl_rdata;     // the beat's block's entry, in stage 1
+  table_sram #(.SLOTS(4), .SLOT_BITS(N*8), .DEPTH(TBL_DEPTH)) u_tbl (
+    .clk, .re(beat_go && has_tbl), .raddr(blk), .rdata(tbl_rdata),
+    .wslot(tw_en ? tw_slot : 4'b0000), .waddr(tw_entry), .wdata(w_rdata)
+  );
+  always_ff @(posedge clk) begin
+    tw_entry <= (op == accel_pkg::OP_RMS) ? fill_j[7:0] : fill_j[8:1];
+    tw_slot  <= (op == accel_pkg::OP_RMS) ? 4'b0001 : 4'b0001 << {fill_sec, fill_j[0]};
   end
 
   // ---------------- per-beat tags, one entry per stage ----------------
@@ -173,7 +213,7 @@ module vector_unit
   wire [47:0] mx_use5 = (t_kind[5] == K_OUT) ? t_mx[5] : mx;
 
   always_ff @(posedge clk) begin
-    t_valid[1] <= (state == V_ISSUE);
+    t_valid[1] <= beat_go;
     t_kind[1]  <= kind;
     t_first[1] <= (blk == 8'd0) && (ch == 8'd0);
     t_last[1]  <= pass_end;
@@ -202,8 +242,8 @@ module vector_unit
   for (genvar l = 0; l < LANES; l++) begin : g_lane
     vector_lane #(.N(N), .LANES(LANES)) u_lane (
       .clk, .lane(8'(l)), .op, .flags, .aux, .mult0, .shift0, .mult1, .shift1,
-      .a_row(a_rdata), .c0_row(c_rdata0), .c1_row(c_rdata1),
-      .w0_row(w_rdata0), .w1_row(w_rdata1), .w2_row(w_rdata2), .w3_row(w_rdata3),
+      .a_row(a_rdata), .c0_row(c_rdata), .c1_row(c_hold),
+      .w0_row(w_rdata), .w1_row(w_hold), .tbl_row(tbl_rdata),
       .s1_ch(t_ch[1]), .s1_col0(t_col0[1]), .s1_vis_lim(t_vlim[1]),
       .s4_inv(t_k[4]), .s5_mx(mx_use5), .s11_r(t_k[11]),
       .s3_xsq(xsq3[l*15 +: 15]), .s4_z(z4[l*48 +: 48]), .s4_vis(vis4[l]),
@@ -276,7 +316,8 @@ module vector_unit
 
   always_ff @(posedge clk or negedge rst_n) begin
     if (!rst_n) begin
-      state <= V_IDLE; busy <= 1'b0; done <= 1'b0; kind <= K_OUT;
+      state <= V_IDLE; busy <= 1'b0; done <= 1'b0; kind <= K_OUT; ph <= 1'b0;
+      fill_addr <= '0; fill_j <= '0; fill_sec <= 1'b0; tw_en <= 1'b0;
       r <= '0; red_next <= '0; out_next <= '0; blk <= '0; ch <= '0; boff <= '0; hb <= '0;
       hoff <= '0; trow <= '0; col0 <= '0; dcnt <= '0;
       mx <= '0; acc <= '0; pend_valid <= 1'b0; pend_acc <= '0; pend_mx <= '0;
@@ -285,6 +326,7 @@ module vector_unit
       dv_second <= 1'b0; dv_mx <= '0; sq_op <= '0; sq_res <= '0; sq_one <= '0; sq_i <= '0;
     end else begin
       done <= 1'b0;
+      tw_en <= (state == V_FILL);
 
       // ---- reductions (the beats in flight) ----
       if (rms_red4) begin
@@ -334,7 +376,18 @@ module vector_unit
       // ---- issue sequencer ----
       case (state)
         V_IDLE: if (start) begin
-          busy <= 1'b1; state <= V_WAIT; red_next <= '0; out_next <= '0;
+          busy <= 1'b1; red_next <= '0; out_next <= '0; ph <= 1'b0; fill_j <= '0;
+          fill_sec <= !((op == accel_pkg::OP_RMS) || flags[0]);
+          fill_addr <= (op == accel_pkg::OP_RMS) ? src1 : flags[0] ? cs0 : cs1;
+          state <= has_tbl ? V_FILL : V_WAIT;
+        end
+        V_FILL: begin   // one W row per cycle; it is written into table_sram a cycle later
+          fill_addr <= fill_addr + 16'd1; fill_j <= fill_j + 9'd1;
+          if (fill_end) begin
+            fill_j <= '0;
+            if (!fill_sec && flags[1]) begin fill_sec <= 1'b1; fill_addr <= cs1; end
+            else state <= V_WAIT;   // the last row is written in the V_WAIT cycle
+          end
         end
         V_WAIT: begin
           if (!reduce_op) begin
@@ -348,7 +401,9 @@ module vector_unit
             begin_pass(); state <= V_ISSUE;
           end
         end
-        V_ISSUE: begin
+        V_ISSUE: if (two_phase && !ph) ph <= 1'b1;
+        else begin
+          ph <= 1'b0;
           col0 <= col0 + 16'(LANES);
           if (last_ch) begin
             ch <= '0; blk <= blk + 8'd1; boff <= boff + rows;
