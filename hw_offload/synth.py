@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .build import RTL_FILES, rtl_dir
@@ -47,6 +47,12 @@ from .configs import NAMED, get_config
 # registers) and the vector unit. Their memories are outside them (ports), so neither count
 # includes SRAM.
 TARGETS = ("systolic_array", "vector_unit")
+# Memory macros inside a unit (the vector unit's table SRAM): read as black boxes (Yosys
+# `read_verilog -lib`), so the unit's logic is what is mapped. Their instances are reported
+# apart (``SynthResult.macros``), not counted as cells, and removed before `ltp`: a black box
+# would otherwise chain its address logic to its read-data logic, while a synchronous SRAM's
+# read data comes from its own output register.
+MACROS = ("table_sram",)
 OTHER_UNITS = ("gemm_unit",)   # the array with its tile sequencer; on request (--module)
 LABEL = "generic-cell synthesis: no cell library, no place and route"
 
@@ -84,6 +90,7 @@ class SynthResult:
     seconds: float          # Yosys wall time on this machine
     cells_by_type: dict[str, int]
     cached: bool = False    # taken from an identical earlier run (same sources, params, Yosys)
+    macros: dict[str, int] = field(default_factory=dict)   # black-box memory instances (MACROS)
 
 
 def find_yosys() -> str:
@@ -157,18 +164,25 @@ def parameters_for(top: str, params: dict[str, int], src_dir: Path | None = None
     return {k: int(v) for k, v in params.items() if k in declared}
 
 
-def yosys_script(top: str, files: list[str], params: dict[str, int], stat_json: str) -> str:
+def yosys_script(top: str, files: list[str], params: dict[str, int], stat_json: str,
+                 macro_files: tuple[str, ...] = ()) -> str:
     """Read, set parameters, map to generic cells, flatten, check, count, longest path.
 
     The units keep their hierarchy while mapping (a PE is mapped once, not N*N times) and are
     flattened afterwards, because ``ltp`` only follows paths inside one module. File names are
     relative to Yosys's working directory (Yosys scripts have no quoting for paths with spaces).
+    ``macro_files`` (among ``files``) declare memory macros: read as black boxes, counted by
+    `stat`, and deleted before `ltp` (``MACROS``).
     """
-    lines = ["read_verilog -sv " + " ".join(files)]
+    logic = [f for f in files if f not in macro_files]
+    lines = ["read_verilog -sv " + " ".join(logic)]
+    lines += ["read_verilog -sv -lib " + f for f in files if f in macro_files]
     lines += [f"chparam -set {k} {v} {top}" for k, v in sorted(params.items())]
     # Yosys may name the elaborated top `$paramod\\<top>\\<params>`: give it back its name.
     lines += [f"synth -top {top}", "flatten", f"rename -top {top}", "check -assert",
-              f"tee -q -o {stat_json} stat -json", "ltp -noff"]
+              f"tee -q -o {stat_json} stat -json"]
+    lines += [f"delete t:{m}" for m in MACROS]
+    lines += ["ltp -noff"]
     return "\n".join(lines) + "\n"
 
 
@@ -176,8 +190,9 @@ _FF = re.compile(r"^\$_(?:DFF|DFFE|SDFF|SDFFE|SDFFCE|DFFSR|DFFSRE|ALDFF|ALDFFE|F
 _LATCH = re.compile(r"^\$_(?:DLATCH|DLATCHSR|SR)_")
 
 
-def parse_stat(stat_json: str, top: str) -> tuple[int, dict[str, int]]:
-    """(cell count, cells by type) of ``top`` from ``stat -json``."""
+def parse_stat(stat_json: str, top: str) -> tuple[int, dict[str, int], dict[str, int]]:
+    """(cell count, cells by type, black-box memory macros by type) of ``top`` from
+    ``stat -json``; the macros (``MACROS``) are not counted as cells."""
     data = json.loads(stat_json)
     mods = data.get("modules", {})
     mod = mods.get("\\" + top) or mods.get(top)
@@ -187,10 +202,12 @@ def parse_stat(stat_json: str, top: str) -> tuple[int, dict[str, int]]:
     cells = int(mod["num_cells"])
     if cells != sum(by_type.values()) or cells <= 0:
         raise SynthError(f"stat -json of {top}: {cells} cells, by type {by_type}")
+    macros = {t.lstrip("\\"): by_type.pop(t) for t in list(by_type) if t.lstrip("\\") in MACROS}
+    cells -= sum(macros.values())
     unmapped = sorted(t for t in by_type if not t.startswith("$_"))
     if unmapped:   # a submodule instance or a coarse cell left: the netlist is not generic gates
         raise SynthError(f"{top}: cells not mapped to generic gates: {unmapped}")
-    return cells, by_type
+    return cells, by_type, macros
 
 
 def parse_ltp(log: str, top: str) -> int:
@@ -206,7 +223,7 @@ def parse_ltp(log: str, top: str) -> int:
 # Results of earlier runs, keyed by everything that decides them (git-ignored, like the
 # Verilator builds): a table re-run after another unit changed re-synthesizes only that unit.
 CACHE_DIR = Path(__file__).resolve().parent / "sim" / "build" / "synth-cache"
-CACHE_VERSION = 1   # bump when the flow or the parsing changes
+CACHE_VERSION = 2   # bump when the flow or the parsing changes (2: memory macros as black boxes)
 
 
 def cache_key(top: str, files: list[Path], used: dict[str, int], version: str) -> str:
@@ -240,8 +257,10 @@ def synthesize(top: str, params: dict[str, int], config: str = "", src_dir: Path
         tmp = Path(tmp_name)
         for f in files:                   # a private copy: names Yosys can read unquoted
             shutil.copy(f, tmp / f.name)
+        macro_files = tuple(f.name for f in files
+                            if any(_declarations([f]).get(m) == f for m in MACROS))
         (tmp / "synth.ys").write_text(yosys_script(top, [f.name for f in files], used,
-                                                   "stat.json"))
+                                                   "stat.json", macro_files))
         t0 = time.time()
         try:
             proc = subprocess.run([exe, "-q", "-l", "yosys.log", "-s", "synth.ys"], cwd=tmp,
@@ -256,7 +275,7 @@ def synthesize(top: str, params: dict[str, int], config: str = "", src_dir: Path
             raise SynthError(f"yosys failed on {top} {used} (exit {proc.returncode}):\n{tail}")
         if not stat_json.exists():
             raise SynthError(f"yosys on {top} wrote no statistics; log tail:\n{log[-2000:]}")
-        cells, by_type = parse_stat(stat_json.read_text(), top)
+        cells, by_type, macros = parse_stat(stat_json.read_text(), top)
     depth = parse_ltp(log, top)
     ffs = sum(n for t, n in by_type.items() if _FF.match(t))
     latches = sum(n for t, n in by_type.items() if _LATCH.match(t))
@@ -268,7 +287,7 @@ def synthesize(top: str, params: dict[str, int], config: str = "", src_dir: Path
         raise SynthError(f"{top} {used}: implausible result: {ffs} flip-flops, depth {depth}")
     return SynthResult(config=config, module=top, params=used, cells=cells, flip_flops=ffs,
                        depth=depth, seconds=round(seconds, 1),
-                       cells_by_type=by_type)
+                       cells_by_type=by_type, macros=macros)
 
 
 @dataclass(frozen=True)
@@ -312,6 +331,13 @@ def markdown(results: list[SynthResult], command: str, version: str,
     if failures:
         lines += ["", f"{len(failures)} unit(s) not synthesized (the command exited 1); the "
                   "reason shown is Yosys's first error."]
+    boxed = sorted({(r.module, m, k) for r in results for m, k in r.macros.items()})
+    if boxed:
+        lines += ["", "Memory macros, kept as black boxes (not synthesized; not in the cells, "
+                  "flip-flops or depth above; their read data comes from their own output "
+                  "register): " + "; ".join(f"`{u}` holds {k} x `{m}`" for u, m, k in boxed)
+                  + ". The vector unit's `table_sram` (one entry per column block: RMS gain or "
+                  "column-scale tables, 4 weight-SRAM rows) would be a small SRAM macro."]
     by_cfg: dict[str, dict[str, SynthResult]] = {}
     for r in results:
         by_cfg.setdefault(r.config, {})[r.module] = r

@@ -98,7 +98,11 @@ def test_parsers_refuse_output_without_the_numbers():
     assert synth.parse_ltp("Longest topological path in systolic_array (length=40):\n",
                            "systolic_array") == 40
     ok = '{"modules": {"\\\\m": {"num_cells": 3, "num_cells_by_type": {"$_AND_": 2, "$_DFF_P_": 1}}}}'
-    assert synth.parse_stat(ok, "m") == (3, {"$_AND_": 2, "$_DFF_P_": 1})
+    assert synth.parse_stat(ok, "m") == (3, {"$_AND_": 2, "$_DFF_P_": 1}, {})
+    # a black-box memory macro is reported apart, not as a cell (synth.MACROS)
+    macro = ('{"modules": {"\\\\m": {"num_cells": 4, "num_cells_by_type": '
+             '{"$_AND_": 2, "$_DFF_P_": 1, "table_sram": 1}}}}')
+    assert synth.parse_stat(macro, "m") == (3, {"$_AND_": 2, "$_DFF_P_": 1}, {"table_sram": 1})
     with pytest.raises(synth.SynthError, match="no module"):
         synth.parse_stat(ok, "other")
     coarse = '{"modules": {"\\\\m": {"num_cells": 1, "num_cells_by_type": {"sub": 1}}}}'
