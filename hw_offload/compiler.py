@@ -261,13 +261,13 @@ def weight_segments(layout: WeightLayout) -> list[tuple[int, int]]:
     return mats + [(tables, rope - tables), (rope, end - rope)]
 
 
-def _stream_pieces(program: list[Insn], layout: WeightLayout, n: int) -> list[tuple[int, int]]:
+def _stream_pieces(program: list[Insn], layout: WeightLayout, hw: HwConfig) -> list[tuple[int, int]]:
     """``weight_segments`` cut further where the program's GEMMs read them in parts (a
     projection split by output columns): -> (first W row, rows), image order."""
     cuts = set()
     for i in program:
         if i.op == OP_GEMM:
-            cuts.update(footprint(i, n).reads.get(MEM_W, ()))
+            cuts.update(footprint(i, hw).reads.get(MEM_W, ()))
     pieces = []
     for lo, rows in weight_segments(layout):
         edges = sorted({lo, lo + rows} | {c for c in cuts if lo < c < lo + rows})
@@ -292,11 +292,11 @@ def stream_weight_loads(program: list[Insn], layout: WeightLayout, weight_dram: 
     n = hw.n
 
     def reads(i: Insn, lo: int, hi: int) -> bool:
-        r = footprint(i, n).reads.get(MEM_W, (0, 0))
+        r = footprint(i, hw).reads.get(MEM_W, (0, 0))
         return r[0] < hi and lo < r[1]
 
     pieces = []                     # (index of first use in ``program``, first W row, rows)
-    for lo, rows in _stream_pieces(program, layout, n):
+    for lo, rows in _stream_pieces(program, layout, hw):
         use = next((k for k, i in enumerate(program) if reads(i, lo, lo + rows)), 0)
         pieces.append((use, lo, rows))
     out = list(program)
@@ -682,7 +682,7 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
         the whole program are those of pre + post)."""
         if weights_dram is None:
             return 0
-        return len(_loads([(MEM_W, lo, rows, 0) for lo, rows in _stream_pieces(pre + post, wl, n)], n))
+        return len(_loads([(MEM_W, lo, rows, 0) for lo, rows in _stream_pieces(pre + post, wl, hw)], n))
 
     per_group_insns = H * (2 * bph + 1)                    # attention instructions per group
     key_rows = max(len(query_groups(s, start, n, 1)) for _, start in seqs)   # per sequence

@@ -266,7 +266,7 @@ def schedule(program: list[Insn], cfg: HwConfig, timing: MemoryTiming | None = N
     writes_done = 0                            # first cycle with no posted write outstanding
     f = 0                                      # FETCH cycle of the next instruction
     for i in program:
-        fp = footprint(i, cfg.n)
+        fp = footprint(i, cfg)
         if fp.unit is None:
             raise ValueError("schedule: HALT inside a program (run_cycles handles the stop)")
         d = max(f + 1, retired_at.get(fp.unit, -1) + 1)

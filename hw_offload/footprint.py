@@ -8,9 +8,12 @@ instruction still in flight on another unit *conflicts* with it:
   (read-after-write, write-after-read, write-after-write). Each instruction is summarised per
   memory by one bounding row range of its reads and one of its writes (``Footprint``), so a
   hazard can be reported where the exact row sets do not meet (a wait, never a wrong result);
-* **structural hazards**: both need the same SRAM port (``ports``): the activation SRAM's
-  write port (LOAD to A, vector ops), the accumulator's write port (LOAD to ACC, GEMM), and the
-  read port the DMA shares with the GEMM unit (STORE, GEMM).
+* **structural hazards**: both claim the same SRAM bank port. Every SRAM is ``SRAM_BANKS``
+  equal banks (bank = row // ``HwConfig.bank_rows``), each with one read and one write port;
+  an instruction claims the read port of every bank its bounding read range touches and the
+  write port of every bank its bounding write range touches (``read_banks`` / ``write_banks``,
+  bit b = bank b). A unit's reads and writes always fall inside its claims, so the banks route
+  each request to its bank without arbitration.
 
 The RTL computes the same ranges in ``rtl/insn_decode.sv`` (held to this module by the fuzzer,
 which compares every counter of random programs with ``cycle_model.run_cycles``).
@@ -20,17 +23,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .isa import (COLSCALE_A, COLSCALE_B, GEMM_B_FROM_A, MEM_A, MEM_ACC, MEM_W, OP_GEMM, OP_HALT,
-                  OP_LOAD, OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE, OP_SWIGLU, Insn,
-                  colscale_rows, rope_rows_per_position)
+from .isa import (COLSCALE_A, COLSCALE_B, GEMM_ACCUMULATE, GEMM_B_FROM_A, MEM_A, MEM_ACC, MEM_W,
+                  OP_GEMM, OP_HALT, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE,
+                  OP_SWIGLU, HwConfig, Insn, colscale_rows, rope_rows_per_position)
 
 MEMS = (MEM_A, MEM_W, MEM_ACC)
 EMPTY = (0, 0)
-
-# shared SRAM ports (structural hazards): two instructions in flight may not both need one
-PORT_A_WRITE = "A write"          # LOAD to A and every vector op write A through one port
-PORT_ACC_WRITE = "ACC write"      # LOAD to ACC and GEMM write the accumulator through one port
-PORT_DMA_GEMM_READ = "DMA/GEMM read"   # STORE reads A / ACC through the GEMM unit's read port
 
 UNIT_DMA, UNIT_GEMM, UNIT_VECTOR = "dma", "gemm", "vector"
 
@@ -47,19 +45,33 @@ def _meets(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] < a[1] and b[0] < b[1] and a[0] < b[1] and b[0] < a[1]
 
 
+def bank_mask(rows: tuple[int, int], bank_rows: int) -> int:
+    """Bit b set for every bank b (of ``bank_rows`` rows each) that the half-open row range
+    ``rows`` touches; 0 for an empty range."""
+    lo, hi = rows
+    if hi <= lo:
+        return 0
+    first, last = lo // bank_rows, (hi - 1) // bank_rows
+    return ((1 << (last + 1)) - 1) & ~((1 << first) - 1)
+
+
 @dataclass(frozen=True)
 class Footprint:
-    """One instruction's unit, bounding read / write row range per memory, and shared ports."""
+    """One instruction's unit, bounding read / write row range per memory, and the bank ports
+    those ranges claim (per memory, bit b = bank b)."""
 
     unit: str | None                               # None: HALT (no unit)
     reads: dict[int, tuple[int, int]] = field(default_factory=dict)
     writes: dict[int, tuple[int, int]] = field(default_factory=dict)
-    ports: frozenset[str] = frozenset()
+    read_banks: dict[int, int] = field(default_factory=dict)
+    write_banks: dict[int, int] = field(default_factory=dict)
 
     def conflicts(self, other: "Footprint") -> bool:
         """True if ``self`` must wait for ``other`` (in flight on another unit) to retire."""
-        if self.ports & other.ports:
-            return True
+        for m in MEMS:
+            if (self.read_banks.get(m, 0) & other.read_banks.get(m, 0)
+                    or self.write_banks.get(m, 0) & other.write_banks.get(m, 0)):
+                return True
         for m in MEMS:
             mine_r, mine_w = self.reads.get(m, EMPTY), self.writes.get(m, EMPTY)
             theirs_r, theirs_w = other.reads.get(m, EMPTY), other.writes.get(m, EMPTY)
@@ -77,30 +89,41 @@ def _colscale_tables(i: Insn) -> tuple[int, int]:
     return _span(cs0, cs1)
 
 
-def footprint(i: Insn, n: int) -> Footprint:
-    """The footprint of one *valid* instruction (decode has range-checked it) at array size n."""
+def footprint(i: Insn, cfg: HwConfig) -> Footprint:
+    """The footprint of one *valid* instruction (decode has range-checked it) on build ``cfg``:
+    its ranges (``_ranges``) and the bank ports they claim."""
+    unit, reads, writes = _ranges(i, cfg.n)
+    return Footprint(unit, reads, writes,
+                     read_banks={m: bank_mask(r, cfg.bank_rows(m)) for m, r in reads.items()},
+                     write_banks={m: bank_mask(r, cfg.bank_rows(m)) for m, r in writes.items()})
+
+
+Ranges = dict[int, tuple[int, int]]
+
+
+def _ranges(i: Insn, n: int) -> tuple[str | None, Ranges, Ranges]:
+    """(unit, bounding read range per memory, bounding write range per memory) of ``i`` at
+    array size ``n``."""
     rb = i.rows * i.blocks
     if i.op == OP_HALT:
-        return Footprint(None)
+        return None, {}, {}
     if i.op == OP_LOAD:
-        mem = i.flags & 3
-        ports = {MEM_A: {PORT_A_WRITE}, MEM_ACC: {PORT_ACC_WRITE}}.get(mem, set())
-        return Footprint(UNIT_DMA, writes={mem: (i.dst, i.dst + i.rows)}, ports=frozenset(ports))
+        return UNIT_DMA, {}, {i.flags & 3: (i.dst, i.dst + i.rows)}
     if i.op == OP_STORE:
-        return Footprint(UNIT_DMA, reads={i.flags & 3: (i.src0, i.src0 + i.rows)},
-                         ports=frozenset({PORT_DMA_GEMM_READ}))
+        return UNIT_DMA, {i.flags & 3: (i.src0, i.src0 + i.rows)}, {}
     if i.op == OP_GEMM:
         a_rows = (i.src0, i.src0 + rb)
         b_rows = (i.src1, i.src1 + i.blocks * n * i.aux)
+        c_rows = (i.dst, i.dst + i.rows * i.aux)
         if i.flags & GEMM_B_FROM_A:
             reads = {MEM_A: _span(a_rows, b_rows)}
         else:
             reads = {MEM_A: a_rows, MEM_W: b_rows}
-        # an accumulating GEMM also reads its C rows: the write range covers every hazard
-        return Footprint(UNIT_GEMM, reads=reads, writes={MEM_ACC: (i.dst, i.dst + i.rows * i.aux)},
-                         ports=frozenset({PORT_ACC_WRITE, PORT_DMA_GEMM_READ}))
+        if i.flags & GEMM_ACCUMULATE:   # reads its old C rows (the write range's hazards cover it)
+            reads[MEM_ACC] = c_rows
+        return UNIT_GEMM, reads, {MEM_ACC: c_rows}
     if i.op in (OP_REQ, OP_RMS, OP_ROPE, OP_SMAX, OP_SWIGLU, OP_RESADD):
-        reads: dict[int, tuple[int, int]] = {}
+        reads: Ranges = {}
         first = (i.src0, i.src0 + rb)
         if i.op in (OP_REQ, OP_SMAX):
             reads[MEM_ACC] = first
@@ -119,6 +142,5 @@ def footprint(i: Insn, n: int) -> Footprint:
         tables = _colscale_tables(i)
         if tables != EMPTY:
             reads[MEM_W] = _span(reads.get(MEM_W, EMPTY), tables)
-        return Footprint(UNIT_VECTOR, reads=reads, writes={MEM_A: (i.dst, i.dst + rb)},
-                         ports=frozenset({PORT_A_WRITE}))
+        return UNIT_VECTOR, reads, {MEM_A: (i.dst, i.dst + rb)}
     raise ValueError(f"no footprint for opcode 0x{i.op:02x}")

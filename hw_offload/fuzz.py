@@ -204,7 +204,7 @@ class Generator:
             load = Insn(OP_LOAD, flags=MEM_W, rows=rows, dst=self.base(self.cfg.w_rows, rows),
                         dram=self.dram(rows * self.n))
             trio = [load, self.gemm(), self.vector()]
-            fps = [footprint(i, self.n) for i in trio]
+            fps = [footprint(i, self.cfg) for i in trio]
             if not any(a.conflicts(b) for k, a in enumerate(fps) for b in fps[:k]):
                 break
         return trio
@@ -226,7 +226,7 @@ class Generator:
             rows = max(1, min(WIN_ROWS, nbytes // per_row))
             return Insn(OP_LOAD, flags=mem, rows=rows, dst=self.base(self.cfg.rows_of(mem), rows),
                         dram=prev.dram)
-        fp = footprint(prev, n)
+        fp = footprint(prev, self.cfg)
         # (memory, rows, whether prev writes them): a hazard needs a write on one side, so
         # rows prev only reads get a writer (W's only writer is a LOAD)
         touched = ([(m, r, False) for m, r in fp.reads.items()]

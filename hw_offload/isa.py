@@ -52,6 +52,11 @@ INSN_WORDS = 8
 INSN_BYTES = 32
 
 
+# Every SRAM is split into this many equal banks by the top two bits of its row address; each
+# bank is a synchronous SRAM with one read and one write port (ISA.md, "Memories").
+SRAM_BANKS = 4
+
+
 @dataclass(frozen=True)
 class HwConfig:
     """Sizes of one accelerator build (the RTL reports them in registers 0x06..0x0B)."""
@@ -65,6 +70,11 @@ class HwConfig:
 
     def rows_of(self, mem: int) -> int:
         return {MEM_A: self.a_rows, MEM_W: self.w_rows, MEM_ACC: self.acc_rows}[mem]
+
+    def bank_rows(self, mem: int) -> int:
+        """Rows in one bank of SRAM ``mem``: each SRAM is ``SRAM_BANKS`` equal banks, bank
+        ``row // bank_rows`` (ISA.md, "Memories")."""
+        return self.rows_of(mem) // SRAM_BANKS
 
 
 # ---- instruction format: (field, lowest bit in the 256-bit word, width). rtl/accel_pkg.sv's

@@ -4,8 +4,8 @@ rules in ISA.md, "Overlap", not from the model; the fuzzer holds the RTL to the 
 import pytest
 
 from hw_offload.cycle_model import gemm_busy_cycles, run_cycles, vector_busy_cycles
-from hw_offload.footprint import PORT_ACC_WRITE, PORT_DMA_GEMM_READ, footprint
-from hw_offload.isa import (COLSCALE_A, GEMM_B_FROM_A, MEM_A, MEM_ACC, MEM_W, OP_GEMM, OP_HALT,
+from hw_offload.footprint import bank_mask, footprint
+from hw_offload.isa import (COLSCALE_A, GEMM_ACCUMULATE, GEMM_B_FROM_A, MEM_A, MEM_ACC, MEM_W, OP_GEMM, OP_HALT,
                             OP_LOAD, OP_REQ, OP_ROPE, OP_STORE, HwConfig, Insn)
 from hw_offload.mem_timing import MemoryTiming
 
@@ -60,11 +60,29 @@ def test_vector_op_overlaps_an_independent_gemm():
     assert (c.cycles, c.overlap) == (G + v + 6, 0)
 
 
-def test_store_and_gemm_share_a_read_port():
-    store = Insn(OP_STORE, flags=MEM_ACC, rows=4, src0=500, dram=0)   # no data hazard with GEMM
-    assert PORT_DMA_GEMM_READ in footprint(store, N).ports & footprint(GEMM_FAR, N).ports
-    c = run_cycles([GEMM_FAR, store, HALT], CFG)
-    assert c.overlap == 0
+def test_bank_mask():
+    b = CFG.bank_rows(MEM_A)                      # 4096 rows per bank at the default sizes
+    assert b == CFG.a_rows // 4
+    assert bank_mask((0, 0), b) == 0
+    assert bank_mask((0, 1), b) == 0b0001
+    assert bank_mask((b - 1, b + 1), b) == 0b0011   # straddles banks 0 and 1
+    assert bank_mask((b, 2 * b), b) == 0b0010       # ends where bank 2 begins
+    assert bank_mask((5, 4 * b), b) == 0b1111
+
+
+def test_store_and_gemm_share_a_bank_read_port():
+    # GEMM_FAR reads A rows [0, 8) (bank 0); a STORE from A bank 0 (no data hazard) needs that
+    # bank's one read port and waits; one from bank 1 runs under the GEMM (4 beats, G > 8)
+    near = Insn(OP_STORE, flags=MEM_A, rows=4, src0=500, dram=0)
+    far = near.replace(src0=CFG.bank_rows(MEM_A) + 500)
+    assert footprint(near, CFG).read_banks[MEM_A] & footprint(GEMM_FAR, CFG).read_banks[MEM_A]
+    assert run_cycles([GEMM_FAR, near, HALT], CFG).overlap == 0
+    assert run_cycles([GEMM_FAR, far, HALT], CFG).overlap == 4
+    # the accumulator: only an accumulating GEMM reads (claims) its C banks
+    store_c = Insn(OP_STORE, flags=MEM_ACC, rows=4, src0=500, dram=0)   # 4 x 4 beats of 16 B
+    assert run_cycles([GEMM_FAR, store_c, HALT], CFG).overlap == 16
+    acc = GEMM_FAR.replace(flags=GEMM_ACCUMULATE)
+    assert run_cycles([acc, store_c, HALT], CFG).overlap == 0
 
 
 def test_posted_writes_fence_a_load_and_the_halt():
@@ -90,13 +108,13 @@ def test_stops_wait_for_units_to_drain(stop, extra):
 
 def test_footprints_cover_what_the_golden_model_touches():
     gemm_a = Insn(OP_GEMM, flags=GEMM_B_FROM_A, rows=3, blocks=2, aux=2, dst=7, src0=10, src1=40)
-    fp = footprint(gemm_a, N)
+    fp = footprint(gemm_a, CFG)
     assert fp.reads == {MEM_A: (10, 40 + 2 * N * 2)}                # A operand and B in one span
     assert fp.writes == {MEM_ACC: (7, 7 + 3 * 2)}
-    assert fp.ports == {PORT_ACC_WRITE, PORT_DMA_GEMM_READ}
+    assert (fp.read_banks, fp.write_banks) == ({MEM_A: 0b0001}, {MEM_ACC: 0b0001})
     rope = Insn(OP_ROPE, flags=COLSCALE_A, rows=5, blocks=2, aux=N, src2=2, dst=0, src0=3,
                 src1=100, cs0=20, mult0=1)
-    fp = footprint(rope, N)
+    fp = footprint(rope, CFG)
     # table: 2 rows per (position, block-in-head) at w = N, 5 positions x 2 blocks; cs0 4 rows
     assert fp.reads == {MEM_ACC: (3, 13), MEM_W: (20, 100 + 5 * 2 * 2)}
     assert fp.writes == {MEM_A: (0, 10)}

@@ -110,7 +110,7 @@ def test_every_weight_row_is_loaded_before_it_is_read(small_block, s, past):
             assert i.dram == (i.dst - wl.base) * hw.n
             loads += 1
             continue
-        lo, hi = footprint(i, hw.n).reads.get(MEM_W, (0, 0))
+        lo, hi = footprint(i, hw).reads.get(MEM_W, (0, 0))
         assert loaded[lo:hi].all(), f"{i} reads W rows [{lo}, {hi}) before they are loaded"
     # the whole image, each row once, at least one LOAD per piece (a matrix, the scale tables
     # and gains, the RoPE table; the first projection's matrix in parts)
