@@ -35,9 +35,9 @@ RTL_DIR = HW_DIR / "rtl"
 SIM_DIR = HW_DIR / "sim"
 BUILD_ROOT = SIM_DIR / "build"
 # Package first: the other files import it.
-RTL_FILES = ("accel_pkg.sv", "systolic_pe.sv", "systolic_array.sv", "gemm_unit.sv", "table_sram.sv",
-             "vector_lane.sv", "vector_unit.sv", "insn_decode.sv", "hazard_check.sv", "hazard_unit.sv",
-             "dma_engine.sv", "host_axil.sv", "accel_top.sv")
+RTL_FILES = ("accel_pkg.sv", "sram_bank.sv", "systolic_pe.sv", "systolic_array.sv", "gemm_unit.sv",
+             "table_sram.sv", "vector_lane.sv", "vector_unit.sv", "insn_decode.sv", "hazard_check.sv",
+             "hazard_unit.sv", "dma_engine.sv", "host_axil.sv", "accel_top.sv")
 HARNESS = SIM_DIR / "harness.cpp"
 LIB_NAME = "libaccel.so"
 

@@ -68,10 +68,15 @@ class Footprint:
 
     def conflicts(self, other: "Footprint") -> bool:
         """True if ``self`` must wait for ``other`` (in flight on another unit) to retire."""
-        for m in MEMS:
-            if (self.read_banks.get(m, 0) & other.read_banks.get(m, 0)
-                    or self.write_banks.get(m, 0) & other.write_banks.get(m, 0)):
-                return True
+        return self.shares_a_bank_port(other) or self.shares_rows(other)
+
+    def shares_a_bank_port(self, other: "Footprint") -> bool:
+        """A structural hazard: both claim the read port, or both the write port, of a bank."""
+        return any(self.read_banks.get(m, 0) & other.read_banks.get(m, 0)
+                   or self.write_banks.get(m, 0) & other.write_banks.get(m, 0) for m in MEMS)
+
+    def shares_rows(self, other: "Footprint") -> bool:
+        """A data hazard: in some memory, one writes rows the other reads or writes."""
         for m in MEMS:
             mine_r, mine_w = self.reads.get(m, EMPTY), self.writes.get(m, EMPTY)
             theirs_r, theirs_w = other.reads.get(m, EMPTY), other.writes.get(m, EMPTY)
@@ -119,7 +124,10 @@ def _ranges(i: Insn, n: int) -> tuple[str | None, Ranges, Ranges]:
             reads = {MEM_A: _span(a_rows, b_rows)}
         else:
             reads = {MEM_A: a_rows, MEM_W: b_rows}
-        if i.flags & GEMM_ACCUMULATE:   # reads its old C rows (the write range's hazards cover it)
+        # it reads its old C rows back when accumulating and for every K block after the first
+        # (the array's partial sums are added to them); the write range's hazards cover it, but
+        # the read claims that ACC bank's read port
+        if i.flags & GEMM_ACCUMULATE or i.blocks > 1:
             reads[MEM_ACC] = c_rows
         return UNIT_GEMM, reads, {MEM_ACC: c_rows}
     if i.op in (OP_REQ, OP_RMS, OP_ROPE, OP_SMAX, OP_SWIGLU, OP_RESADD):

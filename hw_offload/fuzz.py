@@ -4,17 +4,20 @@ Each program is drawn from one integer seed and is reproducible from it alone:
 
 * a random DRAM image (boundary values: int8 -128/127/0, int32 extremes) in two DRAM windows,
   one at address 0 and one ending at the last DRAM byte;
-* a prologue that LOADs every SRAM window (rows at the start and at the end of the A, W and ACC
-  SRAMs), so both devices start from the same state whatever ran before;
+* a prologue that LOADs every SRAM window (per SRAM: rows at its start, in bank 0; rows astride
+  the boundary of banks 1 and 2; rows at its end, in bank 3), so both devices start from the
+  same state whatever ran before;
 * a body of random LEGAL instructions (every opcode, every flag, sizes around N, extents that
   end exactly at an SRAM or DRAM end, shifts 0 and 62, multipliers 0 and 65535, ...), about
   half of them placed against the one before (``Generator.related``): an instruction for
   another unit whose rows in some SRAM overlap, or end exactly where they begin, or begin
   exactly where they end, rows the previous one reads or writes (read-after-write,
   write-after-read, write-after-write, and the disjoint neighbours that must not wait), and a
-  LOAD of the DRAM bytes a STORE just wrote. The overlapping controller runs these at once or
-  holds them apart (ISA.md "Overlap"): a missed hazard changes the data, a needless wait the
-  cycle counters;
+  LOAD of the DRAM bytes a STORE just wrote; and, as structural hazards, instructions that
+  claim a bank port the previous one claims without sharing a row with it (same bank, other
+  rows) and near misses in the neighbouring bank. The overlapping controller runs these at
+  once or holds them apart (ISA.md "Overlap"): a missed hazard changes the data, a needless
+  wait the cycle counters;
 * a tail: HALT, or one malformed instruction (shift 63+, reserved bits, extents one past an
   end, zero sizes, bad flags, stray table addresses, unknown opcodes, misaligned DRAM), or no
   HALT at all at the end of instruction memory (pc runs past the end).
@@ -38,17 +41,25 @@ import numpy as np
 
 from .cycle_model import run_cycles
 from .errors import AcceleratorError
-from .footprint import UNIT_DMA, UNIT_GEMM, UNIT_VECTOR, footprint
+from .footprint import UNIT_DMA, UNIT_GEMM, UNIT_VECTOR, Footprint, footprint
 from .golden import GoldenAccelerator
 from .isa import (COLSCALE_FLAGS, MEM_A, MEM_ACC, MEM_W, OP_GEMM, OP_HALT, OP_LOAD,
                   OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE, OP_SWIGLU, OPCODE_NAMES,
                   REG_PC, VECTOR_OPS, HwConfig, Insn, colscale_rows, encode_program,
                   rope_rows_per_position)
 
-WIN_ROWS = 64            # rows of each SRAM window (one at row 0, one ending at the last row)
-DRAM_WIN = 16 * 1024     # bytes of each DRAM window (one at 0, one ending at the last byte)
+WIN_ROWS = 64            # rows of each SRAM window (``windows``)
+DRAM_WIN = 32 * 1024     # bytes of each DRAM window (one at 0, one ending at the last byte)
 MULTS = (0, 1, 2, 255, 256, 32767, 32768, 65535)
 SHIFTS = (0, 1, 2, 14, 15, 16, 31, 32, 61, 62)
+
+
+def windows(mem_rows: int) -> tuple[int, int, int]:
+    """First rows of the SRAM windows of a memory of ``mem_rows`` rows (4 banks,
+    isa.SRAM_BANKS): at row 0 (bank 0), astride the boundary of banks 1 and 2, and ending at
+    the last row (bank 3)."""
+    assert mem_rows >= 4 * WIN_ROWS, mem_rows
+    return 0, mem_rows // 2 - WIN_ROWS // 2, mem_rows - WIN_ROWS
 
 
 def env_seed(default: int) -> int:
@@ -100,11 +111,14 @@ class Generator:
         return self.pick(SHIFTS) if self.chance(0.6) else int(self.rng.integers(0, 63))
 
     def base(self, mem_rows: int, extent: int) -> int:
-        """A row with [row, row+extent) inside the low or the high window, often flush with
-        the window's (or the SRAM's) first or last row."""
+        """A row with [row, row+extent) inside one window, often flush with the window's (or
+        the SRAM's) first or last row, or in the middle window with the bank boundary."""
         assert 1 <= extent <= WIN_ROWS, extent
-        lo = 0 if self.chance(0.5) else mem_rows - WIN_ROWS
+        lo = self.pick(windows(mem_rows))
         r = self.rng.random()
+        if lo == windows(mem_rows)[1] and r < 0.4 and extent <= WIN_ROWS // 2:
+            # ends or begins at the bank boundary in the window's middle
+            return mem_rows // 2 - extent if r < 0.2 else mem_rows // 2
         if r < 0.3:
             return lo + WIN_ROWS - extent
         if r < 0.5:
@@ -247,16 +261,66 @@ class Generator:
                 continue
             f, length = self.pick(fields)
             how = self.rng.random()
-            if how < 0.5:                        # overlapping
+            if how < 0.4:                        # overlapping
                 b = int(self.rng.integers(lo - length + 1, hi))
-            elif how < 0.75:                     # begins where prev's rows end
+            elif how < 0.6:                      # begins where prev's rows end
                 b = hi
-            else:                                # ends where prev's rows begin
+            elif how < 0.8:                      # ends where prev's rows begin
                 b = lo - length
+            else:
+                return self.bank_neighbour(fp, mem, (lo, hi), prev_writes, unit,
+                                           same_bank=how < 0.9) or self.legal()
             cand = cand.replace(**{f: b})
             if _in_windows(cand, self.cfg) and _a_sources_ok(cand, n):
                 return cand
         return self.legal()
+
+    def bank_neighbour(self, fp: Footprint, mem: int, rows: tuple[int, int], writes: bool,
+                       unit: str, same_bank: bool) -> Insn | None:
+        """An instruction for ``unit`` that reads (``writes``: writes) rows of ``mem`` in the
+        bank of ``rows`` (``same_bank``: a structural hazard, the one bank port both claim)
+        or in the neighbouring bank (a near miss), sharing no row with ``prev`` in any
+        memory with ``fp``, the previous instruction's footprint. None if no placement fits
+        the windows (a few tries)."""
+        n, cfg = self.n, self.cfg
+        bank_rows = cfg.bank_rows(mem)
+        lo, hi = rows
+        for _ in range(10):
+            if unit == UNIT_DMA:
+                if writes or mem == MEM_W:
+                    cand = self.dma(mem, store=False)
+                else:
+                    cand = self.dma(mem, store=True)
+            elif unit == UNIT_VECTOR and mem == MEM_W:
+                cand = self.vector(self.pick((OP_RMS, OP_ROPE, OP_SWIGLU, OP_REQ)))
+            else:
+                cand = self.of_unit(unit)
+            fields = [(f, length) for f, m, length, w in _row_fields(cand, n)
+                      if m == mem and w == writes and length <= WIN_ROWS]
+            if not fields:
+                continue
+            f, length = self.pick(fields)
+            if same_bank:                        # other rows of the same window and bank
+                win = max(w for w in windows(cfg.rows_of(mem)) if w <= lo)
+                b = int(self.rng.integers(win, win + WIN_ROWS - length + 1))
+            elif hi <= 2 * bank_rows and lo >= 2 * bank_rows - WIN_ROWS // 2:
+                b = 2 * bank_rows                # prev in bank 1, the candidate in bank 2
+            elif lo >= 2 * bank_rows and hi <= 2 * bank_rows + WIN_ROWS // 2:
+                b = 2 * bank_rows - length       # prev in bank 2, the candidate in bank 1
+            else:
+                return None
+            cand = cand.replace(**{f: b})
+            if not (_in_windows(cand, cfg) and _a_sources_ok(cand, n)):
+                continue
+            mine = footprint(cand, cfg)
+            if mine.shares_rows(fp):
+                continue
+            if same_bank and not (mine.read_banks.get(mem, 0) & fp.read_banks.get(mem, 0)
+                                  if not writes else
+                                  mine.write_banks.get(mem, 0) & fp.write_banks.get(mem, 0)):
+                continue
+            return cand
+        return None
 
     # ---- malformed tails: (words, description) ----
     def malformed(self) -> tuple[np.ndarray, str]:
@@ -373,8 +437,7 @@ def _in_windows(i: Insn, cfg: HwConfig) -> bool:
     """Every row range of ``i`` lies inside one SRAM window (the rows the prologue loads)."""
     for f, mem, rows, _ in _row_fields(i, cfg.n):
         lo = getattr(i, f)
-        hi_win = cfg.rows_of(mem) - WIN_ROWS
-        if not (0 <= lo and lo + rows <= WIN_ROWS) and not (hi_win <= lo and lo + rows <= hi_win + WIN_ROWS):
+        if not any(w <= lo and lo + rows <= w + WIN_ROWS for w in windows(cfg.rows_of(mem))):
             return False
     return True
 
@@ -392,7 +455,7 @@ def prologue(cfg: HwConfig) -> list[Insn]:
     """LOAD every SRAM window from the low DRAM window (A, W, then ACC)."""
     n, w, insns, addr = cfg.n, WIN_ROWS, [], 0
     for mem in (MEM_A, MEM_W, MEM_ACC):
-        for row in (0, cfg.rows_of(mem) - w):
+        for row in windows(cfg.rows_of(mem)):
             insns.append(Insn(OP_LOAD, flags=mem, rows=w, dst=row, dram=addr))
             addr += w * n * (4 if mem == MEM_ACC else 1)
     assert addr <= DRAM_WIN
@@ -462,20 +525,20 @@ def _dump_sram(dev) -> np.ndarray:
     hi = cfg.dram_bytes - DRAM_WIN
     insns, addr = [], 0
     for mem in (MEM_A, MEM_ACC):
-        for row in (0, cfg.rows_of(mem) - w):
+        for row in windows(cfg.rows_of(mem)):
             insns.append(Insn(OP_STORE, flags=mem, rows=w, src0=row, dram=addr))
             addr += w * n * (4 if mem == MEM_ACC else 1)
     assert addr <= eye_addr
     lo_bytes = addr
     insns.append(Insn(OP_LOAD, flags=MEM_A, rows=n, dst=0, dram=eye_addr))
-    for k, row in enumerate((0, cfg.w_rows - w)):
+    for k, row in enumerate(windows(cfg.w_rows)):
         insns.append(Insn(OP_GEMM, rows=n, blocks=1, aux=w // n, dst=0, src0=0, src1=row))
         insns.append(Insn(OP_STORE, flags=MEM_ACC, rows=w, src0=0, dram=hi + k * w * n * 4))
     insns.append(Insn(OP_HALT))
     dev.write_mem(eye_addr, np.eye(n, dtype=np.int8))
     dev.write_program(encode_program(insns), 0)
     dev.run(1_000_000)
-    return np.concatenate([dev.read_mem(0, lo_bytes), dev.read_mem(hi, 2 * w * n * 4)])
+    return np.concatenate([dev.read_mem(0, lo_bytes), dev.read_mem(hi, 3 * w * n * 4)])
 
 
 def _executed(prog: Program, count: int) -> list[Insn]:

@@ -109,9 +109,13 @@ def test_stops_wait_for_units_to_drain(stop, extra):
 def test_footprints_cover_what_the_golden_model_touches():
     gemm_a = Insn(OP_GEMM, flags=GEMM_B_FROM_A, rows=3, blocks=2, aux=2, dst=7, src0=10, src1=40)
     fp = footprint(gemm_a, CFG)
-    assert fp.reads == {MEM_A: (10, 40 + 2 * N * 2)}                # A operand and B in one span
+    # A operand and B in one span; with 2 K blocks the second adds to the C rows the first
+    # wrote, so C is read back (and claims its ACC bank's read port) even without the
+    # accumulate flag
+    assert fp.reads == {MEM_A: (10, 40 + 2 * N * 2), MEM_ACC: (7, 7 + 3 * 2)}
     assert fp.writes == {MEM_ACC: (7, 7 + 3 * 2)}
-    assert (fp.read_banks, fp.write_banks) == ({MEM_A: 0b0001}, {MEM_ACC: 0b0001})
+    assert (fp.read_banks, fp.write_banks) == ({MEM_A: 0b0001, MEM_ACC: 0b0001}, {MEM_ACC: 0b0001})
+    assert MEM_ACC not in footprint(gemm_a.replace(blocks=1), CFG).reads
     rope = Insn(OP_ROPE, flags=COLSCALE_A, rows=5, blocks=2, aux=N, src2=2, dst=0, src0=3,
                 src1=100, cs0=20, mult0=1)
     fp = footprint(rope, CFG)

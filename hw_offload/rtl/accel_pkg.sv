@@ -93,17 +93,18 @@ package accel_pkg;
   localparam int UNIT_DMA  = 0;
   localparam int UNIT_GEMM = 1;
   localparam int UNIT_VEC  = 2;
-  // Shared SRAM ports, as bit indices of footprint_t.ports: two instructions in flight may not
-  // both need one.
-  localparam int PORT_A_WRITE = 0;        // LOAD to A and every vector op
-  localparam int PORT_ACC_WRITE = 1;      // LOAD to ACC and GEMM
-  localparam int PORT_DMA_GEMM_READ = 2;  // STORE reads A / ACC through the GEMM unit's read port
+  // Banked SRAMs (ISA.md "Memories"): every SRAM is SRAM_BANKS equal banks, bank = the top two
+  // bits of the row address, each a synchronous SRAM with one read and one write port.
+  localparam int SRAM_BANKS = 4;
   // Per memory m (MEM_A = 0, MEM_W = 1, MEM_ACC = 2) one bounding row range [lo, hi) of the
   // reads and one of the writes, bounds 17 bits wide (hi can be 65536) at bits [17m +: 17];
-  // rd_v[m] / wr_v[m] say whether the range exists (every existing range is non-empty).
-  localparam int FP_BITS = 3 + 3 + 3 + 4 * 51;
+  // rd_v[m] / wr_v[m] say whether the range exists (every existing range is non-empty). The
+  // bank ports those ranges claim: rd_bank / wr_bank bit 4m + b = bank b of memory m (two
+  // instructions in flight on different units never claim the same bank port).
+  localparam int FP_BITS = 12 + 12 + 3 + 3 + 4 * 51;
   typedef struct packed {
-    logic [2:0]  ports;
+    logic [11:0] rd_bank;
+    logic [11:0] wr_bank;
     logic [2:0]  rd_v;
     logic [2:0]  wr_v;
     logic [50:0] rd_lo;

@@ -5,7 +5,7 @@
 // GEMM unit and the vector unit run at once. It FETCHes an instruction (1 cycle, imem's
 // synchronous read), holds it in DECODE until its unit has retired its previous instruction,
 // no instruction in flight on another unit conflicts with it (hazard_unit.sv: data hazards on
-// row ranges per SRAM, shared SRAM ports) and, for a LOAD, no posted write is outstanding;
+// row ranges per SRAM, bank-port claims) and, for a LOAD, no posted write is outstanding;
 // then it dispatches it (the unit's start pulse) and FETCHes the next one in the next cycle.
 // An instruction retires at the end of its DMA last-beat cycle, or of the GEMM / vector
 // unit's `done` cycle. HALT, a decode error and a pc error stop the run once every unit has
@@ -19,10 +19,11 @@
 // (s_axil_*, host_axil.sv): the registers at byte address 4 * index, the instruction memory
 // at IMEM_BASE. `irq` is high from the end of a run (STATUS.done) until the next start.
 //
-// Memories: every SRAM read is synchronous (address in cycle t, data from the port's read-data
-// register in t+1). The GEMM unit reads each SRAM through one port: A (shared with the DMA's
-// reads; B rows too when the GEMM takes B from A), W, and ACC (shared with the DMA; the old C
-// row of an accumulate, read a cycle before its write). ISA.md, "Memories", lists every port.
+// Memories: every SRAM is SRAM_BANKS banks (sram_bank.sv), bank = the top two bits of the row
+// address, each with one synchronous read port (address in cycle t, data from the bank's
+// read-data register in t+1) and one write port. Each unit makes at most one read request per
+// SRAM per cycle; a bank port takes the request of the unit whose instruction claims it
+// (hazard_unit.sv: at most one does), so no port is ever arbitrated. ISA.md, "Memories".
 module accel_top
   import accel_pkg::*;
 #(
@@ -89,9 +90,7 @@ module accel_top
 
   // ---------------- memories ----------------
   logic [255:0]    imem  [IMEM_DEPTH];
-  logic [N*8-1:0]  asram [A_ROWS];
-  logic [N*8-1:0]  wsram [W_ROWS];
-  logic [N*32-1:0] accm  [ACC_ROWS];
+  // the SRAMs' banks are the sram_bank instances below ("bank ports")
 
   // ---------------- registers and counters ----------------
   logic        running, done_flag, err_flag;
@@ -114,11 +113,12 @@ module accel_top
 
   // scoreboard (hazard_unit.sv): what is in flight on each unit, and whether ir must wait
   logic [2:0] inflight;
-  logic       hazard, dma_shared_read;
+  logic       hazard;
+  logic [35:0] rd_claim, wr_claim;   // bank ports owned: bit 12 * unit + 4 * memory + bank
   wire [2:0]  retire;
   wire [2:0]  start;
   hazard_unit u_hazard (.clk, .rst_n, .fp(dec_fp), .start, .retire, .inflight,
-                        .conflict(hazard), .dma_shared_read);
+                        .conflict(hazard), .rd_claim, .wr_claim);
   // every unit has retired and every posted write is acknowledged: a run may stop
   wire drained = (inflight == 3'b000) && !dma_writes_pending;
   wire dispatch = (cstate == C_DECODE) && (dec_err == ERR_NONE) && (ir.op != OP_HALT) &&
@@ -158,6 +158,7 @@ module accel_top
   // range-checked at decode, which Verilator would otherwise flag as unused.
   /* verilator lint_off UNUSEDSIGNAL */
   logic gemm_busy, gemm_done, vec_busy, vec_done;
+  logic g_a_re, g_w_re, g_c_re;
   logic [15:0] g_a_raddr, g_w_raddr, g_c_raddr, g_c_waddr;
   logic g_c_we;
   logic [N*32-1:0] g_c_wdata;
@@ -168,31 +169,12 @@ module accel_top
   logic [N-1:0] v_a_wbe;
   logic [N*8-1:0] v_a_wdata;
 
-  // The read ports the GEMM unit shares with a STORE (A, ACC) and its own W port: synchronous,
-  // address in cycle t, data from these read-data registers (the SRAM's output register) in
-  // t+1. The structural rule (hazard_unit.sv) never lets a STORE and a GEMM be in flight
-  // together, so a shared port follows the STORE from its dispatch cycle (its first line's
-  // address) to its retirement, and the GEMM unit otherwise.
-  wire dma_rd_sel = (dma_start && ir.op == OP_STORE) || dma_shared_read;
-  wire [15:0] a_r0 = dma_rd_sel ? dma_rd_row : g_a_raddr;
-  wire [15:0] c_r0 = dma_rd_sel ? dma_rd_row : g_c_raddr;
-  logic [N*8-1:0]  a_rd0, w_rd0;
-  logic [N*32-1:0] c_rd0;
-  always_ff @(posedge clk) begin
-    a_rd0 <= asram[a_r0[AW-1:0]];
-    w_rd0 <= wsram[g_w_raddr[WW-1:0]];
-    c_rd0 <= accm[c_r0[CW-1:0]];
-  end
-
-  // the vector unit's read ports, one per SRAM, are synchronous: address (with its read
-  // enable) in cycle t, data from these read-data registers in t+1
-  logic [N*8-1:0]  v_a_rdata, v_w_rdata;
-  logic [N*32-1:0] v_c_rdata;
-  always_ff @(posedge clk) begin
-    if (v_a_re) v_a_rdata <= asram[v_a_raddr[AW-1:0]];
-    if (v_c_re) v_c_rdata <= accm[v_c_raddr[CW-1:0]];
-    if (v_w_re) v_w_rdata <= wsram[v_w_raddr[WW-1:0]];
-  end
+  // The units' read data: the read-data register of the bank each addressed a cycle earlier
+  // (bank ports, below).
+  logic [N*8-1:0]  g_a_rdata, g_w_rdata, v_a_rdata, v_w_rdata;
+  logic [N*32-1:0] g_c_rdata, v_c_rdata;
+  logic [N*8-1:0]  dma_a_rdata;
+  logic [N*32-1:0] dma_c_rdata;
 
   gemm_unit #(.N(N)) u_gemm (
     .clk, .rst_n, .start(gemm_start),
@@ -200,9 +182,9 @@ module accel_top
     .b_base(g_ir.src1), .accumulate((g_ir.flags & GEMM_ACCUMULATE) != 8'h00),
     .transpose_b((g_ir.flags & GEMM_TRANSPOSE_B) != 8'h00), .b_from_a(gemm_b_from_a),
     .busy(gemm_busy), .done(gemm_done),
-    .a_raddr(g_a_raddr), .a_rdata(a_rd0),
-    .w_raddr(g_w_raddr), .w_rdata(w_rd0),
-    .c_raddr(g_c_raddr), .c_rdata(c_rd0),
+    .a_re(g_a_re), .a_raddr(g_a_raddr), .a_rdata(g_a_rdata),
+    .w_re(g_w_re), .w_raddr(g_w_raddr), .w_rdata(g_w_rdata),
+    .c_re(g_c_re), .c_raddr(g_c_raddr), .c_rdata(g_c_rdata),
     .c_we(g_c_we), .c_waddr(g_c_waddr), .c_wdata(g_c_wdata)
   );
 
@@ -234,13 +216,15 @@ module accel_top
 
   assign retire = {vec_done, gemm_done, dma_last};   // bit UNIT_*
 
-  // The DMA reads A / ACC as a synchronous-SRAM client: the line it addresses on the shared
-  // read port arrives a cycle later, from the port's read-data register (a_rd0 / c_rd0).
+  // The DMA reads A / ACC as a synchronous-SRAM client (a STORE: from its dispatch cycle, the
+  // line of the next beat; nothing in the last beat's cycle): the line it addresses arrives a
+  // cycle later from the bank's read-data register.
+  wire dma_rd_re = (dma_start && ir.op == OP_STORE) || (dma_busy && dma_store && !dma_last);
   logic [1:0] dma_rd_q_d, dma_rd_mem_d;
   always_ff @(posedge clk) begin
     dma_rd_q_d <= dma_rd_q; dma_rd_mem_d <= dma_rd_mem;
   end
-  assign dma_rline = (dma_rd_mem_d == MEM_ACC) ? c_rd0[32'(dma_rd_q_d)*N*8 +: N*8] : a_rd0;
+  assign dma_rline = (dma_rd_mem_d == MEM_ACC) ? dma_c_rdata[32'(dma_rd_q_d)*N*8 +: N*8] : dma_a_rdata;
 
   // ---------------- host interface (host_axil.sv) ----------------
   logic        hw_en, hr_en;
@@ -289,36 +273,106 @@ module accel_top
   assign irq = done_flag;
   /* verilator lint_on UNUSEDSIGNAL */
 
-  // One write port per SRAM. A: a LOAD to A (a whole row) or the vector unit (LANES bytes of a
-  // row, byte enables). ACC: a LOAD to ACC (one N-byte quarter of a row per beat) or the GEMM
-  // unit (a whole row). W: LOADs only. The port rules (hazard_unit.sv) never let both writers
-  // of one SRAM be in flight together, so each port follows whichever is writing.
+  // ---------------- bank ports ----------------
+  // Requests by unit (bit UNIT_*: DMA, GEMM, vector): an enable, and the 16-bit row at
+  // [16u +: 16]. Reads: the DMA reads A or ACC (STORE), the GEMM unit and the vector unit one
+  // row of each SRAM per cycle at most. Writes: A by a LOAD or the vector unit, W by a LOAD,
+  // ACC by a LOAD or the GEMM unit.
   wire dma_a_we = dma_we && dma_mem == MEM_A;
   wire dma_w_we = dma_we && dma_mem == MEM_W;
   wire dma_c_we = dma_we && dma_mem == MEM_ACC;
-  /* verilator lint_off UNUSEDSIGNAL */  // row bits above the SRAM's index width
-  wire        a_we    = dma_a_we || v_a_we;
-  wire [15:0] a_waddr = dma_a_we ? dma_row : v_a_waddr;
-  wire        c_we    = dma_c_we || g_c_we;
-  wire [15:0] c_waddr = dma_c_we ? dma_row : g_c_waddr;
+  wire [2:0]  a_rq = {v_a_re, g_a_re, dma_rd_re && dma_rd_mem == MEM_A};
+  wire [47:0] a_rq_row = {v_a_raddr, g_a_raddr, dma_rd_row};
+  wire [2:0]  w_rq = {v_w_re, g_w_re, 1'b0};
+  wire [47:0] w_rq_row = {v_w_raddr, g_w_raddr, 16'd0};
+  wire [2:0]  c_rq = {v_c_re, g_c_re, dma_rd_re && dma_rd_mem == MEM_ACC};
+  wire [47:0] c_rq_row = {v_c_raddr, g_c_raddr, dma_rd_row};
+  wire [2:0]  a_wq = {v_a_we, 1'b0, dma_a_we};
+  wire [47:0] a_wq_row = {v_a_waddr, 16'd0, dma_row};
+  wire [2:0]  w_wq = {2'b00, dma_w_we};
+  wire [47:0] w_wq_row = {32'd0, dma_row};
+  wire [2:0]  c_wq = {1'b0, g_c_we, dma_c_we};
+  wire [47:0] c_wq_row = {16'd0, g_c_waddr, dma_row};
+
+  // memory m's bank claims (hazard_unit.sv), by unit: bit 4u + b
+  function automatic logic [11:0] claims_of(input logic [35:0] claim, input int m);
+    for (int u = 0; u < 3; u++) claims_of[4*u +: 4] = claim[12*u + 4*m +: 4];
+  endfunction
+  wire [11:0] a_rown = claims_of(rd_claim, 0), w_rown = claims_of(rd_claim, 1),
+              c_rown = claims_of(rd_claim, 2);
+  wire [11:0] a_wown = claims_of(wr_claim, 0), w_wown = claims_of(wr_claim, 1),
+              c_wown = claims_of(wr_claim, 2);
+
+  // the bank of a row of a memory of 2^rbits rows: its top two bits
+  function automatic logic [1:0] bank_of(input logic [15:0] row, input int rbits);
+    bank_of = 2'(row >> (rbits - 2));
+  endfunction
+  // bank b's port: the request of the unit that claims it (at most one), enabled when that
+  // unit addresses bank b -> {enable, row}; no claim, no access
+  function automatic logic [16:0] bank_port(input logic [11:0] own, input logic [2:0] rq,
+                                            input logic [47:0] rows, input int rbits,
+                                            input int b);
+    bank_port = '0;
+    for (int u = 0; u < 3; u++)
+      if (own[4*u + b])
+        bank_port = {rq[u] && bank_of(rows[16*u +: 16], rbits) == 2'(b), rows[16*u +: 16]};
+  endfunction
+
+  wire [4*N-1:0] dma_q_be = {{3*N{1'b0}}, {N{1'b1}}} << (32'(dma_q) * N);   // a LOAD's quarter
+  // read-data registers of the banks, bank b at [b*W +: W]
+  logic [4*N*8-1:0]  a_bank_rd, w_bank_rd;
+  logic [4*N*32-1:0] c_bank_rd;
+  /* verilator lint_off UNUSEDSIGNAL */  // a port's row: its bank's bits and those above
+  for (genvar b = 0; b < 4; b++) begin : g_a
+    wire [16:0] rp = bank_port(a_rown, a_rq, a_rq_row, AW, b);
+    wire [16:0] wp = bank_port(a_wown, a_wq, a_wq_row, AW, b);
+    wire dma_w = a_wown[4*UNIT_DMA + b];   // the bank's writer: a LOAD, else the vector unit
+    sram_bank #(.BYTES(N), .DEPTH(A_ROWS / 4)) u_bank (
+      .clk, .re(rp[16]), .raddr(rp[AW-3:0]), .rdata(a_bank_rd[b*N*8 +: N*8]),
+      .we(wp[16]), .waddr(wp[AW-3:0]), .wbe(dma_w ? {N{1'b1}} : v_a_wbe),
+      .wdata(dma_w ? dma_wdata : v_a_wdata));
+  end
+  for (genvar b = 0; b < 4; b++) begin : g_w
+    wire [16:0] rp = bank_port(w_rown, w_rq, w_rq_row, WW, b);
+    wire [16:0] wp = bank_port(w_wown, w_wq, w_wq_row, WW, b);
+    sram_bank #(.BYTES(N), .DEPTH(W_ROWS / 4)) u_bank (
+      .clk, .re(rp[16]), .raddr(rp[WW-3:0]), .rdata(w_bank_rd[b*N*8 +: N*8]),
+      .we(wp[16]), .waddr(wp[WW-3:0]), .wbe({N{1'b1}}), .wdata(dma_wdata));
+  end
+  for (genvar b = 0; b < 4; b++) begin : g_c
+    wire [16:0] rp = bank_port(c_rown, c_rq, c_rq_row, CW, b);
+    wire [16:0] wp = bank_port(c_wown, c_wq, c_wq_row, CW, b);
+    // the bank's writer: a LOAD (one N-byte quarter of a row per beat), else the GEMM unit
+    wire dma_w = c_wown[4*UNIT_DMA + b];
+    sram_bank #(.BYTES(4 * N), .DEPTH(ACC_ROWS / 4)) u_bank (
+      .clk, .re(rp[16]), .raddr(rp[CW-3:0]), .rdata(c_bank_rd[b*N*32 +: N*32]),
+      .we(wp[16]), .waddr(wp[CW-3:0]),
+      .wbe(dma_w ? dma_q_be : {4*N{1'b1}}),
+      .wdata(dma_w ? {4{dma_wdata}} : g_c_wdata));
+  end
   /* verilator lint_on UNUSEDSIGNAL */
 
+  // a unit's read data: the read-data register of the bank it addressed in the cycle before
+  logic [1:0] dma_a_bq, dma_c_bq, g_a_bq, g_w_bq, g_c_bq, v_a_bq, v_w_bq, v_c_bq;
   always_ff @(posedge clk) begin
+    dma_a_bq <= bank_of(dma_rd_row, AW); dma_c_bq <= bank_of(dma_rd_row, CW);
+    g_a_bq <= bank_of(g_a_raddr, AW); g_w_bq <= bank_of(g_w_raddr, WW);
+    g_c_bq <= bank_of(g_c_raddr, CW);
+    v_a_bq <= bank_of(v_a_raddr, AW); v_w_bq <= bank_of(v_w_raddr, WW);
+    v_c_bq <= bank_of(v_c_raddr, CW);
+  end
+  assign dma_a_rdata = a_bank_rd[32'(dma_a_bq)*N*8 +: N*8];
+  assign dma_c_rdata = c_bank_rd[32'(dma_c_bq)*N*32 +: N*32];
+  assign g_a_rdata = a_bank_rd[32'(g_a_bq)*N*8 +: N*8];
+  assign g_w_rdata = w_bank_rd[32'(g_w_bq)*N*8 +: N*8];
+  assign g_c_rdata = c_bank_rd[32'(g_c_bq)*N*32 +: N*32];
+  assign v_a_rdata = a_bank_rd[32'(v_a_bq)*N*8 +: N*8];
+  assign v_w_rdata = w_bank_rd[32'(v_w_bq)*N*8 +: N*8];
+  assign v_c_rdata = c_bank_rd[32'(v_c_bq)*N*32 +: N*32];
+
+  always_ff @(posedge clk)
     if (hw_en && hw_imem && !running)
       imem[imem_woff[IW+4:5]][32'(imem_woff[4:2])*32 +: 32] <= hw_data;
-    // (whole-row writes stay whole: as four quarter writes a GEMM-bound run simulated ~25% slower)
-    if (a_we) begin   // a whole row (LOAD) or the vector unit's enabled bytes
-      if (dma_a_we) asram[a_waddr[AW-1:0]] <= dma_wdata;
-      else
-        for (int b = 0; b < N; b++)
-          if (v_a_wbe[b]) asram[a_waddr[AW-1:0]][b*8 +: 8] <= v_a_wdata[b*8 +: 8];
-    end
-    if (dma_w_we) wsram[dma_row[WW-1:0]] <= dma_wdata;
-    if (c_we) begin   // one quarter of a row (LOAD) or a whole row (GEMM)
-      if (dma_c_we) accm[c_waddr[CW-1:0]][32'(dma_q)*N*8 +: N*8] <= dma_wdata;
-      else          accm[c_waddr[CW-1:0]] <= g_c_wdata;
-    end
-  end
 
   // ---------------- controller + counters ----------------
   wire [1:0] units_busy = 2'(gemm_busy) + 2'(vec_busy) + 2'(dma_busy);
@@ -422,17 +476,25 @@ module accel_top
   end
 
 `ifndef SYNTHESIS
-  // The structural rules: one writer per SRAM write port in any cycle, and never a STORE and
-  // a GEMM in flight together (they share a read port); a unit is busy only while an
-  // instruction is in flight on it.
+  // The bank rules: every request a unit makes falls in a bank whose port its instruction
+  // claims (a footprint too small for what the unit touches fails here; hazard_unit.sv checks
+  // that no bank port has two owners); a unit is busy only while an instruction is in flight
+  // on it.
+  function automatic logic claimed(input logic [11:0] own, input logic [2:0] rq,
+                                   input logic [47:0] rows, input int rbits, input int u);
+    claimed = !rq[u] || own[4*u + 32'(bank_of(rows[16*u +: 16], rbits))];
+  endfunction
   always_ff @(posedge clk) if (running) begin
-    assert (!(dma_a_we && v_a_we));
-    assert (!(dma_c_we && g_c_we));
-    assert (!(dma_shared_read && inflight[UNIT_GEMM]));
+    for (int u = 0; u < 3; u++) begin
+      assert (claimed(a_rown, a_rq, a_rq_row, AW, u) && claimed(w_rown, w_rq, w_rq_row, WW, u) &&
+              claimed(c_rown, c_rq, c_rq_row, CW, u));
+      assert (claimed(a_wown, a_wq, a_wq_row, AW, u) && claimed(w_wown, w_wq, w_wq_row, WW, u) &&
+              claimed(c_wown, c_wq, c_wq_row, CW, u));
+    end
     assert ((!gemm_busy || inflight[UNIT_GEMM]) && (!vec_busy || inflight[UNIT_VEC]) &&
             (!dma_busy || inflight[UNIT_DMA]));
   end
-  initial assert (N % 4 == 0 && N % LANES == 0 && (1 << AW) == A_ROWS && (1 << WW) == W_ROWS &&
+  initial assert (N % 4 == 0 && N % LANES == 0 && SRAM_BANKS == 4 && AW >= 2 && WW >= 2 && CW >= 2 && (1 << AW) == A_ROWS && (1 << WW) == W_ROWS &&
                   (1 << CW) == ACC_ROWS && (1 << IW) == IMEM_DEPTH);
 `endif
 endmodule

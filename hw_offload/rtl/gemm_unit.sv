@@ -33,12 +33,16 @@ module gemm_unit #(
     input  logic            b_from_a,     // B rows come from the activation SRAM (the A port)
     output logic            busy,
     output logic            done,
-    // synchronous read ports: address in cycle t, that row's data in t+1
+    // synchronous read requests: enable and address in cycle t, that row's data in t+1 (the
+    // address is meaningless without its enable)
+    output logic            a_re,
     output logic [15:0]     a_raddr,      // activation SRAM: A rows, and B rows when b_from_a
     input  logic [N*8-1:0]  a_rdata,
+    output logic            w_re,
     output logic [15:0]     w_raddr,      // weight SRAM: B rows
     input  logic [N*8-1:0]  w_rdata,
-    output logic [15:0]     c_raddr,      // accumulator: the old C row, for accumulate
+    output logic            c_re,
+    output logic [15:0]     c_raddr,      // accumulator: the old C row (accumulate, K block > 0)
     input  logic [N*32-1:0] c_rdata,
     // accumulator write port
     output logic            c_we,
@@ -67,11 +71,8 @@ module gemm_unit #(
   logic [$clog2(N)-1:0] ld_j_q;
   logic [TAGW-1:0] inj_tag_q;
 
-  logic        arr_out_valid, arr_inflight;
-  logic [TAGW-1:0] arr_out_tag;
-  /* verilator lint_off UNUSEDSIGNAL */  // its accumulate bit: the old row is read either way
-  logic [TAGW-1:0] arr_next_tag;
-  /* verilator lint_on UNUSEDSIGNAL */
+  logic        arr_out_valid, arr_inflight, arr_next_valid;
+  logic [TAGW-1:0] arr_out_tag, arr_next_tag;
   logic [N*32-1:0] arr_out_row;
 
   wire ld_bank  = ld_tile[0];
@@ -98,6 +99,9 @@ module gemm_unit #(
   wire [15:0] c_row = c_base + 16'(inj_nb) * m_rows + inj_m;
   assign a_raddr = (b_from_a && !inj_busy) ? b_row : a_row;
   assign w_raddr = b_row;
+  // the injector reads an A row per cycle; the loader a B row (from A when b_from_a)
+  assign a_re = busy && (inj_busy || (b_from_a && ld_rd));
+  assign w_re = busy && ld_rd && !b_from_a;
   wire inj_acc = accumulate || (inj_kb != 8'd0);
 
   always_ff @(posedge clk or negedge rst_n) begin
@@ -119,13 +123,14 @@ module gemm_unit #(
     .w_we(ld_we_q), .w_bank(ld_bank_q), .w_idx(ld_j_q), .w_transpose(transpose_b),
     .w_row(b_from_a ? a_rdata : w_rdata),
     .out_valid(arr_out_valid), .out_tag(arr_out_tag), .out_row(arr_out_row),
-    .next_tag(arr_next_tag), .inflight(arr_inflight)
+    .next_tag(arr_next_tag), .next_valid(arr_next_valid), .inflight(arr_inflight)
   );
 
   // Accumulator write-back: int32 wrap-around add. The old row was read in the cycle before;
   // two writes of one C row are at least 2 cycles apart (M-1 other rows, or for M = 1 a tile
   // load, lie between them), so that read never misses the previous write of the same row.
   assign c_raddr = arr_next_tag[15:0];
+  assign c_re    = arr_next_valid && arr_next_tag[16];   // only a row whose old value is added
   assign c_we    = arr_out_valid;
   assign c_waddr = arr_out_tag[15:0];
   always_comb begin

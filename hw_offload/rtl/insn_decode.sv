@@ -1,6 +1,6 @@
 // Decode: every check the controller makes before it starts an instruction (ISA.md
 // "Instruction encoding"), and the instruction's footprint, the rows it reads and writes in
-// each SRAM and the shared ports it needs (ISA.md "Overlap"), for the hazard checks of
+// each SRAM and the bank ports those rows claim (ISA.md "Overlap"), for the hazard checks of
 // hazard_unit.sv. Purely combinational. golden.validate and footprint.footprint are its Python
 // twins; the fuzzer holds the RTL to the same error code for every malformed instruction it
 // draws, and to cycle_model.run_cycles's schedule (which uses footprint.py) for legal ones.
@@ -14,7 +14,7 @@ module insn_decode #(
     input  logic [255:0] insn,   // an accel_pkg::insn_t
     output logic       is_vec,   // a vector-unit opcode
     output logic [7:0] err,      // accel_pkg::ERR_NONE, or the code the controller stops with
-    output logic [212:0] fp      // an accel_pkg::footprint_t; meaningful when err == ERR_NONE
+    output logic [233:0] fp      // an accel_pkg::footprint_t; meaningful when err == ERR_NONE
 );
   // Yosys 0.23 reads neither a package import nor a package type in a module header, so the
   // port is a plain vector and package names are written in full.
@@ -130,25 +130,31 @@ module insn_decode #(
     end
   endtask
 
+  // the bank ports a range [lo, hi) of a memory of 2^rbits rows claims (footprint.bank_mask):
+  // bit b for every bank b (of 2^(rbits-2) rows) it touches; 0 if the range does not exist
+  function automatic logic [3:0] bank_mask(input logic v, input logic [16:0] lo,
+                                           input logic [16:0] hi, input int rbits);
+    logic [1:0] first, last;
+    first = 2'(lo >> (rbits - 2));
+    last = 2'((hi - 17'd1) >> (rbits - 2));
+    for (int b = 0; b < 4; b++) bank_mask[b] = v && 2'(b) >= first && 2'(b) <= last;
+  endfunction
+  localparam int AB = $clog2(A_ROWS);
+  localparam int WB = $clog2(W_ROWS);
+  localparam int CB = $clog2(ACC_ROWS);
+
   always_comb begin
     f = '0;
     case (ir.op)
-      accel_pkg::OP_LOAD: begin
-        add_range(1'b1, ir.flags[1:0], 64'(ir.dst), 64'(ir.rows));
-        if (ir.flags[1:0] == accel_pkg::MEM_A) f.ports[accel_pkg::PORT_A_WRITE] = 1'b1;
-        if (ir.flags[1:0] == accel_pkg::MEM_ACC) f.ports[accel_pkg::PORT_ACC_WRITE] = 1'b1;
-      end
-      accel_pkg::OP_STORE: begin
-        add_range(1'b0, ir.flags[1:0], 64'(ir.src0), 64'(ir.rows));
-        f.ports[accel_pkg::PORT_DMA_GEMM_READ] = 1'b1;
-      end
+      accel_pkg::OP_LOAD: add_range(1'b1, ir.flags[1:0], 64'(ir.dst), 64'(ir.rows));
+      accel_pkg::OP_STORE: add_range(1'b0, ir.flags[1:0], 64'(ir.src0), 64'(ir.rows));
       accel_pkg::OP_GEMM: begin
-        // an accumulating GEMM also reads its C rows: the write range covers every hazard
         add_range(1'b0, accel_pkg::MEM_A, 64'(ir.src0), rb);
         add_range(1'b0, gemm_b_from_a ? accel_pkg::MEM_A : accel_pkg::MEM_W, 64'(ir.src1), b_rows);
+        // the old C rows are read back when accumulating, and for every K block after the first
+        if ((ir.flags & accel_pkg::GEMM_ACCUMULATE) != 8'h00 || ir.blocks > 8'd1)
+          add_range(1'b0, accel_pkg::MEM_ACC, 64'(ir.dst), cb);
         add_range(1'b1, accel_pkg::MEM_ACC, 64'(ir.dst), cb);
-        f.ports[accel_pkg::PORT_ACC_WRITE] = 1'b1;
-        f.ports[accel_pkg::PORT_DMA_GEMM_READ] = 1'b1;
       end
       accel_pkg::OP_REQ, accel_pkg::OP_RMS, accel_pkg::OP_ROPE, accel_pkg::OP_SMAX, accel_pkg::OP_SWIGLU, accel_pkg::OP_RESADD: begin
         case (ir.op)
@@ -164,12 +170,18 @@ module insn_decode #(
         if ((ir.flags & accel_pkg::COLSCALE_A) != 8'h00) add_range(1'b0, accel_pkg::MEM_W, 64'(ir.cs0), cs_rows);
         if ((ir.flags & accel_pkg::COLSCALE_B) != 8'h00) add_range(1'b0, accel_pkg::MEM_W, 64'(ir.cs1), cs_rows);
         add_range(1'b1, accel_pkg::MEM_A, 64'(ir.dst), rb);
-        f.ports[accel_pkg::PORT_A_WRITE] = 1'b1;
       end
       default: ;   // HALT (no unit) or an instruction decode rejects
     endcase
+    f.rd_bank = {bank_mask(f.rd_v[2], f.rd_lo[34 +: 17], f.rd_hi[34 +: 17], CB),
+                 bank_mask(f.rd_v[1], f.rd_lo[17 +: 17], f.rd_hi[17 +: 17], WB),
+                 bank_mask(f.rd_v[0], f.rd_lo[0 +: 17], f.rd_hi[0 +: 17], AB)};
+    f.wr_bank = {bank_mask(f.wr_v[2], f.wr_lo[34 +: 17], f.wr_hi[34 +: 17], CB),
+                 bank_mask(f.wr_v[1], f.wr_lo[17 +: 17], f.wr_hi[17 +: 17], WB),
+                 bank_mask(f.wr_v[0], f.wr_lo[0 +: 17], f.wr_hi[0 +: 17], AB)};
   end
 `ifndef SYNTHESIS
-  initial assert ($bits(accel_pkg::footprint_t) == 213 && accel_pkg::FP_BITS == 213);
+  initial assert ($bits(accel_pkg::footprint_t) == 234 && accel_pkg::FP_BITS == 234 &&
+                  accel_pkg::SRAM_BANKS == 4 && A_ROWS >= 4 && W_ROWS >= 4 && ACC_ROWS >= 4);
 `endif
 endmodule

@@ -30,6 +30,7 @@ module systolic_array #(
     output logic [TAGW-1:0]   out_tag,
     output logic [N*32-1:0]   out_row,
     output logic [TAGW-1:0]   next_tag,     // the tag out_tag shows next cycle (a read ahead)
+    output logic              next_valid,   // out_valid next cycle (while en stays high)
     output logic              inflight      // some tag still travelling
 );
   localparam int LAT = 2 * N - 1;  // tag pipeline length (inject edge .. aligned output)
@@ -110,5 +111,6 @@ module systolic_array #(
   assign out_valid = tag_v[LAT-1] & en;
   assign out_tag   = tag_d[LAT-1];
   assign next_tag  = tag_d[LAT-2];
+  assign next_valid = tag_v[LAT-2];
   assign inflight  = |tag_v;
 endmodule
