@@ -47,11 +47,12 @@ def reference_programs(n: int = 16) -> dict[str, list[Insn]]:
         "dma_all_memories": [Insn(OP_LOAD, flags=MEM_A, rows=32), Insn(OP_LOAD, flags=MEM_W, rows=32),
                              Insn(OP_LOAD, flags=MEM_ACC, rows=32), Insn(OP_STORE, flags=MEM_A, rows=32),
                              Insn(OP_STORE, flags=MEM_ACC, rows=32, dram=4096)],
-        # overlap (ISA.md "Overlap"): a GEMM and a REQ run under an independent weight LOAD;
+        # overlap (ISA.md "Overlap"): a GEMM and a REQ run under an independent weight LOAD
+        # (the REQ reads ACC bank 1: the GEMM's second K block reads its C rows back in bank 0);
         # a GEMM reading the rows a LOAD writes waits for it
         "overlap_load_gemm_req": [Insn(OP_LOAD, flags=MEM_W, rows=64, dst=4096),
                                   g(n, 2, 2).replace(dst=512),
-                                  Insn(OP_REQ, rows=n, blocks=2, dst=1024, src0=0, mult0=1)],
+                                  Insn(OP_REQ, rows=n, blocks=2, dst=1024, src0=4096, mult0=1)],
         "hazard_load_then_gemm": [Insn(OP_LOAD, flags=MEM_W, rows=2 * n), g(n, 2, 1)],
         "halt_only": [],
     }
