@@ -35,7 +35,7 @@ HW_DIR = Path(__file__).resolve().parent
 REPO = HW_DIR.parent
 MUTANTS = HW_DIR / "mutants.json"
 TESTS = ("tests/test_rtl_units.py", "tests/test_rtl_errors.py", "tests/test_rtl_block.py",
-         "tests/test_rtl_cycles.py")
+         "tests/test_rtl_cycles.py", "tests/test_rtl_banks.py")
 STAGE_TIMEOUT_S = 900
 
 

@@ -47,7 +47,7 @@ def test_isa_py_matches_the_package(pkg, prefix):
     assert in_isa == in_pkg
 
 
-@pytest.mark.parametrize("name", ["IMEM_BASE", "INSN_BYTES", "CS_SHIFT"])
+@pytest.mark.parametrize("name", ["IMEM_BASE", "INSN_BYTES", "CS_SHIFT", "SRAM_BANKS"])
 def test_isa_py_scalars_match_the_package(pkg, name):
     assert getattr(isa, name) == pkg[name]
 
