@@ -45,13 +45,16 @@ prefill(P+1) (tests/test_backend.py).
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
+import itertools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .cycle_model import run_cycles, schedule
-from .footprint import footprint
+from .footprint import bank_mask, footprint
 from .isa import (COLSCALE_A, COLSCALE_B, GEMM_ACCUMULATE, GEMM_B_FROM_A, GEMM_TRANSPOSE_B, MEM_A,
                   MEM_W, OP_GEMM, OP_HALT, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE,
                   OP_SWIGLU, HwConfig, Insn, colscale_rows, rope_rows_per_position)
@@ -131,7 +134,12 @@ class WeightLayout:
     """One block's weight-SRAM image: where each matrix, gain, column-scale table and the RoPE
     table start.
 
-    ``image`` (uint8) is copied to W rows ``[base, base + rows)``; ``at`` maps q, k, v, o, gate,
+    ``image`` (uint8) holds ``rows`` W rows in two parts: the matrices (its first ``mat_rows``
+    rows), copied to W rows ``[base, base + mat_rows)``, and the tables (column scales, gains,
+    RoPE table), copied to ``[t_base, t_base + rows - mat_rows)``; ``t_base`` is
+    ``base + mat_rows`` (one contiguous image) unless the plan put the tables elsewhere
+    (``with_bases``: in a weight-SRAM bank apart from the matrices, so that a vector op reading
+    them never waits for the bank port of a GEMM's weights; ISA.md, "Memories"). ``at`` maps q, k, v, o, gate,
     up, down, g1, g2, table, and cs_<matrix> (the matrix's per-output-channel multipliers,
     in the same padded column order as its GEMM output) to their first W row. The RoPE table covers positions
     ``0 .. positions-1``; each position takes ``bph * table_rows`` rows. ``sizes``: rows of
@@ -156,10 +164,45 @@ class WeightLayout:
     a_base: int = 0
     a_rows: int = 0
     a_at: dict[str, int] = field(default_factory=dict)
+    mat_rows: int = -1      # rows of the matrices part (-1: the whole image, no tables)
+    t_base: int = -1        # first W row of the tables part (-1: base + mat_rows)
+
+    def __post_init__(self):
+        if self.mat_rows < 0:
+            self.mat_rows = self.rows
+        if self.t_base < 0:
+            self.t_base = self.base + self.mat_rows
 
     def dram_image(self) -> np.ndarray:
         """What weight_load_program copies from DRAM: the W image, then the A image (uint8)."""
         return np.concatenate([self.image, self.a_image])
+
+    def w_parts(self) -> list[tuple[int, int, int]]:
+        """(first W row, first image row, rows) of the W image's parts: the matrices, then the
+        tables (one part when they are contiguous)."""
+        t_rows = self.rows - self.mat_rows
+        if self.t_base == self.base + self.mat_rows:
+            return [(self.base, 0, self.rows)]
+        return [(self.base, 0, self.mat_rows), (self.t_base, self.mat_rows, t_rows)]
+
+    def image_row(self, w_row: int) -> int:
+        """The image row that W row ``w_row`` (inside the image) is loaded from."""
+        for lo, first, rows in self.w_parts():
+            if lo <= w_row < lo + rows:
+                return first + w_row - lo
+        raise ValueError(f"W row {w_row} is not part of this weight image")
+
+    def table_names(self) -> list[str]:
+        """Names in ``at`` that live in the tables part."""
+        return [k for k in self.at if k not in MATRICES]
+
+    def with_bases(self, base: int, t_base: int | None = None) -> "WeightLayout":
+        """This layout with its matrices at W row ``base`` and its tables at ``t_base`` (default:
+        right after the matrices)."""
+        t_base = base + self.mat_rows if t_base is None else t_base
+        at = {k: v - (self.t_base if k in self.table_names() else self.base)
+              + (t_base if k in self.table_names() else base) for k, v in self.at.items()}
+        return dataclasses.replace(self, base=base, t_base=t_base, at=at)
 
 
 MATRICES = ("q", "k", "v", "o", "gate", "up", "down")
@@ -201,6 +244,7 @@ def layout_weights(qb: QuantizedBlock, hw: HwConfig, positions: int, w_base: int
             "up": qb.weights["up"], "down": qb.weights["down"]}
     at = {name: place(weight_rows(mats[name].T, n), name) for name in MATRICES}
     at = {name: row for name, row in at.items() if name not in in_a}
+    mat_rows = w_alloc.next - w_base
     # column-scale tables: uint16 per GEMM output column, padded/permuted like the weights
     cm = {name: column_multipliers(qb.channel_scales[name], qb.weight_scales[name])[:, None]
           for name in ("q", "k", "v", "o", "gate", "up", "down")}
@@ -226,13 +270,15 @@ def layout_weights(qb: QuantizedBlock, hw: HwConfig, positions: int, w_base: int
                else np.zeros(0, dtype=np.uint8))
     return WeightLayout(image=image, base=w_base, rows=image.size // n, at=at, bph=bph,
                         rope_w=rope_w, table_rows=tr, positions=positions, sizes=sizes,
-                        a_image=a_image, a_base=a_base, a_rows=a_image.size // n, a_at=a_at)
+                        a_image=a_image, a_base=a_base, a_rows=a_image.size // n, a_at=a_at,
+                        mat_rows=mat_rows)
 
 
 def weight_load_program(layout: WeightLayout, weight_dram: int, n: int) -> list[Insn]:
-    """LOADs copying ``layout.dram_image()`` from DRAM ``weight_dram``: the W image to W rows from
-    ``layout.base``, then any A image to A rows from ``layout.a_base`` (no HALT)."""
-    w_image = [(MEM_W, layout.base, layout.rows, weight_dram)]
+    """LOADs copying ``layout.dram_image()`` from DRAM ``weight_dram``: the W image's parts to
+    their W rows (``WeightLayout.w_parts``), then any A image to A rows from ``layout.a_base``
+    (no HALT)."""
+    w_image = [(MEM_W, lo, rows, weight_dram + first * n) for lo, first, rows in layout.w_parts()]
     a_image = [(MEM_A, layout.a_base, layout.a_rows, weight_dram + layout.image.size)]
     return _loads(w_image + a_image, n)
 
@@ -257,7 +303,8 @@ def weight_segments(layout: WeightLayout) -> list[tuple[int, int]]:
         raise ValueError("a weight image with matrices in the activation SRAM is resident only; "
                          "it cannot be streamed")
     mats = sorted((layout.at[m], layout.sizes[m]) for m in MATRICES)
-    tables, rope, end = mats[-1][0] + mats[-1][1], layout.at["table"], layout.base + layout.rows
+    tables, rope = layout.t_base, layout.at["table"]
+    end = layout.t_base + layout.rows - layout.mat_rows
     return mats + [(tables, rope - tables), (rope, end - rope)]
 
 
@@ -314,7 +361,7 @@ def stream_weight_loads(program: list[Insn], layout: WeightLayout, weight_dram: 
             if dma:
                 free = max(free, retire[k])
         at = cap if at is None else at
-        loads = _loads([(MEM_W, lo, rows, weight_dram + (lo - layout.base) * n)], n)
+        loads = _loads([(MEM_W, lo, rows, weight_dram + layout.image_row(lo) * n)], n)
         out[at:at] = loads
         origin[at:at] = [-1] * len(loads)
         after = at + len(loads)
@@ -439,6 +486,51 @@ def _pairs(qg: QueryGroup, start: int) -> int:
     return rows * start + (qg.r0 + 1 + qg.r1) * rows // 2
 
 
+def bank_order(sizes: dict[str, int], start: int, end: int, bank_rows: int,
+               apart: tuple[tuple[str, str, tuple[int, int] | None], ...]) -> dict[str, int]:
+    """First rows for regions of ``sizes`` rows in ``[start, end)``, one after the other in some
+    order, some moved up to the next bank boundary, so that as few ``apart`` entries as
+    possible share a bank (one read port per bank, ISA.md "Memories").
+
+    apart: (region read by a vector op, region read by a GEMM or STORE at the same time, and
+    the rows of that GEMM's B operand when it is in the same SRAM, else None: its claim is the
+    bounding span of both). Tried: orders with no gap first, then with one gap, two, ...; the
+    first order without a shared bank wins, else the fewest shared banks (then the lowest end).
+    The given order with no gap is the fallback, so this fits wherever that does."""
+    return dict(_bank_order(tuple(sizes.items()), start, end, bank_rows, tuple(apart)))
+
+
+@functools.lru_cache(maxsize=256)
+def _bank_order(sizes: tuple[tuple[str, int], ...], start: int, end: int, bank_rows: int,
+                apart: tuple) -> tuple[tuple[str, int], ...]:
+    rows = dict(sizes)
+    best, best_key = None, None
+    for gaps in sorted(range(1 << len(sizes)), key=lambda g: bin(g).count("1")):
+        for order in itertools.permutations(rows):
+            at, base = {}, start
+            for k, name in enumerate(order):
+                if gaps >> k & 1:
+                    base = -(-base // bank_rows) * bank_rows
+                at[name], base = (base, base + rows[name]), base + rows[name]
+            if base > end:
+                continue
+            cost = 0
+            for mine, theirs, extra in apart:
+                claim = at[theirs] if extra is None else (min(at[theirs][0], extra[0]),
+                                                          max(at[theirs][1], extra[1]))
+                cost += bool(bank_mask(at[mine], bank_rows) & bank_mask(claim, bank_rows))
+            if best_key is None or (cost, base) < best_key:
+                best, best_key = at, (cost, base)
+            if cost == 0:
+                return tuple((name, at[name][0]) for name, _ in sizes)
+    if best is None:       # nothing fits: the given order (its _Alloc reports the overflow)
+        at, base = {}, start
+        for name, n_rows in sizes:
+            at[name], base = (base, base + n_rows), base + n_rows
+        best = at
+    return tuple((name, best[name][0]) for name, _ in sizes)
+
+
 def _spare(alloc: _Alloc, rows: int, fallback: int) -> int:
     """``rows`` more rows from ``alloc`` if it has them, else ``fallback`` (the region to share)."""
     if alloc.next + rows > alloc.limit:
@@ -484,9 +576,22 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
     d, d_blk = qb.head_dim, qb.head_dim // bph if qb.head_dim > n else qb.head_dim
 
     a = _Alloc("activation", hw.a_rows if a_end is None else a_end, start=scratch_a)
-    # SC and P hold one query group's scores / probabilities at a time (at most S x nkb_cap)
-    X, XN, QR, P = a.take(r * hb), a.take(r * hb), a.take(r * H * bph), a.take(r * nkb_cap)
-    H1, MID = a.take(r * hb), a.take(r * ib)
+    # SC and P hold one query group's scores / probabilities at a time (at most S x nkb_cap).
+    # The order of the A scratch regions keeps in different banks what a vector op reads while
+    # a GEMM (or STORE) reads the other (ISA.md, "Memories": one read port per bank): RESADD
+    # reads X beside o_proj reading O (= QR), H1 beside down_proj reading MID, and the STORE of
+    # Y (= X) reads beside the last RESADD reading H1. A GEMM with its weights in A
+    # (sram_plan.choose_spill) claims every bank from its activations to those weights.
+    spilled = {m: (wl.a_at[m], wl.a_at[m] + wl.sizes[m]) for m in wl.a_at}
+    sizes = {"X": r * hb, "XN": r * hb, "QR": r * H * bph, "P": r * nkb_cap, "H1": r * hb,
+             "MID": r * ib}
+    # the second P buffer (_spare below) keeps its room if it had it with no gap
+    room = a.limit - (r * nkb_cap if scratch_a + sum(sizes.values()) + r * nkb_cap <= a.limit else 0)
+    at = bank_order(sizes, scratch_a, room, hw.bank_rows(MEM_A),
+                    (("X", "QR", spilled.get("o")), ("H1", "MID", spilled.get("down")),
+                     ("X", "MID", spilled.get("down")), ("X", "H1", None)))
+    X, XN, QR, P, H1, MID = (at[k] for k in sizes)
+    a.take(max(at[k] + sizes[k] for k in sizes) - scratch_a)    # checks the fit, as one region
     O, H1N, Y = QR, XN, X   # reuse: QR is dead once the scores exist, XN and X after RESADD
     c = _Alloc("accumulator", hw.acc_rows)
     QA, KA, VA = c.take(r * H * bph), c.take(r * KV * bph), c.take(r * KV * bph)

@@ -13,7 +13,6 @@ on the request (batch, positions, dtype, shape) happens before anything is writt
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +25,7 @@ from .golden import GoldenAccelerator
 from .isa import OP_HALT, HwConfig, Insn, encode_program
 from .quant import QuantizedBlock
 from .errors import ConfigMismatchError, KvCapacityError
-from .sram_plan import SramFitError, SramPlan, choose_spill, plan_sram
+from .sram_plan import SramFitError, SramPlan, choose_spill, place_weight_parts, plan_sram
 
 TARGETS = ("golden", "cycle_model", "verilator")
 
@@ -82,8 +81,11 @@ def _check_fits_array(blocks: list[QuantizedBlock], n: int) -> None:
                                f"configuration whose array size divides them")
 
 
-def _rebase(wl: WeightLayout, base: int) -> WeightLayout:
-    return dataclasses.replace(wl, base=base, at={k: v - wl.base + base for k, v in wl.at.items()})
+def _placed(plan: SramPlan, layouts: list[WeightLayout]) -> list[WeightLayout]:
+    """The layouts at the W rows the plan gives their matrices and tables (sram_plan.
+    place_weight_parts: tables in banks apart from the matrices the GEMMs read beside them)."""
+    plan.w_bases, plan.t_bases = place_weight_parts(plan.hw, plan.resident, layouts)
+    return [wl.with_bases(b, t) for wl, b, t in zip(layouts, plan.w_bases, plan.t_bases)]
 
 
 def plan_blocks(blocks: list[QuantizedBlock], hw: HwConfig, max_seq_len: int, batch: int,
@@ -109,7 +111,7 @@ def plan_blocks(blocks: list[QuantizedBlock], hw: HwConfig, max_seq_len: int, ba
                                        f"activation SRAM: {spill_error}") from spill_error
                 raise
     plan = plan_sram(hw, [wl.rows for wl in layouts], dims, max_seq_len, batch, weights)
-    return plan, [_rebase(wl, b) for wl, b in zip(layouts, plan.w_bases)], dims
+    return plan, _placed(plan, layouts), dims
 
 
 def _plan_spilled(blocks, hw, max_seq_len, batch, weights, layouts, dims, short):
@@ -128,7 +130,7 @@ def _plan_spilled(blocks, hw, max_seq_len, batch, weights, layouts, dims, short)
         spilled.append(wl)
     plan = plan_sram(hw, [wl.rows for wl in spilled], dims, max_seq_len, batch, weights,
                      a_reserved=moved, stage_rows=[wl.rows + wl.a_rows for wl in spilled])
-    return plan, [_rebase(wl, b) for wl, b in zip(spilled, plan.w_bases)], dims
+    return plan, _placed(plan, spilled), dims
 
 
 @dataclass
@@ -252,6 +254,7 @@ class ModelSession:
         plan = plan_sram(self.hw, self.plan.weight_rows, self.dims, self.max_seq_len, batch,
                          self.weights_mode, a_reserved=self.plan.a_reserved,
                          stage_rows=self.plan.stage_rows)
+        plan.w_bases, plan.t_bases = self.plan.w_bases, self.plan.t_bases
         self.plan, self._kv_len = plan, {}
 
     # ---------------- execution ----------------

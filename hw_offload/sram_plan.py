@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 from .compiler import WeightLayout
 from .errors import SramFitError  # noqa: F401  (raised here; importers use this name too)
-from .isa import HwConfig
+from .footprint import bank_mask
+from .isa import SRAM_BANKS, HwConfig
 from .compiler import BlockDims, KvRegion
 
 WEIGHT_MODES = ("auto", "resident", "stream")
@@ -38,7 +39,7 @@ class SramPlan:
     resident: bool
     weight_rows: list[int]         # per offloaded block
     weight_rows_needed: int        # all blocks resident
-    w_bases: list[int]
+    w_bases: list[int]             # per block: first W row of its matrices
     kv_rows_per_block: int         # one sequence, one layer
     kv: dict[tuple[int, int], KvRegion] = field(default_factory=dict)   # (block, seq) -> region
     transient: KvRegion | None = None   # for calls that keep no KV cache
@@ -50,6 +51,7 @@ class SramPlan:
     notes: list[str] = field(default_factory=list)
     a_reserved: int = 0            # A rows at the top holding spilled weight matrices
     stage_rows: list[int] = field(default_factory=list)   # per block: W + A rows of its image
+    t_bases: list[int] = field(default_factory=list)      # per block: first W row of its tables
 
     @property
     def a_end(self) -> int:
@@ -184,3 +186,71 @@ def plan_sram(hw: HwConfig, layouts_rows: list[int], dims: list[BlockDims], max_
 
 def layout_rows(layouts: list[WeightLayout]) -> list[int]:
     return [wl.rows for wl in layouts]
+
+
+# Matrices whose GEMMs may run while a vector op of the same block reads the block's tables
+# (column scales, gains, RoPE table): every one but q, whose projection is over before the
+# first vector op that reads a table of the block could start (compiler.block_program).
+CONCURRENT_MATRICES = ("k", "v", "o", "gate", "up", "down")
+
+
+def table_bank_cost(layouts: list[WeightLayout], bank_rows: int) -> int:
+    """Weight rows of matrices that share a weight-SRAM bank with their own block's tables, over
+    ``layouts`` (the matrices in ``CONCURRENT_MATRICES`` placed in W). A GEMM reading such a
+    matrix and a vector op reading those tables claim the same bank read port, so one waits for
+    the other (footprint.Footprint.conflicts); 0 means no such pair can meet."""
+    cost = 0
+    for wl in layouts:
+        tables = bank_mask((wl.t_base, wl.t_base + wl.rows - wl.mat_rows), bank_rows)
+        cost += sum(wl.sizes[m] for m in CONCURRENT_MATRICES
+                    if m in wl.at and bank_mask((wl.at[m], wl.at[m] + wl.sizes[m]), bank_rows) & tables)
+    return cost
+
+
+def place_weight_parts(hw: HwConfig, resident: bool, layouts: list[WeightLayout]) -> tuple[list[int], list[int]]:
+    """Where each block's weight matrices and tables go in the weight SRAM: -> (first W row of
+    each block's matrices, first W row of each block's tables).
+
+    Streamed (one block's image in W at a time): the matrices from row 0, the tables at the top
+    of the weight SRAM, in the last bank, apart from every matrix unless the image nearly fills W.
+    Resident: the blocks' matrices packed from row 0 in block order; each block's tables either
+    packed from the top or right before some block's matrices, chosen (coordinate descent, two
+    passes) to minimise ``table_bank_cost``. Both keep the W rows used at the sum of the images,
+    so they fit exactly when the contiguous images do (plan_sram checked that)."""
+    bank = hw.w_rows // SRAM_BANKS
+    t_rows = [wl.rows - wl.mat_rows for wl in layouts]
+    if not resident:
+        return [0] * len(layouts), [hw.w_rows - t for t in t_rows]
+    nb = len(layouts)
+    top = nb + 1                          # slot g <= nb: right before block g's matrices
+
+    def place(slots: list[int]) -> tuple[list[int], list[int]]:
+        bases, t_bases, at = [0] * nb, [0] * nb, 0
+        for g in range(nb + 1):
+            for b in range(nb):
+                if slots[b] == g:
+                    t_bases[b], at = at, at + t_rows[b]
+            if g < nb:
+                bases[g], at = at, at + layouts[g].mat_rows
+        end = hw.w_rows
+        for b in range(nb):
+            if slots[b] == top:
+                end -= t_rows[b]
+                t_bases[b] = end
+        return bases, t_bases
+
+    def cost(slots: list[int]) -> int:
+        bases, t_bases = place(slots)
+        return table_bank_cost([wl.with_bases(b, t) for wl, b, t in zip(layouts, bases, t_bases)],
+                               bank)
+
+    slots = [top] * nb
+    best = cost(slots)
+    for _ in range(2):
+        for b in range(nb):
+            for g in range(nb + 2):
+                trial = slots[:b] + [g] + slots[b + 1:]
+                c = cost(trial)
+                if c < best:
+                    slots, best = trial, c
+    return place(slots)
