@@ -56,7 +56,7 @@ import numpy as np
 from .cycle_model import run_cycles, schedule
 from .footprint import bank_mask, footprint
 from .isa import (COLSCALE_A, COLSCALE_B, GEMM_ACCUMULATE, GEMM_B_FROM_A, GEMM_TRANSPOSE_B, MEM_A,
-                  MEM_W, OP_GEMM, OP_HALT, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE,
+                  MEM_ACC, MEM_W, OP_GEMM, OP_HALT, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE,
                   OP_SWIGLU, HwConfig, Insn, colscale_rows, rope_rows_per_position)
 from .errors import SramFitError
 from .quant import QuantizedBlock, column_multipliers, multiplier, pair_multiplier, rope_q14
@@ -531,10 +531,18 @@ def _bank_order(sizes: tuple[tuple[str, int], ...], start: int, end: int, bank_r
     return tuple((name, best[name][0]) for name, _ in sizes)
 
 
-def _spare(alloc: _Alloc, rows: int, fallback: int) -> int:
-    """``rows`` more rows from ``alloc`` if it has them, else ``fallback`` (the region to share)."""
+def _spare(alloc: _Alloc, rows: int, fallback: int, bank_rows: int | None = None) -> int:
+    """``rows`` more rows from ``alloc`` if it has them, else ``fallback`` (the region to share).
+    With ``bank_rows``: from the next bank boundary when the next free rows would share a bank
+    with ``fallback``'s ``rows`` and there is room (the two buffers are read at once)."""
     if alloc.next + rows > alloc.limit:
         return fallback
+    if bank_rows is not None:
+        at = -(-alloc.next // bank_rows) * bank_rows
+        shared = bank_mask((alloc.next, alloc.next + rows), bank_rows) & \
+            bank_mask((fallback, fallback + rows), bank_rows)
+        if shared and at + rows <= alloc.limit:
+            alloc.next = at
     return alloc.take(rows)
 
 
@@ -599,7 +607,9 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
     # a second SC and P where the SRAMs have room beyond what the plan needs
     # (BlockDims.scratch_rows): the next head's scores GEMM then runs while the vector unit
     # normalises this head's (attention below); without room they alias (same bits, serial)
-    SCS, PS = [SC, _spare(c, r * nkb_cap, SC)], [P, _spare(a, r * nkb_cap, P)]
+    # (an accumulating scores GEMM reads one SC while SMAX reads the other: apart in banks)
+    SCS = [SC, _spare(c, r * nkb_cap, SC, hw.bank_rows(MEM_ACC))]
+    PS = [P, _spare(a, r * nkb_cap, P)]
     c2 = _Alloc("accumulator", hw.acc_rows)   # MLP phase reuses the attention rows
     GU, DA = c2.take(2 * r * ib), c2.take(r * hb)    # gate and up: post_section
     # (the MLP rows overlap ATT; safe because RESADD consumes ATT before the MLP starts)

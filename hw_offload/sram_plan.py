@@ -215,42 +215,54 @@ def place_weight_parts(hw: HwConfig, resident: bool, layouts: list[WeightLayout]
     of the weight SRAM, in the last bank, apart from every matrix unless the image nearly fills W.
     Resident: the blocks' matrices packed from row 0 in block order; each block's tables either
     packed from the top or right before some block's matrices, chosen (coordinate descent, two
-    passes) to minimise ``table_bank_cost``. Both keep the W rows used at the sum of the images,
-    so they fit exactly when the contiguous images do (plan_sram checked that)."""
+    passes) to minimise ``table_bank_cost``. The tables on top leave ``pad`` rows above them
+    (below); where that does not fit, each block's tables follow its own matrices (one
+    contiguous image per block, which fits wherever plan_sram said the images fit)."""
     bank = hw.w_rows // SRAM_BANKS
     t_rows = [wl.rows - wl.mat_rows for wl in layouts]
-    if not resident:
-        return [0] * len(layouts), [hw.w_rows - t for t in t_rows]
+    # a ROPE of one block-in-head j > 0 claims the RoPE table from record j on, so its bounding
+    # read range runs (bph - 1) records past the table's end: the top slot leaves them in W
+    pad = max((wl.bph - 1) * wl.table_rows for wl in layouts)
     nb = len(layouts)
     top = nb + 1                          # slot g <= nb: right before block g's matrices
 
-    def place(slots: list[int]) -> tuple[list[int], list[int]]:
+    def place(slots: list[int]) -> tuple[list[int], list[int]] | None:
+        """(matrix bases, table bases) of the slots, None where they collide."""
         bases, t_bases, at = [0] * nb, [0] * nb, 0
+        end = hw.w_rows - (pad if top in slots else 0)
+        if not resident:      # one block's image at a time, at row 0
+            for b in range(nb):
+                t_bases[b] = (end - t_rows[b]) if slots[b] == top else layouts[b].mat_rows
+            fits = all(layouts[b].mat_rows <= t_bases[b] for b in range(nb))
+            return (bases, t_bases) if fits else None
         for g in range(nb + 1):
             for b in range(nb):
                 if slots[b] == g:
                     t_bases[b], at = at, at + t_rows[b]
             if g < nb:
                 bases[g], at = at, at + layouts[g].mat_rows
-        end = hw.w_rows
         for b in range(nb):
             if slots[b] == top:
                 end -= t_rows[b]
                 t_bases[b] = end
-        return bases, t_bases
+        return (bases, t_bases) if at <= end else None
 
-    def cost(slots: list[int]) -> int:
-        bases, t_bases = place(slots)
-        return table_bank_cost([wl.with_bases(b, t) for wl, b, t in zip(layouts, bases, t_bases)],
-                               bank)
+    def cost(slots: list[int]) -> int | None:
+        placed = place(slots)
+        if placed is None:
+            return None
+        return table_bank_cost([wl.with_bases(b, t) for wl, b, t in zip(layouts, *placed)], bank)
 
-    slots = [top] * nb
+    contiguous = [b + 1 for b in range(nb)]      # each block's tables after its own matrices
+    if not resident:          # one block's image in W at a time: all at row 0, tables on top
+        return place([top] * nb) or place(contiguous)
+    slots = [top] * nb if cost([top] * nb) is not None else contiguous
     best = cost(slots)
     for _ in range(2):
         for b in range(nb):
             for g in range(nb + 2):
                 trial = slots[:b] + [g] + slots[b + 1:]
                 c = cost(trial)
-                if c < best:
+                if c is not None and c < best:
                     slots, best = trial, c
     return place(slots)

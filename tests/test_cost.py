@@ -12,6 +12,7 @@ from hw_offload.device_counters import Counters, LinkCounters
 from benchmarks.hw import cycle_breakdown as cb
 from benchmarks.rtl_estimate import estimate_rows
 from hw_offload.calibrate import quantize_model
+from hw_offload.compiler import weight_load_program
 from hw_offload.isa import HwConfig
 from hw_offload.model_session import ModelSession, plan_blocks
 from hw_offload.sram_plan import SramFitError
@@ -77,7 +78,12 @@ def test_byte_counts_equal_the_tensors_sent(tiny_blocks, target, weights):
     assert session.plan.resident == (weights == "resident")
     if session.plan.resident:   # the one-time load: the image, its program, START_PC, run
         (load,) = session.setup_records
-        assert load.link.bytes_to_device == session.layouts[0].image.nbytes + 2 * 32
+        wl = session.layouts[0]
+        # its program: a LOAD per part of the image (the matrices, the tables in a bank of
+        # their own: WeightLayout.w_parts) and the HALT, 32 bytes each
+        program = len(weight_load_program(wl, 0, session.hw.n)) + 1
+        assert program == len(wl.w_parts()) + 1
+        assert load.link.bytes_to_device == wl.image.nbytes + program * 32
         assert load.counters.bytes_in == session.layouts[0].image.nbytes
     x = np.random.default_rng(0).integers(-128, 128, (1, 13, cfg.hidden_size), dtype=np.int8)
     y = session.run_block(0, x, 0)

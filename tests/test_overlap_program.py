@@ -107,14 +107,16 @@ def test_every_weight_row_is_loaded_before_it_is_read(small_block, s, past):
         if i.op == OP_LOAD and i.flags & 3 == MEM_W:
             loaded[i.dst:i.dst + i.rows] += 1
             # the piece comes from its place in the DRAM image
-            assert i.dram == (i.dst - wl.base) * hw.n
+            assert i.dram == wl.image_row(i.dst) * hw.n
             loads += 1
             continue
         lo, hi = footprint(i, hw).reads.get(MEM_W, (0, 0))
         assert loaded[lo:hi].all(), f"{i} reads W rows [{lo}, {hi}) before they are loaded"
     # the whole image, each row once, at least one LOAD per piece (a matrix, the scale tables
     # and gains, the RoPE table; the first projection's matrix in parts)
-    assert (loaded[wl.base:wl.base + wl.rows] == 1).all() and loaded.sum() == wl.rows
+    parts = wl.w_parts()                 # the matrices, and the tables in a bank of their own
+    assert sum(rows for _, _, rows in parts) == wl.rows
+    assert all((loaded[lo:lo + rows] == 1).all() for lo, _, rows in parts) and loaded.sum() == wl.rows
     assert loads >= len(weight_segments(wl))
     # interleaved: some compute between the first and the last weight LOAD
     at = [k for k, i in enumerate(program) if i.op == OP_LOAD and i.flags & 3 == MEM_W]
