@@ -200,8 +200,9 @@ class WeightLayout:
         """This layout with its matrices at W row ``base`` and its tables at ``t_base`` (default:
         right after the matrices)."""
         t_base = base + self.mat_rows if t_base is None else t_base
-        at = {k: v - (self.t_base if k in self.table_names() else self.base)
-              + (t_base if k in self.table_names() else base) for k, v in self.at.items()}
+        tables = set(self.table_names())
+        at = {k: v - self.t_base + t_base if k in tables else v - self.base + base
+              for k, v in self.at.items()}
         return dataclasses.replace(self, base=base, t_base=t_base, at=at)
 
 

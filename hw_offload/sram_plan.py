@@ -199,11 +199,19 @@ def table_bank_cost(layouts: list[WeightLayout], bank_rows: int) -> int:
     ``layouts`` (the matrices in ``CONCURRENT_MATRICES`` placed in W). A GEMM reading such a
     matrix and a vector op reading those tables claim the same bank read port, so one waits for
     the other (footprint.Footprint.conflicts); 0 means no such pair can meet."""
+    return sum(_table_cost(wl, wl.base, wl.t_base, bank_rows) for wl in layouts)
+
+
+def _table_cost(wl: WeightLayout, base: int, t_base: int, bank_rows: int) -> int:
+    """``table_bank_cost`` of one block with its matrices moved to ``base`` and its tables to
+    ``t_base``."""
+    tables = bank_mask((t_base, t_base + wl.rows - wl.mat_rows), bank_rows)
     cost = 0
-    for wl in layouts:
-        tables = bank_mask((wl.t_base, wl.t_base + wl.rows - wl.mat_rows), bank_rows)
-        cost += sum(wl.sizes[m] for m in CONCURRENT_MATRICES
-                    if m in wl.at and bank_mask((wl.at[m], wl.at[m] + wl.sizes[m]), bank_rows) & tables)
+    for m in CONCURRENT_MATRICES:
+        if m in wl.at:
+            lo = wl.at[m] - wl.base + base
+            if bank_mask((lo, lo + wl.sizes[m]), bank_rows) & tables:
+                cost += wl.sizes[m]
     return cost
 
 
@@ -251,7 +259,7 @@ def place_weight_parts(hw: HwConfig, resident: bool, layouts: list[WeightLayout]
         placed = place(slots)
         if placed is None:
             return None
-        return table_bank_cost([wl.with_bases(b, t) for wl, b, t in zip(layouts, *placed)], bank)
+        return sum(_table_cost(wl, b, t, bank) for wl, b, t in zip(layouts, *placed))
 
     contiguous = [b + 1 for b in range(nb)]      # each block's tables after its own matrices
     if not resident:          # one block's image in W at a time: all at row 0, tables on top
