@@ -495,8 +495,9 @@ def bank_order(sizes: dict[str, int], start: int, end: int, bank_rows: int,
 
     apart: (region read by a vector op, region read by a GEMM or STORE at the same time, and
     the rows of that GEMM's B operand when it is in the same SRAM, else None: its claim is the
-    bounding span of both). Tried: orders with no gap first, then with one gap, two, ...; the
-    first order without a shared bank wins, else the fewest shared banks (then the lowest end).
+    bounding span of both), most important first. Tried: orders with no gap first, then with
+    one gap, two, ...; the first order that parts every entry wins, else the one that parts
+    the most important entries (compared in ``apart``'s order; then the lowest end).
     The given order with no gap is the fallback, so this fits wherever that does."""
     return dict(_bank_order(tuple(sizes.items()), start, end, bank_rows, tuple(apart)))
 
@@ -515,14 +516,14 @@ def _bank_order(sizes: tuple[tuple[str, int], ...], start: int, end: int, bank_r
                 at[name], base = (base, base + rows[name]), base + rows[name]
             if base > end:
                 continue
-            cost = 0
+            shared = []
             for mine, theirs, extra in apart:
                 claim = at[theirs] if extra is None else (min(at[theirs][0], extra[0]),
                                                           max(at[theirs][1], extra[1]))
-                cost += bool(bank_mask(at[mine], bank_rows) & bank_mask(claim, bank_rows))
-            if best_key is None or (cost, base) < best_key:
-                best, best_key = at, (cost, base)
-            if cost == 0:
+                shared.append(bool(bank_mask(at[mine], bank_rows) & bank_mask(claim, bank_rows)))
+            if best_key is None or (shared, base) < best_key:
+                best, best_key = at, (shared, base)
+            if not any(shared):
                 return tuple((name, at[name][0]) for name, _ in sizes)
     if best is None:       # nothing fits: the given order (its _Alloc reports the overflow)
         at, base = {}, start
@@ -532,18 +533,30 @@ def _bank_order(sizes: tuple[tuple[str, int], ...], start: int, end: int, bank_r
     return tuple((name, best[name][0]) for name, _ in sizes)
 
 
-def _spare(alloc: _Alloc, rows: int, fallback: int, bank_rows: int | None = None) -> int:
-    """``rows`` more rows from ``alloc`` if it has them, else ``fallback`` (the region to share).
-    With ``bank_rows``: from the next bank boundary when the next free rows would share a bank
-    with ``fallback``'s ``rows`` and there is room (the two buffers are read at once)."""
+def _parity_bases(parts: dict[str, list[int]], limit: int, bank_rows: int) -> dict[str, list[int]]:
+    """First rows in ``[0, limit)`` for the parts (rows each, in order) of each named output:
+    its even parts one after the other in one region, its odd parts in another, the regions
+    apart in banks where there is room (``bank_order``), so that parts j and j+1 never share
+    a bank unless nothing else fits."""
+    sizes, apart = {}, []
+    for name, rows in parts.items():
+        sizes[name + "0"], sizes[name + "1"] = sum(rows[0::2]), sum(rows[1::2])
+        apart.append((name + "0", name + "1", None))
+    at = bank_order(sizes, 0, limit, bank_rows, tuple(apart))
+    out = {}
+    for name, rows in parts.items():
+        offset = [0, 0]
+        out[name] = []
+        for j, n_rows in enumerate(rows):
+            out[name].append(at[name + str(j % 2)] + offset[j % 2])
+            offset[j % 2] += n_rows
+    return out
+
+
+def _spare(alloc: _Alloc, rows: int, fallback: int) -> int:
+    """``rows`` more rows from ``alloc`` if it has them, else ``fallback`` (the region to share)."""
     if alloc.next + rows > alloc.limit:
         return fallback
-    if bank_rows is not None:
-        at = -(-alloc.next // bank_rows) * bank_rows
-        shared = bank_mask((alloc.next, alloc.next + rows), bank_rows) & \
-            bank_mask((fallback, fallback + rows), bank_rows)
-        if shared and at + rows <= alloc.limit:
-            alloc.next = at
     return alloc.take(rows)
 
 
@@ -603,17 +616,34 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
     a.take(max(at[k] + sizes[k] for k in sizes) - scratch_a)    # checks the fit, as one region
     O, H1N, Y = QR, XN, X   # reuse: QR is dead once the scores exist, XN and X after RESADD
     c = _Alloc("accumulator", hw.acc_rows)
-    QA, KA, VA = c.take(r * H * bph), c.take(r * KV * bph), c.take(r * KV * bph)
-    SC, OA, ATT = c.take(r * nkb_cap), c.take(r * H * bph), c.take(r * hb)
-    # a second SC and P where the SRAMs have room beyond what the plan needs
+    acc_bank = hw.bank_rows(MEM_ACC)
+    # the attention phase's ACC regions, apart in banks where they are read at once: ROPE
+    # (q, k) and REQ (v) read QA / KA / VA beside the k / v projections and the accumulating
+    # scores GEMMs (which read SC), SMAX reads SC beside P.V into OA. ATT's rows (o_proj's
+    # output) are reserved after them; post_section may place its parts anywhere in ACC.
+    # A second SC (and P) where the SRAMs have room beyond what the plan needs
     # (BlockDims.scratch_rows): the next head's scores GEMM then runs while the vector unit
-    # normalises this head's (attention below); without room they alias (same bits, serial)
-    # (an accumulating scores GEMM reads one SC while SMAX reads the other: apart in banks)
-    SCS = [SC, _spare(c, r * nkb_cap, SC, hw.bank_rows(MEM_ACC))]
+    # normalises this head's (attention below); without room they alias (same bits, serial).
+    acc_sizes = {"QA": r * H * bph, "KA": r * KV * bph, "VA": r * KV * bph, "SC": r * nkb_cap,
+                 "OA": r * H * bph, "SC2": r * nkb_cap}
+    if sum(acc_sizes.values()) + r * hb > c.limit:
+        del acc_sizes["SC2"]
+    # most important first (bank_order): an accumulating scores GEMM reads one SC while SMAX
+    # reads the other, and while ROPE k / REQ v read KA / VA. Then the pairs that meet only if
+    # a GEMM's reads of its old C rows for K blocks after the first claim ACC read ports (they
+    # happen, ISA.md "GEMM timing"; footprint.py claims them for GEMM_ACCUMULATE only): ROPE q
+    # / k beside the k / v projections, SMAX beside P.V into OA. Free where ACC has room.
+    acc_apart = (("SC", "SC2", None), ("KA", "SC", None), ("VA", "SC", None),
+                 ("KA", "SC2", None), ("VA", "SC2", None),
+                 ("QA", "KA", None), ("QA", "VA", None), ("KA", "VA", None),
+                 ("SC", "OA", None), ("SC2", "OA", None))
+    acc = bank_order(acc_sizes, 0, c.limit - r * hb, acc_bank,
+                     tuple(p for p in acc_apart if p[0] in acc_sizes and p[1] in acc_sizes))
+    QA, KA, VA, SC, OA = (acc[k] for k in ("QA", "KA", "VA", "SC", "OA"))
+    SCS = [SC, acc.get("SC2", SC)]
+    c.take(max(acc[k] + acc_sizes[k] for k in acc_sizes))    # checks the fit, as one region
+    c.take(r * hb)                                           # ATT's rows (post_section)
     PS = [P, _spare(a, r * nkb_cap, P)]
-    c2 = _Alloc("accumulator", hw.acc_rows)   # MLP phase reuses the attention rows
-    GU, DA = c2.take(2 * r * ib), c2.take(r * hb)    # gate and up: post_section
-    # (the MLP rows overlap ATT; safe because RESADD consumes ATT before the MLP starts)
 
     def gemm(out: list, infos: list, name: str, useful: int, flags: int = 0, rows: int = r,
              **f) -> None:
@@ -697,6 +727,18 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
             gemm(out, infos, name, useful * hi // out_blocks - useful * lo // out_blocks,
                  blocks=k_blocks, aux=hi - lo, dst=dst, src0=src0, **f)
 
+        # where each column range's ACC output goes: consecutive ranges in different banks
+        # (the GEMM of range j+1 reads and writes its rows while the vector op reads range j's),
+        # even ranges in one region, odd ones in another (_parity_bases). Every earlier ACC
+        # value is dead by then: o_proj waits for REQ o, which read the last of attention's
+        # (OA), and the MLP's GEMMs wait for RMS2, which waits for the last RESADD of ATT.
+        att = _parity_bases({"att": [r * (hi - lo) for lo, hi in split(hb)]}, c.limit, acc_bank)["att"]
+        mlp_at = _parity_bases({"gu": [2 * r * (hi - lo) for lo, hi in split(ib)],
+                                "da": [r * (hi - lo) for lo, hi in split(hb)]}, c.limit, acc_bank)
+        ATT = {lo: base for (lo, _), base in zip(split(hb), att)}
+        GU = {lo: base for (lo, _), base in zip(split(ib), mlp_at["gu"])}
+        DA = {lo: base for (lo, _), base in zip(split(hb), mlp_at["da"])}
+
         def pipelined(ranges, gemms, vector, before_last=()) -> None:
             for j, rng in enumerate(ranges):
                 gemms(*rng)
@@ -710,10 +752,10 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
         ma, mb, sh, shb = rs["res1"]
         pipelined(split(hb),
                   lambda lo, hi: part_gemm("o_proj", "o", r * H * d * qb.hidden, H * bph, hb,
-                                           lo, hi, ATT + lo * r, O),
+                                           lo, hi, ATT[lo], O),
                   lambda lo, hi: out.append(Insn(
                       OP_RESADD, rows=r, blocks=hi - lo, dst=H1 + lo * r, src0=X + lo * r,
-                      src1=ATT + lo * r, mult0=ma, mult1=mb, shift0=sh, shift1=shb,
+                      src1=ATT[lo], mult0=ma, mult1=mb, shift0=sh, shift1=shb,
                       **colscale(W, "o", lo))))
         m, sh = rs["rms2"]
         out.append(Insn(OP_RMS, rows=r, blocks=hb, dst=H1N, src0=H1, src1=W["g2"], mult0=m,
@@ -722,22 +764,22 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
         (mg, shg), (m, sh) = rs["silu_in"], rs["swiglu_out"]
 
         def gate_up(lo: int, hi: int) -> None:
-            part_gemm("gate_proj", "gate", mlp, hb, ib, lo, hi, GU + 2 * lo * r, H1N)
-            part_gemm("up_proj", "up", mlp, hb, ib, lo, hi, GU + (lo + hi) * r, H1N)
+            part_gemm("gate_proj", "gate", mlp, hb, ib, lo, hi, GU[lo], H1N)
+            part_gemm("up_proj", "up", mlp, hb, ib, lo, hi, GU[lo] + (hi - lo) * r, H1N)
         pipelined(split(ib), gate_up,
                   lambda lo, hi: out.append(Insn(
-                      OP_SWIGLU, rows=r, blocks=hi - lo, dst=MID + lo * r, src0=GU + 2 * lo * r,
-                      src1=GU + (lo + hi) * r, mult0=mg, shift0=shg, mult1=m, shift1=sh,
+                      OP_SWIGLU, rows=r, blocks=hi - lo, dst=MID + lo * r, src0=GU[lo],
+                      src1=GU[lo] + (hi - lo) * r, mult0=mg, shift0=shg, mult1=m, shift1=sh,
                       **colscale(W, "gate_up", lo))))
         ma, mb, sh, shb = rs["res2"]
         ranges = split(hb)
         # the store of all but the last range goes out while the vector unit adds the last
         front = ranges[-1][0]
         pipelined(ranges,
-                  lambda lo, hi: part_gemm("down_proj", "down", mlp, ib, hb, lo, hi, DA + lo * r, MID),
+                  lambda lo, hi: part_gemm("down_proj", "down", mlp, ib, hb, lo, hi, DA[lo], MID),
                   lambda lo, hi: out.append(Insn(
                       OP_RESADD, rows=r, blocks=hi - lo, dst=Y + lo * r, src0=H1 + lo * r,
-                      src1=DA + lo * r, mult0=ma, mult1=mb, shift0=sh, shift1=shb,
+                      src1=DA[lo], mult0=ma, mult1=mb, shift0=sh, shift1=shb,
                       **colscale(W, "down", lo))),
                   [Insn(OP_STORE, flags=MEM_A, rows=r * front, src0=Y, dram=y_dram)] if front else [])
         out.append(Insn(OP_STORE, flags=MEM_A, rows=r * (hb - front), src0=Y + front * r,

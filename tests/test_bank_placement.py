@@ -19,7 +19,7 @@ from hw_offload.calibrate import quantize_block
 from hw_offload.compiler import bank_order, block_program, rescales
 from hw_offload.configs import get_config
 from hw_offload.footprint import footprint
-from hw_offload.isa import OP_HALT, Insn
+from hw_offload.isa import MEM_ACC, MEM_W, OP_HALT, Insn
 from hw_offload.mem_timing import MemoryTiming
 from hw_offload.model_session import plan_blocks
 from hw_offload.sram_plan import table_bank_cost
@@ -102,7 +102,7 @@ def test_tables_share_no_weight_bank_with_concurrent_matrices(tiny_block, config
     cfg, qb = tiny_block
     hw = get_config(config).hw()
     plan, layouts, _ = plan_blocks([qb] * cfg.num_layers, hw, cfg.max_seq_len, batch)
-    assert table_bank_cost(layouts, hw.bank_rows(1)) == 0
+    assert table_bank_cost(layouts, hw.bank_rows(MEM_W)) == 0
     for wl in layouts:
         end = wl.t_base + wl.rows - wl.mat_rows
         assert end + (wl.bph - 1) * wl.table_rows <= hw.w_rows
@@ -128,3 +128,30 @@ def test_bank_order_separates_regions_read_at_once():
     assert at["a"] + 60 <= 100 * (min(at["c"], 350) // 100)   # a lies below c's claimed banks
     # no room to part them: the given order, which fits
     assert bank_order({"a": 60, "b": 60}, 0, 120, 100, (("a", "b", None),)) == {"a": 0, "b": 60}
+
+
+@pytest.mark.parametrize("config", ["chip16", "fpga32"])
+def test_vector_ops_read_acc_banks_apart_from_the_gemm_before_them(tiny_block, config):
+    """Each vector op that reads the accumulator reads banks apart from those of the output
+    rows of the GEMM issued just before it (the one it runs beside), unless it reads that GEMM's
+    output (then it waits for it anyway): RESADD / SwiGLU on column range j beside the GEMM of
+    range j+1, ROPE beside the k / v projections, SMAX beside the next scores or P.V GEMM.
+    Those GEMMs read their old output rows for every K block after the first (ISA.md, "GEMM
+    timing"). tiny prefill: chip16 and fpga32 have the ACC room for it (edge16 does not)."""
+    cfg, qb = tiny_block
+    accel, _, _, programs = _programs(cfg, qb, config, "prefill", 1)
+    hw, acc = accel.hw(), MEM_ACC
+    checked = 0
+    for program in programs:
+        last_gemm = None
+        for i in program:
+            fp = footprint(i, hw)
+            if fp.unit == "gemm":
+                last_gemm = fp
+            elif fp.unit == "vector" and acc in fp.reads and last_gemm is not None:
+                lo, hi = fp.reads[acc]
+                c_lo, c_hi = last_gemm.writes[acc]
+                if hi <= c_lo or c_hi <= lo:                 # independent of that GEMM
+                    assert not fp.read_banks[acc] & last_gemm.write_banks[acc], i
+                    checked += 1
+    assert checked > 10
