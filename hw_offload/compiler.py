@@ -56,8 +56,9 @@ import numpy as np
 from .cycle_model import run_cycles, schedule
 from .footprint import bank_mask, footprint
 from .isa import (COLSCALE_A, COLSCALE_B, GEMM_ACCUMULATE, GEMM_B_FROM_A, GEMM_TRANSPOSE_B, MEM_A,
-                  MEM_ACC, MEM_W, OP_GEMM, OP_HALT, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS, OP_ROPE, OP_SMAX, OP_STORE,
-                  OP_SWIGLU, HwConfig, Insn, colscale_rows, rope_rows_per_position)
+                  MEM_ACC, MEM_W, OP_GEMM, OP_HALT, OP_LOAD, OP_REQ, OP_RESADD, OP_RMS, OP_ROPE,
+                  OP_SMAX, OP_STORE, OP_SWIGLU, HwConfig, Insn, colscale_rows,
+                  rope_rows_per_position)
 from .errors import SramFitError
 from .quant import QuantizedBlock, column_multipliers, multiplier, pair_multiplier, rope_q14
 
@@ -139,9 +140,9 @@ class WeightLayout:
     RoPE table), copied to ``[t_base, t_base + rows - mat_rows)``; ``t_base`` is
     ``base + mat_rows`` (one contiguous image) unless the plan put the tables elsewhere
     (``with_bases``: in a weight-SRAM bank apart from the matrices, so that a vector op reading
-    them never waits for the bank port of a GEMM's weights; ISA.md, "Memories"). ``at`` maps q, k, v, o, gate,
-    up, down, g1, g2, table, and cs_<matrix> (the matrix's per-output-channel multipliers,
-    in the same padded column order as its GEMM output) to their first W row. The RoPE table covers positions
+    them never waits for the bank port of a GEMM's weights; ISA.md, "Memories").
+    ``at`` maps q, k, v, o, gate, up, down, g1, g2, table, and cs_<matrix> (the matrix's
+    per-output-channel multipliers, in the same padded column order as its GEMM output) to their first W row. The RoPE table covers positions
     ``0 .. positions-1``; each position takes ``bph * table_rows`` rows. ``sizes``: rows of
     each of those items.
 
@@ -608,7 +609,8 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
     sizes = {"X": r * hb, "XN": r * hb, "QR": r * H * bph, "P": r * nkb_cap, "H1": r * hb,
              "MID": r * ib}
     # the second P buffer (_spare below) keeps its room if it had it with no gap
-    room = a.limit - (r * nkb_cap if scratch_a + sum(sizes.values()) + r * nkb_cap <= a.limit else 0)
+    spare_p = scratch_a + sum(sizes.values()) + r * nkb_cap <= a.limit
+    room = a.limit - (r * nkb_cap if spare_p else 0)
     at = bank_order(sizes, scratch_a, room, hw.bank_rows(MEM_A),
                     (("X", "QR", spilled.get("o")), ("H1", "MID", spilled.get("down")),
                      ("X", "MID", spilled.get("down")), ("X", "H1", None)))
@@ -732,7 +734,8 @@ def block_program(qb: QuantizedBlock, wl: WeightLayout, rs: dict, hw: HwConfig,
         # even ranges in one region, odd ones in another (_parity_bases). Every earlier ACC
         # value is dead by then: o_proj waits for REQ o, which read the last of attention's
         # (OA), and the MLP's GEMMs wait for RMS2, which waits for the last RESADD of ATT.
-        att = _parity_bases({"att": [r * (hi - lo) for lo, hi in split(hb)]}, c.limit, acc_bank)["att"]
+        att = _parity_bases({"att": [r * (hi - lo) for lo, hi in split(hb)]}, c.limit,
+                            acc_bank)["att"]
         mlp_at = _parity_bases({"gu": [2 * r * (hi - lo) for lo, hi in split(ib)],
                                 "da": [r * (hi - lo) for lo, hi in split(hb)]}, c.limit, acc_bank)
         ATT = {lo: base for (lo, _), base in zip(split(hb), att)}

@@ -215,7 +215,8 @@ def _table_cost(wl: WeightLayout, base: int, t_base: int, bank_rows: int) -> int
     return cost
 
 
-def place_weight_parts(hw: HwConfig, resident: bool, layouts: list[WeightLayout]) -> tuple[list[int], list[int]]:
+def place_weight_parts(hw: HwConfig, resident: bool,
+                       layouts: list[WeightLayout]) -> tuple[list[int], list[int]]:
     """Where each block's weight matrices and tables go in the weight SRAM: -> (first W row of
     each block's matrices, first W row of each block's tables).
 

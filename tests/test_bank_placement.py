@@ -51,7 +51,8 @@ def _programs(cfg, qb, config: str, mode: str, batch: int):
     accel = get_config(config)
     hw = accel.hw()
     layers = cfg.num_layers
-    plan, layouts, _ = plan_blocks([qb] * layers, hw, cfg.max_seq_len, batch if mode == "decode" else 0)
+    plan, layouts, _ = plan_blocks([qb] * layers, hw, cfg.max_seq_len,
+                                   batch if mode == "decode" else 0)
     s_all = cfg.max_seq_len
     out = []
     for blk in (0, layers - 1):
@@ -59,9 +60,9 @@ def _programs(cfg, qb, config: str, mode: str, batch: int):
         stream = None if plan.resident else 0
         if mode == "prefill":
             for p in range(0, s_all, plan.chunk):
-                out.append(block_program(qb, wl, rs, hw, plan.transient, min(plan.chunk, s_all - p), p,
-                                         plan.scratch_a, plan.x_dram, plan.y_dram, a_end=plan.a_end,
-                                         weights_dram=stream if p == 0 else None))
+                out.append(block_program(qb, wl, rs, hw, plan.transient, min(plan.chunk, s_all - p),
+                                         p, plan.scratch_a, plan.x_dram, plan.y_dram,
+                                         a_end=plan.a_end, weights_dram=stream if p == 0 else None))
         else:
             kv = [plan.kv[(blk, b)] for b in range(batch)]
             out.append(block_program(qb, wl, rs, hw, kv if batch > 1 else kv[0], 1,

@@ -116,7 +116,8 @@ def test_every_weight_row_is_loaded_before_it_is_read(small_block, s, past):
     # and gains, the RoPE table; the first projection's matrix in parts)
     parts = wl.w_parts()                 # the matrices, and the tables in a bank of their own
     assert sum(rows for _, _, rows in parts) == wl.rows
-    assert all((loaded[lo:lo + rows] == 1).all() for lo, _, rows in parts) and loaded.sum() == wl.rows
+    assert all((loaded[lo:lo + rows] == 1).all() for lo, _, rows in parts)
+    assert loaded.sum() == wl.rows
     assert loads >= len(weight_segments(wl))
     # interleaved: some compute between the first and the last weight LOAD
     at = [k for k, i in enumerate(program) if i.op == OP_LOAD and i.flags & 3 == MEM_W]
