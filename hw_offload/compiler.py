@@ -38,7 +38,10 @@ vector unit concurrent, an instruction waits for conflicting ones in flight): th
 the scratch regions let independent work run together (RoPE behind the GEMMs it would hold up,
 attention software-pipelined over two score buffers, the GEMMs after attention in column
 ranges interleaved with their vector ops, streamed weight pieces prefetched), and every choice
-is priced by the scheduled total (``scheduled_cycles``). Reordering never changes the bits.
+is priced by the scheduled total (``scheduled_cycles``). Every SRAM is banked with one read
+and one write port per bank, so the scratch regions that are read at once go to different
+banks (``bank_order``, ``_parity_bases``; sram_plan places the weight tables). Reordering and
+placement never change the bits.
 
 Integer sums are exact, so prefill(P) + decode(1) gives bit-for-bit the last row of
 prefill(P+1) (tests/test_backend.py).

@@ -2,6 +2,8 @@
 
 Weight SRAM: every offloaded block's image (weights, gains, RoPE table for every position)
 side by side when resident; one block's image at row 0, reloaded per call, when streaming.
+Each image's tables (column scales, gains, RoPE table) go to a bank apart from the block's
+matrices (``place_weight_parts``): the SRAMs are banked, one read port per bank.
 When the images overflow the weight SRAM by less than the activation SRAM can spare,
 ``choose_spill`` moves whole weight matrices to the top of the activation SRAM (the GEMMs read
 them from there, compiler.layout_weights) so the weights still stay resident: the 16-bit row
