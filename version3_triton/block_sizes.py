@@ -60,7 +60,9 @@ TABLE = {
     ("flash_fwd", "nvidia", "tc", 64): _c(4, BLOCK_M=128, BLOCK_N=64),
     ("flash_fwd", "nvidia", "tc", 128): _c(4, BLOCK_M=64, BLOCK_N=64),
     ("flash_fwd", "nvidia", "ieee", 64): _c(4, BLOCK_M=32, BLOCK_N=32),
-    ("flash_fwd", "nvidia", "ieee", 128): _c(8, BLOCK_M=32, BLOCK_N=32),
+    # num_stages=1: with the K/V loads double-buffered sm_90 spills this tile (184 B at
+    # 255 registers); unpipelined it fits (194 on sm_90, 202 on sm_80, no spill).
+    ("flash_fwd", "nvidia", "ieee", 128): _c(8, 1, BLOCK_M=32, BLOCK_N=32),
     ("flash_fwd", "amd", "tc", 64): _c(4, BLOCK_M=64, BLOCK_N=64),
     ("flash_fwd", "amd", "tc", 128): _c(4, BLOCK_M=64, BLOCK_N=32),
     ("flash_fwd", "amd", "ieee", 64): _c(4, BLOCK_M=32, BLOCK_N=32),
@@ -71,12 +73,18 @@ TABLE = {
     ("flash_bwd", "nvidia", "ieee", 64): _c(4, BLOCK_M=32, BLOCK_N=32),
     ("flash_bwd", "nvidia", "ieee", 128): _c(8, BLOCK_M=16, BLOCK_N=32),
     ("flash_bwd", "amd", "tc", 64): _c(4, BLOCK_M=64, BLOCK_N=64),
-    ("flash_bwd", "amd", "tc", 128): _c(8, BLOCK_M=32, BLOCK_N=64),
     ("flash_bwd", "amd", "ieee", 64): _c(4, BLOCK_M=32, BLOCK_N=32),
-    ("flash_bwd", "amd", "ieee", 128): _c(8, BLOCK_M=16, BLOCK_N=32),
+    # 4 waves at head_dim 128 on gfx942: one wave per SIMD may use all 512 VGPRs + AGPRs,
+    # which these tiles need (with 8 waves each has 256, and dK/dV and dQ spill to
+    # scratch: bf16 180 / 288 B at 32x64; fp32 dQ 8 B even at 16x32).
+    ("flash_bwd", "amd", "tc", 128): _c(4, BLOCK_M=32, BLOCK_N=64),
+    ("flash_bwd", "amd", "ieee", 128): _c(4, BLOCK_M=32, BLOCK_N=32),
     # Decode attention: BLOCK_N cached keys per step for all query heads of a kv head.
     ("decode_attention", "nvidia", "tc", None): _c(4, BLOCK_N=64),
-    ("decode_attention", "nvidia", "ieee", None): _c(4, BLOCK_N=32),
+    # fp32 on NVIDIA: 8 warps (with 4, sm_80 spills 8 B at head_dim 128). The grid is one
+    # program per (sequence, kv head), at decode batch sizes often fewer than the SMs, so
+    # more warps per program is the parallelism there is to add.
+    ("decode_attention", "nvidia", "ieee", None): _c(8, BLOCK_N=32),
     ("decode_attention", "amd", "tc", None): _c(4, BLOCK_N=64),
     ("decode_attention", "amd", "ieee", None): _c(4, BLOCK_N=32),
     # v4's fused GEMMs: rows x output columns x reduction per step (norm_qkv_rope's
@@ -95,8 +103,13 @@ TABLE = {
     ("norm_qkv_rope", "amd", "ieee", None): _c(4, BLOCK_M=32, BLOCK_K=32),
     # v4's decode layer: BLOCK_K reduction per step of the GEMV stages, BLOCK_N output
     # columns per tile (small: more tiles, more SMs busy), BLOCK_T cached keys per step.
-    ("decode_layer", "nvidia", "tc", None): _c(4, BLOCK_K=64, BLOCK_N=16, BLOCK_T=64),
-    ("decode_layer", "nvidia", "ieee", None): _c(4, BLOCK_K=32, BLOCK_N=16, BLOCK_T=32),
+    # NVIDIA: 8 warps, because with 4 these tiles spill (bf16 weights: 8 B on sm_90 at
+    # head_dim 128; fp32: 8 B on sm_80 at 32, 8 / 16 B on sm_80 / sm_90 at 64, 408 B on
+    # sm_90 at 128), and the persistent grid is at most one program per SM, so its warps
+    # are all the loads an SM has in flight. fp32 also takes 3 stages: with 2 and 8 warps
+    # it still spills 8 B on sm_80 at head_dim 64.
+    ("decode_layer", "nvidia", "tc", None): _c(8, BLOCK_K=64, BLOCK_N=16, BLOCK_T=64),
+    ("decode_layer", "nvidia", "ieee", None): _c(8, 3, BLOCK_K=32, BLOCK_N=16, BLOCK_T=32),
     ("decode_layer", "amd", "tc", None): _c(4, BLOCK_K=64, BLOCK_N=16, BLOCK_T=64),
     ("decode_layer", "amd", "ieee", None): _c(4, BLOCK_K=32, BLOCK_N=16, BLOCK_T=32),
 }

@@ -5,8 +5,9 @@ the whole pipeline on CPU: the triton wheel bundles ptxas (cubin for sm_80 / sm_
 the AMD code generator (hsaco for gfx942). What is read back, all from the compiler:
 
 * ``shared``: the shared memory / LDS bytes triton requests at launch (``metadata.shared``);
-* ``regs``: registers per thread (CUDA: ``cuobjdump -res-usage`` REG; AMD: VGPRs, plus
-  AGPRs where used, from the ``.amdgcn`` metadata);
+* ``regs``: registers per thread (CUDA: ``cuobjdump -res-usage`` REG; AMD: the
+  ``.vgpr_count`` of the ``.amdgcn`` metadata, which on gfx942 is already the unified
+  total of VGPRs and AGPRs, ``TotalNumVgprs``, at most 512);
 * ``spill_bytes``: per-thread local memory (CUDA: STACK + LOCAL of ``cuobjdump``, the
   ``CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES`` the driver reports as ``n_spills * 4``; AMD: the
   scratch size per lane). That is the spill that costs memory traffic. AMD also reports
@@ -99,8 +100,8 @@ def compile_spec(fn, spec, target: Target) -> Compiled:
         result.tc_instr = len(re.findall(r"\bwgmma\.mma_async\b|\bmma\.sync\b", ptx))
     else:
         asm = kernel.asm["amdgcn"]
-        vgprs = _amd_field(asm, "vgpr_count") or 0
-        result.regs = vgprs + (_amd_field(asm, "agpr_count") or 0)
+        # Not + .agpr_count: on gfx90a / gfx942 .vgpr_count already includes the AGPRs.
+        result.regs = _amd_field(asm, "vgpr_count")
         result.vgpr_spills = _amd_field(asm, "vgpr_spill_count")
         result.sgpr_spills = _amd_field(asm, "sgpr_spill_count")
         scratch = re.search(r"; ScratchSize: (\d+)", asm)

@@ -53,7 +53,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "",
         "Limits: " + "; ".join(f"{t.name} ({t.products}) {t.shared_per_block} B shared per "
                                f"block, {t.sms} SMs/CUs" for t in TARGETS.values()) + ".",
-        "`shared`: bytes triton requests; `regs`: per thread (AMD: VGPR+AGPR); `spill`: "
+        "`shared`: bytes triton requests; `regs`: per thread (AMD: VGPRs and AGPRs together); `spill`: "
         "local/scratch bytes per thread; `tc`: tensor-core instructions (wgmma/mma.sync, "
         "v_mfma); `lp dots`: bf16/fp16 `tt.dot`s of `dots`; `prog/SM`: programs resident per "
         "SM/CU.",
