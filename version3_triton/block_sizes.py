@@ -5,15 +5,20 @@ Why per target: the same tile does not fit everywhere. MI300X (gfx942) gives a p
 (IEEE, no tensor cores) ``tl.dot`` keeps its operands in registers, so tiles that suit
 bf16 on tensor cores spill or overflow in fp32. Each entry below was chosen by compiling the
 kernel ahead of time for the target (``triton.compile`` with a ``GPUTarget``; no GPU
-needed) and reading shared memory, registers and spills back: the smallest tile that neither
-spills nor overflows, at head_dim 64 and 128 (the two head_dim buckets: a kernel's
-``BLOCK_D`` is head_dim rounded up to a power of two, so 80 and 96 compile as 128). They are
-fits, not timings: no GPU was available to time candidates; ``scripts/gpu_check.sh``'s
-kernel benchmarks are where a GPU window would confirm or replace them.
+needed) and reading shared memory, registers and spills back (``python -m
+benchmarks.compile_gate``): a tile that neither spills nor overflows, at head_dim 64 and 128
+(the two head_dim buckets: a kernel's ``BLOCK_D`` is head_dim rounded up to a power of two,
+so 80 and 96 compile as 128). Where a tile spilled, ``num_warps`` / ``num_stages`` were
+changed before the tile was shrunk, since smaller tiles are slower on a GPU; the comments
+at such entries say what spilled before. One ``"nvidia"`` entry serves both sm_80 and
+sm_90, so it is one that fits both. They are fits, not timings: no GPU was available to
+time candidates; ``scripts/gpu_check.sh``'s kernel benchmarks are where a GPU window would
+confirm or replace them.
 
 Keys: ``(kernel, family, precision, head_dim bucket)`` with family ``"nvidia"`` (sm_80,
 sm_90) or ``"amd"`` (gfx942), precision ``"tc"`` (bf16/fp16 operands: tensor cores) or
-``"ieee"`` (fp32 operands), bucket 64 or 128 (``None`` where head_dim does not matter).
+``"ieee"`` (fp32 operands), bucket 64 or 128 (``None`` where one entry serves every head_dim
+of that kernel, family and precision).
 Values: a ``Config`` (named block sizes, ``num_warps``, ``num_stages``).
 
 ``choose`` also records what it picked (per kernel, dtype, head_dim) in ``runtime.CONFIGS``, so
@@ -106,10 +111,11 @@ TABLE = {
     # NVIDIA: 8 warps, because with 4 these tiles spill (bf16 weights: 8 B on sm_90 at
     # head_dim 128; fp32: 8 B on sm_80 at 32, 8 / 16 B on sm_80 / sm_90 at 64, 408 B on
     # sm_90 at 128), and the persistent grid is at most one program per SM, so its warps
-    # are all the loads an SM has in flight. fp32 also takes 3 stages: with 2 and 8 warps
-    # it still spills 8 B on sm_80 at head_dim 64.
+    # are all the loads an SM has in flight. fp32 stages per head_dim bucket: 2 spill 8 B
+    # on sm_80 at 64 (persistent kernel), 3 spill 8 B on sm_90 at 128 (staged stage 0).
     ("decode_layer", "nvidia", "tc", None): _c(8, BLOCK_K=64, BLOCK_N=16, BLOCK_T=64),
-    ("decode_layer", "nvidia", "ieee", None): _c(8, 3, BLOCK_K=32, BLOCK_N=16, BLOCK_T=32),
+    ("decode_layer", "nvidia", "ieee", 64): _c(8, 3, BLOCK_K=32, BLOCK_N=16, BLOCK_T=32),
+    ("decode_layer", "nvidia", "ieee", 128): _c(8, 2, BLOCK_K=32, BLOCK_N=16, BLOCK_T=32),
     ("decode_layer", "amd", "tc", None): _c(4, BLOCK_K=64, BLOCK_N=16, BLOCK_T=64),
     ("decode_layer", "amd", "ieee", None): _c(4, BLOCK_K=32, BLOCK_N=16, BLOCK_T=32),
 }
