@@ -97,3 +97,44 @@ for name, call in calls.items():
     assert set(shared) == {"decode_layer", "flash_fwd", "decode_attention"}, out
     for name, size in shared.items():
         assert int(size) <= 65536, f"{name} needs {size} B of LDS on gfx942 (64 KB)"
+
+
+def test_kernels_that_spilled_are_spill_free(tmp_path):
+    """Was (benchmarks/results/compile before the block_sizes change): local-memory / scratch
+    spills at head_dim 128 (fp32 flash forward on sm_90 184 B; bf16 flash backward dK/dV and
+    dQ on gfx942 180 / 288 B; fp32 decode attention on sm_80 8 B; the persistent decode
+    kernel on sm_90, fp32 408 B and bf16 8 B) and in the fp32 decode kernel at head_dim 32
+    on sm_80 (8 B)."""
+    out = _run(r'''
+from version3_triton.kernels.decode_attention import decode_attention
+from version3_triton.kernels.flash_attention import flash_attention
+d = 128
+q, kv = torch.zeros(1, 40, 4, d), torch.zeros(1, 40, 2, d)
+qb, kvb = (torch.zeros(1, 40, h, d, dtype=torch.bfloat16, requires_grad=True) for h in (4, 2))
+
+def flash_backward():
+    flash_attention(qb, kvb, kvb).float().sum().backward()
+
+cases = [("flash_fwd", lambda: flash_attention(q, kv, kv), "sm_90"),
+         ("flash_bwd", flash_backward, "gfx942"),
+         ("decode_attention", lambda: decode_attention(
+             torch.zeros(2, 4, d), torch.zeros(2, 2, 40, d), torch.zeros(2, 2, 40, d), 9), "sm_80"),
+         ("decode_layer_fp32", decode_call(torch.float32, d, True), "sm_90"),
+         ("decode_layer_bf16", decode_call(torch.bfloat16, d, True), "sm_90"),
+         ("decode_layer_fp32_d32", decode_call(torch.float32, 32, True), "sm_80")]
+for name, call, target in cases:
+    for launch in record(call, target):
+        if "delta" in launch.kernel:
+            continue  # the backward's small row-sum kernel has no tile to spill
+        c = compile(launch, target)
+        print(name, launch.short_name, target, c.status, c.spill_bytes)
+''', tmp_path)
+    rows = [line.split() for line in out.strip().splitlines()]
+    assert {r[0] for r in rows} == {"flash_fwd", "flash_bwd", "decode_attention",
+                                    "decode_layer_fp32", "decode_layer_bf16",
+                                    "decode_layer_fp32_d32"}, out
+    assert {"flash_attention._bwd_dkdv_kernel", "flash_attention._bwd_dq_kernel"} <= {
+        r[1] for r in rows if r[0] == "flash_bwd"}, out
+    for name, kernel, target, status, spill in rows:
+        assert status == "ok" and spill == "0", f"{name}: {kernel} on {target}: {status}, " \
+                                                f"{spill} B spilled"
