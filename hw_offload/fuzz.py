@@ -322,6 +322,30 @@ class Generator:
             return cand
         return None
 
+    def _one_past_end(self, i: Insn) -> Insn | None:
+        """``i`` moved so that one of its ranges ends one row (or DRAM line) past the end of
+        its memory; None when that start does not fit its 16-bit field."""
+        cfg, n = self.cfg, self.n
+        if i.op in (OP_LOAD, OP_STORE):
+            mem = i.flags & 3
+            if self.chance(0.5):
+                row = cfg.rows_of(mem) - i.rows + 1
+                field, value = ("dst" if i.op == OP_LOAD else "src0"), row
+            else:
+                field, value = "dram", cfg.dram_bytes - i.rows * n * (4 if mem == MEM_ACC else 1) + n
+        elif i.op == OP_GEMM:
+            field = self.pick(("dst", "src0", "src1"))
+            size = {"dst": cfg.acc_rows, "src0": cfg.a_rows,
+                    "src1": cfg.a_rows if i.flags & 2 else cfg.w_rows}[field]
+            ext = {"dst": i.rows * i.aux, "src0": i.rows * i.blocks,
+                   "src1": i.blocks * i.aux * n}[field]
+            value = size - ext + 1
+        else:
+            field, value = "dst", cfg.a_rows - i.rows * i.blocks + 1
+        if field != "dram" and value > 0xFFFF:
+            return None
+        return i.replace(**{field: value})
+
     # ---- malformed tails: (words, description) ----
     def malformed(self) -> tuple[np.ndarray, str]:
         cfg, n = self.cfg, self.n
@@ -342,22 +366,12 @@ class Generator:
             return w, f"{i}  <- reserved bit w{word}[{bit}]"
         if kind == "past_end":
             i = self.legal()
-            if i.op in (OP_LOAD, OP_STORE):
-                mem = i.flags & 3
-                if self.chance(0.5):
-                    row = cfg.rows_of(mem) - i.rows + 1
-                    i = i.replace(dst=row) if i.op == OP_LOAD else i.replace(src0=row)
-                else:
-                    i = i.replace(dram=cfg.dram_bytes - i.rows * n * (4 if mem == MEM_ACC else 1) + n)
-            elif i.op == OP_GEMM:
-                which = self.pick(("dst", "src0", "src1"))
-                size = {"dst": cfg.acc_rows, "src0": cfg.a_rows,
-                        "src1": cfg.a_rows if i.flags & 2 else cfg.w_rows}[which]
-                ext = {"dst": i.rows * i.aux, "src0": i.rows * i.blocks,
-                       "src1": i.blocks * i.aux * n}[which]
-                i = i.replace(**{which: size - ext + 1})
-            else:
-                i = i.replace(dst=cfg.a_rows - i.rows * i.blocks + 1)
+            j = self._one_past_end(i)
+            if j is None:
+                # a 1-row range in a 65536-row SRAM would start at row 65536, which no 16-bit
+                # field holds: two rows, starting at its last row, instead
+                j = self._one_past_end(i.replace(rows=i.rows + 1))
+            i = j
             return i.encode(), f"{i}  <- one row/line past an end"
         if kind == "gemm_b_from_a":
             # B from the activation SRAM: its extent is checked against A's size, not W's

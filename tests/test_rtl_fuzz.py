@@ -131,3 +131,22 @@ def test_programs_are_reproducible_from_their_seed(rtl):
     a, b = make_program(rtl.config, 11), make_program(rtl.config, 11)
     assert np.array_equal(a.words, b.words) and np.array_equal(a.dram_lo, b.dram_lo)
     assert not np.array_equal(a.words, make_program(rtl.config, 12).words)
+
+
+def test_past_end_fits_its_field_in_a_65536_row_sram(monkeypatch):
+    """A malformed "one row past the end" LOAD of one row into the 65536-row weight SRAM would
+    start at row 65536, which no 16-bit field holds (the generator used to raise there): it
+    becomes two rows starting at row 65535, still refused as out of range by decode."""
+    from hw_offload.fuzz import Generator
+    from hw_offload.golden import validate
+    from hw_offload.isa import ERR_RANGE, MEM_W, OP_LOAD, HwConfig
+    cfg = HwConfig()
+    assert cfg.w_rows == 65536
+    gen = Generator(cfg, np.random.default_rng(0))
+    monkeypatch.setattr(gen, "legal", lambda: Insn(OP_LOAD, flags=MEM_W, rows=1, dst=0, dram=0))
+    monkeypatch.setattr(gen, "chance", lambda p: True)             # the SRAM-row branch
+    monkeypatch.setattr(gen, "pick", lambda options: "past_end" if "past_end" in options else options[0])
+    words, text = gen.malformed()
+    insn = Insn.decode(words)
+    assert (insn.rows, insn.dst) == (2, 65535), text
+    assert validate(insn, cfg) == ERR_RANGE
