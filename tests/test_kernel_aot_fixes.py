@@ -104,37 +104,49 @@ def test_kernels_that_spilled_are_spill_free(tmp_path):
     spills at head_dim 128 (fp32 flash forward on sm_90 184 B; bf16 flash backward dK/dV and
     dQ on gfx942 180 / 288 B; fp32 decode attention on sm_80 8 B; the persistent decode
     kernel on sm_90, fp32 408 B and bf16 8 B) and in the fp32 decode kernel at head_dim 32
-    on sm_80 (8 B)."""
+    on sm_80 (8 B); and at head_dim 64 (the small / medium / tinyllama-1.1b gate run) in
+    the NVIDIA flash backward dK/dV kernel (bf16 8 / 16 B on sm_80 / sm_90, fp32 496 B on
+    sm_90), compiled here with dQ at the gate's 128 tokens."""
     out = _run(r'''
 from version3_triton.kernels.decode_attention import decode_attention
 from version3_triton.kernels.flash_attention import flash_attention
 d = 128
 q, kv = torch.zeros(1, 40, 4, d), torch.zeros(1, 40, 2, d)
-qb, kvb = (torch.zeros(1, 40, h, d, dtype=torch.bfloat16, requires_grad=True) for h in (4, 2))
 
-def flash_backward():
-    flash_attention(qb, kvb, kvb).float().sum().backward()
+def flash_backward(dtype, seq, head_dim):
+    q, kv = (torch.zeros(1, seq, h, head_dim, dtype=dtype, requires_grad=True) for h in (4, 2))
+    return lambda: flash_attention(q, kv, kv).float().sum().backward()
 
 cases = [("flash_fwd", lambda: flash_attention(q, kv, kv), "sm_90"),
-         ("flash_bwd", flash_backward, "gfx942"),
+         ("flash_bwd", flash_backward(torch.bfloat16, 40, d), "gfx942"),
          ("decode_attention", lambda: decode_attention(
              torch.zeros(2, 4, d), torch.zeros(2, 2, 40, d), torch.zeros(2, 2, 40, d), 9), "sm_80"),
          ("decode_layer_fp32", decode_call(torch.float32, d, True), "sm_90"),
          ("decode_layer_bf16", decode_call(torch.bfloat16, d, True), "sm_90"),
          ("decode_layer_fp32_d32", decode_call(torch.float32, 32, True), "sm_80")]
+cases += [(f"flash_bwd_d64_{name}", flash_backward(dtype, 128, 64), target)
+          for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32))
+          for target in ("sm_80", "sm_90")]
 for name, call, target in cases:
     for launch in record(call, target):
         if "delta" in launch.kernel:
             continue  # the backward's small row-sum kernel has no tile to spill
         c = compile(launch, target)
-        print(name, launch.short_name, target, c.status, c.spill_bytes)
+        print(name, launch.short_name, target, c.status, c.spill_bytes, c.tc_instr)
 ''', tmp_path)
     rows = [line.split() for line in out.strip().splitlines()]
     assert {r[0] for r in rows} == {"flash_fwd", "flash_bwd", "decode_attention",
                                     "decode_layer_fp32", "decode_layer_bf16",
-                                    "decode_layer_fp32_d32"}, out
-    assert {"flash_attention._bwd_dkdv_kernel", "flash_attention._bwd_dq_kernel"} <= {
-        r[1] for r in rows if r[0] == "flash_bwd"}, out
-    for name, kernel, target, status, spill in rows:
+                                    "decode_layer_fp32_d32", "flash_bwd_d64_bf16",
+                                    "flash_bwd_d64_fp32"}, out
+    for case, target in [("flash_bwd", "gfx942"), ("flash_bwd_d64_bf16", "sm_80"),
+                         ("flash_bwd_d64_bf16", "sm_90"), ("flash_bwd_d64_fp32", "sm_80"),
+                         ("flash_bwd_d64_fp32", "sm_90")]:
+        assert {"flash_attention._bwd_dkdv_kernel", "flash_attention._bwd_dq_kernel"} <= {
+            r[1] for r in rows if r[0] == case and r[2] == target}, out
+    for name, kernel, target, status, spill, tc_instr in rows:
         assert status == "ok" and spill == "0", f"{name}: {kernel} on {target}: {status}, " \
                                                 f"{spill} B spilled"
+        # The smaller bf16 tiles still multiply on tensor cores (mma.sync / wgmma / mfma).
+        if name in ("flash_bwd", "flash_bwd_d64_bf16"):
+            assert int(tc_instr) > 0, f"{name}: {kernel} on {target}: no tensor-core instructions"

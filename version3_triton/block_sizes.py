@@ -75,9 +75,18 @@ TABLE = {
     ("flash_fwd", "amd", "ieee", 64): _c(4, BLOCK_M=32, BLOCK_N=32),
     ("flash_fwd", "amd", "ieee", 128): _c(8, BLOCK_M=32, BLOCK_N=32),
     # Flash attention backward (dK/dV, dQ and delta share one config).
-    ("flash_bwd", "nvidia", "tc", 64): _c(4, BLOCK_M=64, BLOCK_N=64),
+    # NVIDIA head_dim <= 64: 32 queries per step. 64 x 64 spilled in dK/dV (bf16: 8 B on
+    # sm_80 and 16 B on sm_90 with 4 warps; with 8 warps or 1 stage still 8-32 B on sm_80
+    # at 40 or 128 tokens); 32 x 64 with 4 warps is spill-free at 17, 40 and 128 (dK/dV
+    # 180 / 162 registers on sm_80 / sm_90, dQ about 130).
+    ("flash_bwd", "nvidia", "tc", 64): _c(4, BLOCK_M=32, BLOCK_N=64),
     ("flash_bwd", "nvidia", "tc", 128): _c(8, BLOCK_M=32, BLOCK_N=64),
-    ("flash_bwd", "nvidia", "ieee", 64): _c(4, BLOCK_M=32, BLOCK_N=32),
+    # fp32: 32 x 32 spilled 496 B (584 B at 40 tokens) in dK/dV on sm_90, and 32 B on sm_80
+    # at 40; with 8 warps sm_80 still spilled 16 B, with 1 stage sm_90 296 B. 16 x 32 with
+    # 3 stages is spill-free
+    # at head_dim 32 and 64, 17 / 40 / 128 tokens (with 2 stages sm_80 spilled 8 B at
+    # head_dim 32, 128 tokens).
+    ("flash_bwd", "nvidia", "ieee", 64): _c(4, 3, BLOCK_M=16, BLOCK_N=32),
     ("flash_bwd", "nvidia", "ieee", 128): _c(8, BLOCK_M=16, BLOCK_N=32),
     ("flash_bwd", "amd", "tc", 64): _c(4, BLOCK_M=64, BLOCK_N=64),
     ("flash_bwd", "amd", "ieee", 64): _c(4, BLOCK_M=32, BLOCK_N=32),
