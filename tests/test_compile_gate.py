@@ -11,8 +11,8 @@ of the inference path, both attention kernels and the decode megakernel). The wh
 The defects this gate first found (a bf16-cache decode kernel that did not compile, an fp32
 KV cache under bf16 autocast, fp32 IEEE flash spilling on bf16 prefill, MI300X LDS overflow
 at head_dim >= 80; at head_dim 128 the bf16 flash backward spilling on gfx942 and the
-bf16-weight persistent decode kernel spilling on sm_90) are fixed; their strict xfails are
-gone. The whole sweep takes over 40 minutes on a 2-core CPU and had not been run to
+bf16-weight persistent decode kernel spilling on sm_90; at head_dim 64 the flash backward
+dK/dV spilling on sm_80 / sm_90) are fixed; their strict xfails are gone. The whole sweep takes over 40 minutes on a 2-core CPU and had not been run to
 completion when they were removed.
 """
 from __future__ import annotations
@@ -166,14 +166,8 @@ def test_sweep_shared_memory_within_limit(sweep, target):
     assert _bad(_rows(sweep, target=target, status="ok"), "shared_ok") == []
 
 
-# Measured (compile gate, small / medium / tinyllama-1.1b, cpu-2core): at head_dim 64 the bf16
-# flash backward dK/dV kernel spills 16 B on sm_90 (8 B on sm_80; fp32 496 B on sm_90).
-HD64_DKDV_SPILL = pytest.mark.xfail(strict=True, reason="bf16 flash backward dK/dV spills "
-                                    "16 B on sm_90 at head_dim 64")
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("target", [pytest.param("sm_90", marks=HD64_DKDV_SPILL), "gfx942"])
+@pytest.mark.parametrize("target", ["sm_90", "gfx942"])
 def test_sweep_bf16_paths_do_not_spill(sweep, target):
     assert _bad(_rows(sweep, target=target, dtype=BF16, status="ok"), "spill_free") == []
 
