@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from .compiler import WeightLayout
 from .errors import SramFitError  # noqa: F401  (raised here; importers use this name too)
 from .footprint import bank_mask
-from .isa import SRAM_BANKS, HwConfig
+from .isa import MEM_W, HwConfig
 from .compiler import BlockDims, KvRegion
 
 WEIGHT_MODES = ("auto", "resident", "stream")
@@ -229,7 +229,7 @@ def place_weight_parts(hw: HwConfig, resident: bool,
     passes) to minimise ``table_bank_cost``. The tables on top leave ``pad`` rows above them
     (below); where that does not fit, each block's tables follow its own matrices (one
     contiguous image per block, which fits wherever plan_sram said the images fit)."""
-    bank = hw.w_rows // SRAM_BANKS
+    bank = hw.bank_rows(MEM_W)
     t_rows = [wl.rows - wl.mat_rows for wl in layouts]
     # a ROPE of one block-in-head j > 0 claims the RoPE table from record j on, so its bounding
     # read range runs (bph - 1) records past the table's end: the top slot leaves them in W
